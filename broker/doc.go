@@ -1,0 +1,41 @@
+// Package broker is PushUp's message queue: the registry of channels and the
+// batch publish and batch subscribe operations over them.
+//
+// Channels are created explicitly (Create, Renew) or, when
+// Config.ImplicitChannels is set, on first publish or subscribe; they are
+// renewed, closed (CloseChannel) and expire after Config.ChannelTTL with no
+// publication and no subscriber. A batch publish stores one message (one id,
+// one hybrid-logical-clock time) in each of its channels. A batch subscribe
+// merges its channels in time order, each message once.
+//
+// # Positions and cursors
+//
+// Every message carries its origin (the node and boot that published it), a
+// per-origin sequence number and a timestamp. The broker exposes an origin's
+// messages only up to its committed position, the end of the contiguous
+// prefix of that origin it holds, and a Cursor records a position per origin.
+// A reader that passes back the cursor of its last answer therefore never
+// gets a message twice and never misses one that was committed, even when
+// publications commit concurrently or arrive from other nodes out of time
+// order. What the cursor cannot bring back is a message evicted from the
+// cache before the reader asked (Result.Truncated says so).
+//
+// # Concurrency
+//
+// A Broker is safe for concurrent use. Waiting costs no goroutine: a parked
+// Subscription is a record in its channels' deadline-ordered waiter trees,
+// answered by whichever publisher, closer or sweeper gets to it first, via
+// the deliver function the subscriber supplied. deliver must not block.
+// The broker never calls deliver while holding a lock and does no I/O.
+//
+// One goroutine (the sweeper, started by New and stopped by Close) expires
+// waiters, evicts expired messages and closes idle channels, following one
+// schedule ordered by due time.
+//
+// Lock order (a goroutine holding one may take only those after it):
+//
+//	Broker.commitMu -> Broker.mu -> channel lock -> Subscription.mu
+//
+// The schedule's and the origin table's locks are leaves: held for one
+// operation, never while taking another lock.
+package broker

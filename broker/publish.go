@@ -1,0 +1,125 @@
+package broker
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/pushuphq/pushup/channel"
+)
+
+// Publication is one message to publish to one or more channels.
+type Publication struct {
+	Channels []string
+	// Data is the payload; it must be valid JSON (the HTTP layer checks).
+	Data json.RawMessage
+}
+
+// wakeup is a subscription claimed by a message, to be answered once the
+// commit lock is released.
+type wakeup struct {
+	s   *Subscription
+	ref *chanRef
+	res Result
+}
+
+// Publish publishes a batch: each publication becomes one message (one id,
+// one time) stored in each of its channels. The batch is all or nothing:
+// names are checked and channels resolved (or created, when implicit
+// creation is on) before anything is stored. Waiting subscriptions that a
+// message answers are answered before Publish returns.
+func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
+	if len(pubs) == 0 {
+		return nil, fmt.Errorf("%w: empty batch", ErrNoChannels)
+	}
+	if len(pubs) > b.cfg.MaxBatch {
+		return nil, fmt.Errorf("%w: %d given, at most %d allowed", ErrTooManyPublications, len(pubs), b.cfg.MaxBatch)
+	}
+	var names []string
+	for i, p := range pubs {
+		if err := checkNames(p.Channels, b.cfg.MaxChannelsPerRequest); err != nil {
+			if len(pubs) > 1 {
+				return nil, fmt.Errorf("publication %d: %w", i, err)
+			}
+			return nil, err
+		}
+		for _, n := range p.Channels {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+
+	b.commitMu.Lock()
+	// Resolving under commitMu means no channel can close between here
+	// and the inserts below: channels close only under commitMu too.
+	refs, err := b.resolve(names, b.cfg.ImplicitChannels)
+	if err != nil {
+		b.commitMu.Unlock()
+		return nil, err
+	}
+	byName := make(map[string]*chanRef, len(refs))
+	for i, n := range names {
+		byName[n] = refs[i]
+	}
+	now := b.now()
+	msgs := make([]*channel.Message, len(pubs))
+	var wake []wakeup
+	for i, p := range pubs {
+		ts := b.clock.Now()
+		b.local.seq++
+		m := channel.NewMessage(b.local.id, b.local.seq, ts, slices.Clone(p.Channels), p.Data)
+		msgs[i] = m
+		for _, n := range m.Channels {
+			// Cannot fail: the channel is open and stays so under commitMu.
+			_, _ = byName[n].Insert(m, now)
+		}
+		// Commit: from here readers see m.
+		b.local.ts.Store(uint64(ts))
+		wake = b.claim(m, byName, wake)
+	}
+	b.commitMu.Unlock()
+
+	b.published.Add(uint64(len(msgs)))
+	for _, r := range refs {
+		// The first message in a channel may make it due for eviction
+		// earlier than its idle expiry.
+		b.sched.ensure(r, r.NextDue())
+	}
+	for _, w := range wake {
+		w.s.unpark(w.ref)
+		b.deliver(w.s, w.res)
+	}
+	return msgs, nil
+}
+
+// claim answers the waiting subscriptions m wants to wake, in the order m
+// was committed. Caller holds commitMu, so every subscription is claimed by
+// the first committed message it wants, and the positions committed at
+// that moment are a sound cursor for all of them: any earlier message it
+// wanted would have claimed it first.
+func (b *Broker) claim(m *channel.Message, byName map[string]*chanRef, wake []wakeup) []wakeup {
+	var snap channel.Vector
+	one := []*channel.Message{m} // shared by every answer: never modified
+	for _, n := range m.Channels {
+		ref := byName[n]
+		ref.TakeWaiters(func(w channel.Waiter) bool {
+			s := w.(*Subscription)
+			remove, claimed := s.claim(m)
+			if claimed {
+				if snap == nil {
+					snap = b.origins.snapshot()
+				}
+				res := Result{Messages: one, Reason: ReasonMessages}
+				if s.until == 0 {
+					res.Cursor = s.cursor.advanceTo(snap)
+				} else {
+					res.Cursor = s.cursor.advancePast(one)
+				}
+				wake = append(wake, wakeup{s: s, ref: ref, res: res})
+			}
+			return remove
+		})
+	}
+	return wake
+}

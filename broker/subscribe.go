@@ -1,0 +1,249 @@
+package broker
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pushuphq/pushup/channel"
+)
+
+// SubscribeRequest is a batch subscription.
+type SubscribeRequest struct {
+	// Channels to read, at most Config.MaxChannelsPerRequest.
+	Channels []string
+	// Cursor is the position to read after; the zero Cursor reads every
+	// cached message.
+	Cursor Cursor
+	// FromNow ignores Cursor and starts at the current position: only
+	// messages published from now on.
+	FromNow bool
+	// Until, when positive, is the last Unix millisecond wanted. A request
+	// with Until in the past never waits.
+	Until int64
+	// Timeout is how long to wait when nothing is available; zero answers
+	// at once (client pull).
+	Timeout time.Duration
+}
+
+// maxResolveAttempts bounds how often Subscribe retries when a channel
+// closes while it registers. Each retry means a channel closed in a window
+// of microseconds; more than a handful in a row means channels are being
+// closed as fast as they are created.
+const maxResolveAttempts = 16
+
+// Subscribe reads the requested channels. When messages are available (or
+// the position was truncated, or Timeout is zero) it returns the answer at
+// once with a nil Subscription. Otherwise it parks the request and returns
+// the Subscription; deliver is later called exactly once with the answer,
+// outside broker locks, unless Subscription.Cancel returns true first.
+// deliver must not block: it is called from publishers and the sweeper. A
+// nil deliver discards the answer.
+//
+// The answer merges the channels in time order, each message once, at most
+// Config.MaxResponseMessages (then More is set). Its Cursor resumes exactly
+// after what was returned: passing it back never repeats and never skips a
+// message.
+func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, *Subscription, error) {
+	if err := checkNames(req.Channels, b.cfg.MaxChannelsPerRequest); err != nil {
+		return Result{}, nil, err
+	}
+	var until channel.Timestamp
+	if req.Until > 0 {
+		until = channel.EndOfMillis(req.Until)
+		if !req.FromNow && req.Cursor.Pos == nil && req.Cursor.Default > until {
+			return Result{}, nil, fmt.Errorf("%w: until %d is before since %d", ErrInvalidRange, req.Until, req.Cursor.Default.Millis())
+		}
+	}
+	if deliver == nil {
+		deliver = func(Result) {}
+	}
+	cur := req.Cursor
+	if req.FromNow {
+		cur = Cursor{Pos: b.origins.snapshot()}
+	}
+	for attempt := 0; attempt < maxResolveAttempts; attempt++ {
+		refs, err := b.resolve(req.Channels, b.cfg.ImplicitChannels)
+		if err != nil {
+			return Result{}, nil, err
+		}
+		now := b.now()
+		res := b.read(refs, cur, b.origins.snapshot(), until, now)
+		for _, r := range refs {
+			r.Touch(now)
+		}
+		if found(res) || req.Timeout <= 0 || (until != 0 && until.Millis() < now.UnixMilli()) {
+			b.answerNow(res)
+			return res, nil, nil
+		}
+		deadline := now.Add(req.Timeout)
+		if until != 0 {
+			// Nothing can match after until: stop waiting then.
+			deadline = earliest(deadline, time.UnixMilli(until.Millis()+1))
+		}
+		s := &Subscription{
+			b:        b,
+			key:      channel.WaitKey{Deadline: deadline.UnixNano(), ID: b.nextID.Add(1)},
+			refs:     refs,
+			cursor:   cur,
+			until:    until,
+			deliver:  deliver,
+			deadline: deadline,
+			open:     len(refs),
+		}
+		res, parked, retry := b.park(s, now)
+		if retry {
+			continue
+		}
+		if parked {
+			return Result{}, s, nil
+		}
+		b.answerNow(res)
+		return res, nil, nil
+	}
+	return Result{}, nil, fmt.Errorf("%w: channels kept closing while subscribing", ErrChannelNotFound)
+}
+
+func found(r Result) bool { return len(r.Messages) > 0 || r.Truncated }
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func (b *Broker) answerNow(res Result) {
+	b.delivered.Add(uint64(len(res.Messages)))
+	b.answered[res.Reason].Add(1)
+}
+
+// park registers s on its channels and then reads them again. The order
+// matters: a message committed before the second read is seen by it; one
+// committed after finds s registered and claims it (or, while s is still
+// registering, marks it missed so it reads once more). Either way no
+// message falls between the read and the wait.
+//
+// It returns the answer if one was found meanwhile, parked=true if s now
+// waits, or retry=true if a channel closed under it and the caller must
+// resolve the names again.
+func (b *Broker) park(s *Subscription, now time.Time) (res Result, parked, retry bool) {
+	for i, ref := range s.refs {
+		if err := ref.AddWaiter(s, now); err != nil {
+			for _, r := range s.refs[:i] {
+				r.RemoveWaiter(s, now)
+			}
+			return Result{}, false, true
+		}
+	}
+	if b.isClosed() {
+		// Close may have swept the channels before s was added.
+		s.finish(ReasonShutdown)
+	}
+	for {
+		snap := b.origins.snapshot()
+		res := b.read(s.refs, s.cursor, snap, s.until, b.now())
+		s.mu.Lock()
+		switch {
+		case s.state == stDone:
+			final := *s.final
+			s.mu.Unlock()
+			s.unpark(nil)
+			return final, false, false
+		case found(res):
+			s.state = stDone
+			s.mu.Unlock()
+			s.unpark(nil)
+			return res, false, false
+		case s.state == stMissed:
+			s.state = stRegistering
+			s.mu.Unlock()
+			continue
+		}
+		s.state = stWaiting
+		s.snap = snap
+		s.mu.Unlock()
+		for _, ref := range s.refs {
+			b.sched.ensure(ref, s.deadline)
+		}
+		return Result{}, true, false
+	}
+}
+
+// read reads refs after cur, seeing only what snap says is committed, and
+// merges the channels: time order, each message once, at most the response
+// limit. The cursor it returns advances to snap when the read was complete,
+// or just past the returned messages when the limit or until cut it.
+func (b *Broker) read(refs []*chanRef, cur Cursor, snap channel.Vector, until channel.Timestamp, now time.Time) Result {
+	q := channel.Query{
+		After:   cur.Pos,
+		Default: cur.Default,
+		Visible: snap,
+		Until:   until,
+		Limit:   b.cfg.MaxResponseMessages,
+	}
+	var res Result
+	if len(refs) == 1 {
+		rr := refs[0].Read(q, now, nil)
+		res = Result{Messages: rr.Messages, More: rr.More, Truncated: rr.Truncated}
+	} else {
+		res = b.readMerged(refs, q, now)
+	}
+	if !res.More && until == 0 {
+		res.Cursor = cur.advanceTo(snap)
+	} else {
+		res.Cursor = cur.advancePast(res.Messages)
+	}
+	return res
+}
+
+// readMerged reads several channels and merges them. Each channel returns
+// at most Limit messages; the first Limit of the merge are among them, since
+// each of those is within its own channel's first Limit.
+func (b *Broker) readMerged(refs []*chanRef, q channel.Query, now time.Time) Result {
+	var res Result
+	lists := make([][]*channel.Message, 0, len(refs))
+	total := 0
+	for _, r := range refs {
+		rr := r.Read(q, now, nil)
+		res.More = res.More || rr.More
+		res.Truncated = res.Truncated || rr.Truncated
+		if len(rr.Messages) > 0 {
+			lists = append(lists, rr.Messages)
+			total += len(rr.Messages)
+		}
+	}
+	if len(lists) == 1 {
+		res.Messages = lists[0]
+		return res
+	}
+	out := make([]*channel.Message, 0, min(total, q.Limit))
+	// k-way merge by repeated minimum over the list heads: k is at most
+	// the per-request channel limit (64 by default) and usually a few,
+	// where a linear scan beats a heap.
+	for {
+		best := -1
+		for i, l := range lists {
+			if len(l) > 0 && (best < 0 || l[0].Before(lists[best][0])) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		m := lists[best][0]
+		// A message published to several of these channels heads each
+		// of their lists at once: take it once, drop every copy.
+		for i, l := range lists {
+			if len(l) > 0 && l[0].Same(m) {
+				lists[i] = l[1:]
+			}
+		}
+		if len(out) == q.Limit {
+			res.More = true
+			break
+		}
+		out = append(out, m)
+	}
+	res.Messages = out
+	return res
+}
