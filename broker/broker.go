@@ -144,6 +144,9 @@ func (b *Broker) Close() {
 	<-b.done
 }
 
+// Closed reports whether Close has been called.
+func (b *Broker) Closed() bool { return b.isClosed() }
+
 func (b *Broker) isClosed() bool {
 	b.mu.RLock()
 	defer b.mu.RUnlock()

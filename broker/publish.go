@@ -15,12 +15,25 @@ type Publication struct {
 	Data json.RawMessage
 }
 
-// wakeup is a subscription claimed by a message, to be answered once the
-// commit lock is released.
-type wakeup struct {
-	s   *Subscription
-	ref *chanRef
-	res Result
+// fanout is one committed message and the subscriptions it claimed, to be
+// answered once the commit lock is released. The message slice and the
+// committed positions are shared by every answer.
+type fanout struct {
+	one  []*channel.Message // never modified: answers share it
+	snap channel.Vector     // committed positions right after the message
+	subs []*Subscription
+	from []*chanRef // the channel each subscription was taken from
+}
+
+// result builds s's answer.
+func (f *fanout) result(s *Subscription) Result {
+	res := Result{Messages: f.one, Reason: ReasonMessages}
+	if s.until == 0 {
+		res.Cursor = s.cursor.advanceTo(f.snap)
+	} else {
+		res.Cursor = s.cursor.advancePast(f.one)
+	}
+	return res
 }
 
 // Publish publishes a batch: each publication becomes one message (one id,
@@ -64,7 +77,7 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 	}
 	now := b.now()
 	msgs := make([]*channel.Message, len(pubs))
-	var wake []wakeup
+	var fans []*fanout
 	for i, p := range pubs {
 		ts := b.clock.Now()
 		b.local.seq++
@@ -76,7 +89,9 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 		}
 		// Commit: from here readers see m.
 		b.local.ts.Store(uint64(ts))
-		wake = b.claim(m, byName, wake)
+		if f := b.claim(m, byName); f != nil {
+			fans = append(fans, f)
+		}
 	}
 	b.commitMu.Unlock()
 
@@ -86,40 +101,44 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 		// earlier than its idle expiry.
 		b.sched.ensure(r, r.NextDue())
 	}
-	for _, w := range wake {
-		w.s.unpark(w.ref)
-		b.deliver(w.s, w.res)
+	for _, f := range fans {
+		for i, s := range f.subs {
+			s.unpark(f.from[i])
+			b.deliver(s, f.result(s))
+		}
 	}
 	return msgs, nil
 }
 
-// claim answers the waiting subscriptions m wants to wake, in the order m
-// was committed. Caller holds commitMu, so every subscription is claimed by
-// the first committed message it wants, and the positions committed at
-// that moment are a sound cursor for all of them: any earlier message it
-// wanted would have claimed it first.
-func (b *Broker) claim(m *channel.Message, byName map[string]*chanRef, wake []wakeup) []wakeup {
-	var snap channel.Vector
-	one := []*channel.Message{m} // shared by every answer: never modified
+// claim claims the waiting subscriptions m answers, in the order m was
+// committed, and returns them (nil if none). Caller holds commitMu, so every
+// subscription is claimed by the first committed message it wants, and the
+// positions committed at that moment are a sound cursor for all of them:
+// any earlier message it wanted would have claimed it first.
+func (b *Broker) claim(m *channel.Message, byName map[string]*chanRef) *fanout {
+	var f *fanout
 	for _, n := range m.Channels {
 		ref := byName[n]
 		ref.TakeWaiters(func(w channel.Waiter) bool {
 			s := w.(*Subscription)
 			remove, claimed := s.claim(m)
 			if claimed {
-				if snap == nil {
-					snap = b.origins.snapshot()
+				if f == nil {
+					// Sized for the common fan-out: every waiter of
+					// this channel.
+					n := ref.WaitersLocked()
+					f = &fanout{
+						one:  []*channel.Message{m},
+						snap: b.origins.snapshot(),
+						subs: make([]*Subscription, 0, n),
+						from: make([]*chanRef, 0, n),
+					}
 				}
-				res := Result{Messages: one, Reason: ReasonMessages}
-				if s.until == 0 {
-					res.Cursor = s.cursor.advanceTo(snap)
-				} else {
-					res.Cursor = s.cursor.advancePast(one)
-				}
-				wake = append(wake, wakeup{s: s, ref: ref, res: res})
+				f.subs = append(f.subs, s)
+				f.from = append(f.from, ref)
 			}
 			return remove
 		})
 	}
-	return wake
+	return f
 }

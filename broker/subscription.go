@@ -189,9 +189,12 @@ func (s *Subscription) stopResult(reason Reason, snap channel.Vector) Result {
 
 // unpark removes the subscription from every channel except skip.
 func (s *Subscription) unpark(skip *chanRef) {
-	now := s.b.now()
+	var now time.Time // read the clock only if there is work
 	for _, r := range s.refs {
 		if r != skip {
+			if now.IsZero() {
+				now = s.b.now()
+			}
 			r.RemoveWaiter(s, now)
 		}
 	}

@@ -348,6 +348,10 @@ func (c *Channel) Waiters() int {
 	return c.waiters.Len()
 }
 
+// WaitersLocked returns the number of parked waiters; only for use inside
+// a TakeWaiters callback, which runs with the lock held.
+func (c *Channel) WaitersLocked() int { return c.waiters.Len() }
+
 // TakeWaiters visits the parked waiters in deadline order and unparks those
 // for which take returns true; it returns how many it unparked. take runs
 // under the channel lock: it must be quick and must not touch other
@@ -358,7 +362,9 @@ func (c *Channel) TakeWaiters(take func(Waiter) bool) int {
 	if c.waiters.Len() == 0 {
 		return 0
 	}
-	var taken, kept []Waiter
+	// Fan-outs usually take everyone: size for that.
+	taken := make([]Waiter, 0, c.waiters.Len())
+	var kept []Waiter
 	c.waiters.Ascend(func(w Waiter) bool {
 		if take(w) {
 			taken = append(taken, w)

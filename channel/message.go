@@ -61,8 +61,7 @@ func NewMessage(origin, seq uint64, ts Timestamp, channels []string, data json.R
 		if i > 0 {
 			b = append(b, ',')
 		}
-		q, _ := json.Marshal(c) // a string always marshals
-		b = append(b, q...)
+		b = appendJSONString(b, c)
 	}
 	b = append(b, `],"data":`...)
 	start := len(b)
@@ -94,3 +93,18 @@ func (m *Message) Before(o *Message) bool {
 
 // Same reports whether m and o are the same publication.
 func (m *Message) Same(o *Message) bool { return m.TS == o.TS && m.Origin == o.Origin }
+
+// appendJSONString appends s as a JSON string. Channel names are plain
+// ASCII in practice, which needs no escaping; anything else goes through
+// encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

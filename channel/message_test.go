@@ -72,3 +72,14 @@ func TestVector(t *testing.T) {
 	assert.False(t, Vector{{3, 1}, {1, 1}}.Valid())
 	assert.False(t, Vector{{1, 1}, {1, 2}}.Valid())
 }
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"plain", "tag:c++", "", `quo"te`, `back\slash`, "tab\t", "é", "<&>"} {
+		var want string
+		b, _ := json.Marshal(s)
+		require.NoError(t, json.Unmarshal(b, &want))
+		var got string
+		require.NoError(t, json.Unmarshal(appendJSONString(nil, s), &got), s)
+		assert.Equal(t, want, got)
+	}
+}

@@ -1,0 +1,72 @@
+package api
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures the HTTP front.
+type Config struct {
+	// DefaultTimeout is how long a subscribe waits when the request names
+	// no timeout. 30 seconds sits well below the 60s idle limits common in
+	// proxies and load balancers.
+	DefaultTimeout time.Duration
+	// MaxTimeout is the longest timeout a subscribe may ask for; longer
+	// asks are rejected with 400, not silently shortened. Proxies in front
+	// must allow at least this plus a few seconds (deploy/haproxy does).
+	MaxTimeout time.Duration
+	// MaxBodyBytes caps a request body; larger bodies get 413.
+	MaxBodyBytes int64
+	// PublisherKey, when set, is required as "Authorization: Bearer <key>"
+	// on publish and channel endpoints. Subscribe stays open: browsers
+	// subscribe, and channel names are the capability.
+	PublisherKey string
+	// CORSOrigins lists the origins allowed to call subscribe from a
+	// browser; "*" allows any. Publisher endpoints never send CORS headers,
+	// so browsers on other origins cannot publish.
+	CORSOrigins []string
+	// ReadHeaderTimeout cuts off clients that are slow to send headers
+	// (slowloris).
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included. It does
+	// not limit how long a subscribe waits.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing one response; a client that does not
+	// read its answer in time is dropped. It does not limit how long a
+	// subscribe waits.
+	WriteTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle between requests.
+	IdleTimeout time.Duration
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration pushupd starts with.
+func DefaultConfig() Config {
+	return Config{
+		DefaultTimeout:    30 * time.Second,
+		MaxTimeout:        120 * time.Second,
+		MaxBodyBytes:      1 << 20,
+		CORSOrigins:       []string{"*"},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       90 * time.Second,
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxTimeout <= 0:
+		return fmt.Errorf("api: MaxTimeout must be positive, got %s", c.MaxTimeout)
+	case c.DefaultTimeout < 0 || c.DefaultTimeout > c.MaxTimeout:
+		return fmt.Errorf("api: DefaultTimeout (%s) must be between 0 and MaxTimeout (%s)", c.DefaultTimeout, c.MaxTimeout)
+	case c.MaxBodyBytes < 1:
+		return fmt.Errorf("api: MaxBodyBytes must be positive, got %d", c.MaxBodyBytes)
+	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
+		return fmt.Errorf("api: ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,11 @@
+// Package api is PushUp's HTTP front: the v1 JSON API for publishers
+// (publish, channel create/renew/info/close), the long-poll subscribe
+// endpoint for browsers, health and Prometheus metrics.
+//
+// Server owns the http.Server and its timeouts, maps broker errors to
+// status codes in one place (errors.go), and runs the graceful shutdown:
+// stop accepting, answer every waiting subscriber with its cursor, wait for
+// handlers. Its handlers are safe for concurrent use; a waiting subscriber
+// costs a Subscription record in the broker and, in this model, the handler
+// goroutine that waits for the broker's answer.
+package api

@@ -1,0 +1,102 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/pushuphq/pushup/broker"
+)
+
+// apiError is an error with the status and code the client sees.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(code, msg string) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: code, msg: msg}
+}
+
+// errorBody is every error response: {"error":"<code>","message":"<text>"}.
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+	// Cursor lets a subscriber whose channels closed resume elsewhere.
+	Cursor string `json:"cursor,omitempty"`
+}
+
+// brokerErrors maps broker sentinels to HTTP. This is the one place that
+// decides status codes for broker failures.
+var brokerErrors = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{broker.ErrChannelNotFound, http.StatusNotFound, "channel_not_found"},
+	{broker.ErrInvalidChannel, http.StatusBadRequest, "invalid_channel"},
+	{broker.ErrNoChannels, http.StatusBadRequest, "no_channels"},
+	{broker.ErrTooManyChannels, http.StatusBadRequest, "too_many_channels"},
+	{broker.ErrDuplicateChannel, http.StatusBadRequest, "duplicate_channel"},
+	{broker.ErrTooManyPublications, http.StatusBadRequest, "too_many_publications"},
+	{broker.ErrInvalidTTL, http.StatusBadRequest, "invalid_ttl"},
+	{broker.ErrInvalidCursor, http.StatusBadRequest, "invalid_since"},
+	{broker.ErrInvalidRange, http.StatusBadRequest, "invalid_range"},
+	{broker.ErrChannelLimit, http.StatusServiceUnavailable, "channel_limit"},
+	{broker.ErrShuttingDown, http.StatusServiceUnavailable, "shutting_down"},
+}
+
+// toAPIError classifies any error a handler meets.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
+			msg: "request body exceeds the limit of " + strconv.FormatInt(tooBig.Limit, 10) + " bytes"}
+	}
+	for _, m := range brokerErrors {
+		if errors.Is(err, m.err) {
+			// The package prefix helps in logs, not in a client's message.
+			return &apiError{status: m.status, code: m.code, msg: strings.ReplaceAll(err.Error(), "broker: ", "")}
+		}
+	}
+	return &apiError{status: http.StatusInternalServerError, code: "internal", msg: "internal error"}
+}
+
+// writeError sends err as a JSON error response.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	ae := toAPIError(err)
+	if ae.status >= 500 && ae.code == "internal" {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if ae.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	if ae.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="pushup"`)
+	}
+	writeJSON(w, ae.status, errorBody{Error: ae.code, Message: ae.msg})
+}
+
+// writeJSON sends v with status. Encoding our own response types cannot
+// fail; a write error means the client left and there is no one to tell.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"internal","message":"response encoding failed"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

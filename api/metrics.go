@@ -1,0 +1,93 @@
+package api
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/pushuphq/pushup/broker"
+)
+
+// brokerCollector exports the broker's figures. It reads one Stats
+// snapshot per scrape instead of keeping a second set of counters in sync.
+type brokerCollector struct {
+	b *broker.Broker
+
+	channels, messages, waiters, scheduled *prometheus.Desc
+	published, delivered, answers          *prometheus.Desc
+	cancelled, expired                     *prometheus.Desc
+}
+
+func newBrokerCollector(b *broker.Broker) *brokerCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("pushup_"+name, help, labels, nil)
+	}
+	return &brokerCollector{
+		b:         b,
+		channels:  d("channels", "Open channels."),
+		messages:  d("cached_messages", "Messages cached across channels (a message in two channels counts twice)."),
+		waiters:   d("waiting_subscribers", "Subscriptions waiting, across channels (one waiting on two channels counts twice)."),
+		scheduled: d("scheduled_channels", "Channels in the maintenance schedule."),
+		published: d("publications_total", "Messages published."),
+		delivered: d("deliveries_total", "Messages handed to subscribers in answers."),
+		answers:   d("subscribe_answers_total", "Subscribe answers by reason.", "reason"),
+		cancelled: d("subscriptions_cancelled_total", "Waiting subscriptions withdrawn because the client went away."),
+		expired:   d("channels_expired_total", "Channels closed after their idle TTL."),
+	}
+}
+
+func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.channels, c.messages, c.waiters, c.scheduled,
+		c.published, c.delivered, c.answers, c.cancelled, c.expired} {
+		ch <- d
+	}
+}
+
+func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.b.Stats()
+	g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	k := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
+	}
+	g(c.channels, float64(st.Channels))
+	g(c.messages, float64(st.Messages))
+	g(c.waiters, float64(st.Waiters))
+	g(c.scheduled, float64(st.Scheduled))
+	k(c.published, float64(st.Published))
+	k(c.delivered, float64(st.Delivered))
+	for r, n := range st.Answered {
+		k(c.answers, float64(n), r.String())
+	}
+	k(c.cancelled, float64(st.Cancelled))
+	k(c.expired, float64(st.Expired))
+}
+
+// httpMetrics holds the request latency histogram.
+type httpMetrics struct {
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(b *broker.Broker) (*prometheus.Registry, *httpMetrics) {
+	reg := prometheus.NewRegistry()
+	m := &httpMetrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "pushup_http_request_duration_seconds",
+			Help: "HTTP request latency by route, method and status; subscribe includes the long-poll wait.",
+			// From sub-millisecond publishes up to the longest holds.
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"route", "method", "code"}),
+	}
+	reg.MustRegister(
+		m.duration,
+		newBrokerCollector(b),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg, m
+}
+
+func (m *httpMetrics) observe(route, method string, status int, d time.Duration) {
+	m.duration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
+}

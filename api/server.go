@@ -1,0 +1,133 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pushuphq/pushup/broker"
+)
+
+// Server is PushUp's HTTP server. Create it with New, run it with Serve and
+// stop it with Shutdown.
+type Server struct {
+	cfg     Config
+	b       *broker.Broker
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *httpMetrics
+	router  *chi.Mux
+	handler http.Handler
+	http    *http.Server
+}
+
+// New builds a server in front of b.
+func New(b *broker.Broker, cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.CORSOrigins = slices.Clone(cfg.CORSOrigins)
+	s := &Server{cfg: cfg, b: b, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.reg, s.metrics = newMetrics(b)
+	s.handler = s.routes()
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		// No WriteTimeout: it would cut long polls. writeResult sets a
+		// deadline for each answer instead.
+		IdleTimeout:    cfg.IdleTimeout,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	// Shutdown closes the listeners first, then runs this: every waiting
+	// subscriber gets its cursor, so its handler returns and Shutdown can
+	// finish.
+	s.http.RegisterOnShutdown(b.Close)
+	return s, nil
+}
+
+func (s *Server) routes() http.Handler {
+	r := chi.NewRouter()
+	s.router = r
+	r.NotFound(s.notFound)
+	r.MethodNotAllowed(s.methodNotAllowed)
+
+	r.Get("/healthz", s.handleHealth)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+
+	r.Route("/v1", func(r chi.Router) {
+		r.With(s.cors).Get("/subscribe", s.handleSubscribe)
+		r.With(s.cors).Options("/subscribe", s.handleOptions) // preflights end in cors
+		r.Group(func(r chi.Router) {
+			r.Use(s.requirePublisherKey)
+			r.Post("/publish", s.handlePublish)
+			r.Post("/channels", s.handleCreateChannel)
+			r.Put("/channels/{channel}", s.handlePutChannel)
+			r.Get("/channels/{channel}", s.handleGetChannel)
+			r.Delete("/channels/{channel}", s.handleDeleteChannel)
+			r.Post("/channels/{channel}/messages", s.handleChannelMessage)
+		})
+	})
+	return s.recoverer(s.observe(r))
+}
+
+// Handler returns the HTTP handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Registry returns the Prometheus registry /metrics serves.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// Serve accepts connections on ln until Shutdown. It returns nil after a
+// Shutdown and the accept error otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, answers every waiting subscriber
+// with its cursor (closing the broker), and waits for handlers to finish.
+// If ctx ends first it closes the remaining connections and returns the
+// context's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	s.b.Close() // in case Shutdown returned before the hook ran
+	if err != nil {
+		s.http.Close()
+	}
+	return err
+}
+
+// healthBody answers GET /healthz.
+type healthBody struct {
+	Status string `json:"status"`
+}
+
+// handleHealth answers 200 while serving and 503 once shutdown began, so a
+// load balancer stops sending new requests here.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if s.b.Closed() {
+		writeJSON(w, http.StatusServiceUnavailable, healthBody{Status: "shutting_down"})
+		return
+	}
+	writeJSON(w, http.StatusOK, healthBody{Status: "ok"})
+}
+
+// handleOptions answers a plain OPTIONS (not a CORS preflight).
+func (s *Server) handleOptions(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET, OPTIONS")
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,151 @@
+package api
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/channel"
+)
+
+// parseSubscribeQuery turns GET /v1/subscribe parameters into a broker
+// request:
+//
+//	channels  comma-separated names (the parameter may also repeat)
+//	since     a cursor from a previous answer, a Unix time in ms
+//	          (absent or 0: every cached message), or "now"
+//	until     optional Unix time in ms, inclusive
+//	timeout   seconds to wait, decimals allowed; 0 answers at once
+//
+// Other parameters are ignored, so cache-busting "_=123" works.
+func parseSubscribeQuery(q url.Values, defaultTimeout, maxTimeout time.Duration) (broker.SubscribeRequest, error) {
+	var req broker.SubscribeRequest
+	for _, v := range q["channels"] {
+		req.Channels = append(req.Channels, strings.Split(v, ",")...)
+	}
+	if len(req.Channels) == 0 {
+		return req, badRequest("no_channels", `"channels" is required, e.g. channels=a,b`)
+	}
+
+	switch since := q.Get("since"); {
+	case since == "" || since == "0":
+	case since == "now":
+		req.FromNow = true
+	case broker.IsCursor(since):
+		c, err := broker.ParseCursor(since)
+		if err != nil {
+			return req, badRequest("invalid_since", fmt.Sprintf("since: %v (pass back the cursor of the previous answer unchanged)", err))
+		}
+		req.Cursor = c
+	default:
+		ms, err := parseMillis(since)
+		if err != nil {
+			return req, badRequest("invalid_since", "since must be a cursor, a Unix time in milliseconds, or \"now\": "+err.Error())
+		}
+		req.Cursor = broker.SinceMillis(ms)
+	}
+
+	if until := q.Get("until"); until != "" {
+		ms, err := parseMillis(until)
+		if err != nil || ms == 0 {
+			return req, badRequest("invalid_until", "until must be a positive Unix time in milliseconds")
+		}
+		req.Until = ms
+	}
+
+	req.Timeout = defaultTimeout
+	if t := q.Get("timeout"); t != "" {
+		secs, err := strconv.ParseFloat(t, 64)
+		max := maxTimeout.Seconds()
+		if err != nil || math.IsNaN(secs) || secs < 0 || secs > max {
+			return req, badRequest("invalid_timeout", fmt.Sprintf("timeout must be a number of seconds from 0 to %g", max))
+		}
+		req.Timeout = time.Duration(secs * float64(time.Second))
+	}
+	return req, nil
+}
+
+// parseMillis parses a non-negative Unix time in milliseconds.
+func parseMillis(s string) (int64, error) {
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || ms < 0 || uint64(ms) > channel.MaxMillis {
+		return 0, fmt.Errorf("%q is not a Unix time in milliseconds", s)
+	}
+	return ms, nil
+}
+
+// appendResult encodes a subscribe answer. Messages were encoded once when
+// published; this only concatenates them.
+func appendResult(b []byte, res broker.Result) []byte {
+	b = append(b, `{"messages":[`...)
+	for i, m := range res.Messages {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, m.JSON...)
+	}
+	b = append(b, `],"cursor":"`...)
+	b = append(b, res.Cursor.String()...)
+	b = append(b, `","more":`...)
+	b = strconv.AppendBool(b, res.More)
+	b = append(b, `,"truncated":`...)
+	b = strconv.AppendBool(b, res.Truncated)
+	return append(b, "}\n"...)
+}
+
+// writeResult sends a subscribe answer. A subscription whose every channel
+// closed gets 410 with its cursor; at shutdown the answer is an ordinary
+// empty one with "Connection: close", so the client reconnects (through the
+// load balancer, to another node) and resumes from the cursor.
+func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, res broker.Result) {
+	if res.Reason == broker.ReasonClosed {
+		writeJSON(w, http.StatusGone, errorBody{
+			Error:   "channel_closed",
+			Message: "every channel of this subscription was closed",
+			Cursor:  res.Cursor.String(),
+		})
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	if res.Reason == broker.ReasonShutdown {
+		h.Set("Connection", "close")
+	}
+	// The wait may have been long; give the write its own deadline.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(appendResult(make([]byte, 0, 256), res))
+}
+
+// handleSubscribe serves GET /v1/subscribe. In this model a waiting request
+// keeps its handler goroutine until the broker answers or the client goes.
+func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
+	req, err := parseSubscribeQuery(r.URL.Query(), s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	answer := make(chan broker.Result, 1) // deliver must not block
+	res, sub, err := s.b.Subscribe(req, func(r broker.Result) { answer <- r })
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if sub != nil {
+		select {
+		case res = <-answer:
+		case <-r.Context().Done():
+			if sub.Cancel() {
+				return // client gone: nothing to write, nothing left behind
+			}
+			res = <-answer // answered meanwhile; try to write it anyway
+		}
+	}
+	s.writeResult(w, r, res)
+}

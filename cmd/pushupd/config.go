@@ -1,0 +1,133 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/pushuphq/pushup/api"
+	"github.com/pushuphq/pushup/broker"
+)
+
+// envPrefix starts the environment variable of every flag: -max-timeout
+// is PUSHUP_MAX_TIMEOUT.
+const envPrefix = "PUSHUP_"
+
+// config is everything pushupd needs to start.
+type config struct {
+	Listen          string
+	Broker          broker.Config
+	API             api.Config
+	ShutdownTimeout time.Duration
+	LogLevel        slog.Level
+	LogFormat       string
+}
+
+// envName returns the environment variable for a flag.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads flags, with PUSHUP_* environment variables as
+// defaults: a flag on the command line wins over its variable, which wins
+// over the built-in default. It returns flag.ErrHelp after printing usage
+// for -h.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	bc := broker.DefaultConfig()
+	ac := api.DefaultConfig()
+	c := config{Listen: ":8080", Broker: bc, API: ac, ShutdownTimeout: 15 * time.Second, LogFormat: "text"}
+
+	fs := flag.NewFlagSet("pushupd", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve HTTP on (host:port)")
+
+	fs.DurationVar(&c.Broker.Channel.MessageTTL, "message-ttl", bc.Channel.MessageTTL, "how long a message stays cached for reconnecting subscribers (0: until pushed out by -max-messages)")
+	fs.IntVar(&c.Broker.Channel.MaxMessages, "max-messages", bc.Channel.MaxMessages, "messages cached per channel; the oldest is evicted beyond it")
+	fs.DurationVar(&c.Broker.ChannelTTL, "channel-ttl", bc.ChannelTTL, "a channel with no publication and no subscriber for this long expires")
+	fs.DurationVar(&c.Broker.MaxChannelTTL, "max-channel-ttl", bc.MaxChannelTTL, "longest ttl a channel create or renew may ask for")
+	fs.BoolVar(&c.Broker.ImplicitChannels, "implicit-channels", bc.ImplicitChannels, "publish and subscribe create missing channels (false: 404 until created with PUT /v1/channels/{channel})")
+	fs.IntVar(&c.Broker.MaxChannels, "max-channels", bc.MaxChannels, "channels that may exist at once; creating more fails with 503 (0: no limit)")
+	fs.IntVar(&c.Broker.MaxChannelsPerRequest, "max-channels-per-request", bc.MaxChannelsPerRequest, "channels one publication or subscription may name")
+	fs.IntVar(&c.Broker.MaxBatch, "max-batch", bc.MaxBatch, "publications in one batch publish")
+	fs.IntVar(&c.Broker.MaxResponseMessages, "max-response-messages", bc.MaxResponseMessages, "messages in one subscribe answer; the answer says \"more\":true beyond it")
+
+	fs.DurationVar(&c.API.DefaultTimeout, "default-timeout", ac.DefaultTimeout, "how long a subscribe waits when it names no timeout")
+	fs.DurationVar(&c.API.MaxTimeout, "max-timeout", ac.MaxTimeout, "longest timeout a subscribe may ask for (longer asks get 400)")
+	fs.Int64Var(&c.API.MaxBodyBytes, "max-body", ac.MaxBodyBytes, "largest request body in bytes (larger gets 413)")
+	fs.StringVar(&c.API.PublisherKey, "publisher-key", "", "if set, publish and channel endpoints need \"Authorization: Bearer <key>\" (prefer the environment variable: flags show in ps)")
+	cors := fs.String("cors-origins", strings.Join(ac.CORSOrigins, ","), "comma-separated origins allowed to subscribe from browsers; * allows any, empty allows none")
+	fs.DurationVar(&c.API.ReadHeaderTimeout, "read-header-timeout", ac.ReadHeaderTimeout, "cut off clients slower than this to send request headers")
+	fs.DurationVar(&c.API.ReadTimeout, "read-timeout", ac.ReadTimeout, "longest time to read a whole request, body included")
+	fs.DurationVar(&c.API.WriteTimeout, "write-timeout", ac.WriteTimeout, "longest time to write one response; slower clients are dropped")
+	fs.DurationVar(&c.API.IdleTimeout, "idle-timeout", ac.IdleTimeout, "close keep-alive connections idle this long")
+
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM/SIGINT, how long to wait for answers to be written before closing connections")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error (debug logs every request)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+
+	fs.Usage = func() {
+		fmt.Fprintf(out, "pushupd: PushUp long-polling publish/subscribe broker\n\nUsage: pushupd [flags]\n\n")
+		fmt.Fprintf(out, "Every flag can also be set by the environment variable shown; a flag given\non the command line wins.\n\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			def := f.DefValue
+			if def == "" {
+				def = `""`
+			}
+			fmt.Fprintf(out, "  -%s  (default %s)  [$%s]\n      %s\n", f.Name, def, envName(f.Name), f.Usage)
+		})
+	}
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("$%s=%q: %w", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q (flags start with -)", fs.Args())
+	}
+
+	c.API.CORSOrigins = nil
+	for _, o := range strings.Split(*cors, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.API.CORSOrigins = append(c.API.CORSOrigins, o)
+		}
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+		return c, fmt.Errorf("-log-level %q: want debug, info, warn or error", *level)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return c, fmt.Errorf("-log-format %q: want text or json", c.LogFormat)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return c, errors.New("-shutdown-timeout must be positive")
+	}
+	if err := c.Broker.Validate(); err != nil {
+		return c, err
+	}
+	if err := c.API.Validate(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// logger builds the process logger.
+func (c config) logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
