@@ -94,68 +94,62 @@ func parseTTLBody(body []byte) (time.Duration, error) {
 
 // handleCreateChannel serves POST /v1/channels: a new channel with a
 // server-picked unique name.
-func (s *Server) handleCreateChannel(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleCreateChannel(w http.ResponseWriter, r *http.Request) error {
 	body, err := s.readBody(w, r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	ttl, err := parseTTLBody(body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	info, err := s.b.Create(ttl)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Location", "/v1/channels/"+info.Name)
 	writeJSON(w, http.StatusCreated, infoJSON(info))
+	return nil
 }
 
 // handlePutChannel serves PUT /v1/channels/{channel}: create or renew.
-func (s *Server) handlePutChannel(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handlePutChannel(w http.ResponseWriter, r *http.Request) error {
 	name, err := channelParam(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	body, err := s.readBody(w, r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	ttl, err := parseTTLBody(body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	info, created, err := s.b.Renew(name, ttl)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, infoJSON(info))
+	return nil
 }
 
 // handleGetChannel serves GET /v1/channels/{channel}.
-func (s *Server) handleGetChannel(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleGetChannel(w http.ResponseWriter, r *http.Request) error {
 	name, err := channelParam(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	info, err := s.b.Info(name)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, infoJSON(info))
+	return nil
 }
 
 // closedBody answers DELETE /v1/channels/{channel}.
@@ -167,16 +161,15 @@ type closedBody struct {
 }
 
 // handleDeleteChannel serves DELETE /v1/channels/{channel}.
-func (s *Server) handleDeleteChannel(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleDeleteChannel(w http.ResponseWriter, r *http.Request) error {
 	name, err := channelParam(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	n, err := s.b.CloseChannel(name)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, closedBody{Channel: name, Closed: true, Answered: n})
+	return nil
 }

@@ -154,31 +154,29 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 }
 
 // handlePublish serves POST /v1/publish.
-func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	body, err := s.readBody(w, r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pubs, batch, err := parsePublishBody(body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	msgs, err := s.b.Publish(pubs...)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !batch {
 		writeJSON(w, http.StatusCreated, publishedOf(msgs[0]))
-		return
+		return nil
 	}
 	out := make([]published, len(msgs))
 	for i, m := range msgs {
 		out[i] = publishedOf(m)
 	}
 	writeJSON(w, http.StatusCreated, out)
+	return nil
 }
 
 // rawBodyData turns a raw message body into JSON data: a body that is JSON
@@ -213,26 +211,23 @@ func rawBodyData(body []byte, contentType string) (json.RawMessage, error) {
 }
 
 // handleChannelMessage serves POST /v1/channels/{channel}/messages.
-func (s *Server) handleChannelMessage(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleChannelMessage(w http.ResponseWriter, r *http.Request) error {
 	name, err := channelParam(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	body, err := s.readBody(w, r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	data, err := rawBodyData(body, r.Header.Get("Content-Type"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	msgs, err := s.b.Publish(broker.Publication{Channels: []string{name}, Data: data})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusCreated, publishedOf(msgs[0]))
+	return nil
 }

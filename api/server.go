@@ -67,19 +67,29 @@ func (s *Server) routes() http.Handler {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 
 	r.Route("/v1", func(r chi.Router) {
-		r.With(s.cors).Get("/subscribe", s.handleSubscribe)
+		r.With(s.cors).Get("/subscribe", s.handle(s.handleSubscribe))
 		r.With(s.cors).Options("/subscribe", s.handleOptions) // preflights end in cors
 		r.Group(func(r chi.Router) {
 			r.Use(s.requirePublisherKey)
-			r.Post("/publish", s.handlePublish)
-			r.Post("/channels", s.handleCreateChannel)
-			r.Put("/channels/{channel}", s.handlePutChannel)
-			r.Get("/channels/{channel}", s.handleGetChannel)
-			r.Delete("/channels/{channel}", s.handleDeleteChannel)
-			r.Post("/channels/{channel}/messages", s.handleChannelMessage)
+			r.Post("/publish", s.handle(s.handlePublish))
+			r.Post("/channels", s.handle(s.handleCreateChannel))
+			r.Put("/channels/{channel}", s.handle(s.handlePutChannel))
+			r.Get("/channels/{channel}", s.handle(s.handleGetChannel))
+			r.Delete("/channels/{channel}", s.handle(s.handleDeleteChannel))
+			r.Post("/channels/{channel}/messages", s.handle(s.handleChannelMessage))
 		})
 	})
 	return s.recoverer(s.observe(r))
+}
+
+// handle adapts a handler that returns its error: the one place errors
+// become JSON error responses.
+func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
 }
 
 // Handler returns the HTTP handler, for tests and embedding.

@@ -125,27 +125,26 @@ func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, res broker.
 
 // handleSubscribe serves GET /v1/subscribe. In this model a waiting request
 // keeps its handler goroutine until the broker answers or the client goes.
-func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) error {
 	req, err := parseSubscribeQuery(r.URL.Query(), s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	answer := make(chan broker.Result, 1) // deliver must not block
 	res, sub, err := s.b.Subscribe(req, func(r broker.Result) { answer <- r })
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if sub != nil {
 		select {
 		case res = <-answer:
 		case <-r.Context().Done():
 			if sub.Cancel() {
-				return // client gone: nothing to write, nothing left behind
+				return nil // client gone: nothing to write, nothing left behind
 			}
 			res = <-answer // answered meanwhile; try to write it anyway
 		}
 	}
 	s.writeResult(w, r, res)
+	return nil
 }
