@@ -98,3 +98,24 @@ func TestClockStrictlyIncreasingConcurrently(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishWhileWallClockGoesBackwards: a wall clock stepping back an
+// hour (NTP correction, VM migration) does not reorder messages, repeat
+// times or confuse cursors.
+func TestPublishWhileWallClockGoesBackwards(t *testing.T) {
+	w := &fakeWall{t: time.UnixMilli(1_700_000_000_000)}
+	b := newTestBroker(t, func(c *Config) { c.Now = w.now })
+	first := publish(t, b, pub(1, "a"))[0]
+	cur := poll(t, b, Cursor{}, "a").Cursor
+
+	w.set(w.now().Add(-time.Hour))
+	second := publish(t, b, pub(2, "a"))[0]
+	third := publish(t, b, pub(3, "a"))[0]
+	assert.Greater(t, second.TS, first.TS)
+	assert.Greater(t, third.TS, second.TS)
+	assert.GreaterOrEqual(t, second.Time(), first.Time(), "client-visible time never goes back")
+
+	res := poll(t, b, cur, "a")
+	assert.Equal(t, []string{"2", "3"}, dataOf(res.Messages))
+	assert.Equal(t, []string{"1", "2", "3"}, dataOf(poll(t, b, Cursor{}, "a").Messages))
+}
