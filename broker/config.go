@@ -37,6 +37,12 @@ type Config struct {
 	// MaxResponseMessages caps the messages in one subscribe answer; the
 	// answer then says More and the client polls again at once.
 	MaxResponseMessages int
+	// TimeoutJitter shortens each subscription's wait by a random part of
+	// up to this fraction of its timeout (0.1: a 30s wait ends between 27s
+	// and 30s), so a crowd that subscribed together does not time out and
+	// reconnect together. It never lengthens a wait: proxies in front
+	// must be able to rely on the maximum. 0 disables it; at most 0.5.
+	TimeoutJitter float64
 	// Origin identifies this broker's boot in message ids and cursors. Zero
 	// picks a random one, which is what a node should do at every start.
 	Origin uint64
@@ -55,6 +61,7 @@ func DefaultConfig() Config {
 		MaxChannelsPerRequest: 64,
 		MaxBatch:              1000,
 		MaxResponseMessages:   1000,
+		TimeoutJitter:         0.1,
 	}
 }
 
@@ -74,6 +81,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("broker: MaxChannelsPerRequest must be at least 1, got %d", c.MaxChannelsPerRequest)
 	case c.MaxBatch < 1:
 		return fmt.Errorf("broker: MaxBatch must be at least 1, got %d", c.MaxBatch)
+	case c.TimeoutJitter < 0 || c.TimeoutJitter > 0.5:
+		return fmt.Errorf("broker: TimeoutJitter must be between 0 and 0.5, got %g", c.TimeoutJitter)
 	case c.MaxResponseMessages < 1:
 		return fmt.Errorf("broker: MaxResponseMessages must be at least 1, got %d", c.MaxResponseMessages)
 	}

@@ -9,9 +9,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// exact is the default config without timeout jitter, for tests that
+// check deadlines to the nanosecond.
+func exact() Config {
+	c := DefaultConfig()
+	c.TimeoutJitter = 0
+	return c
+}
+
 func TestWaitTimesOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, err := New(DefaultConfig())
+		b, err := New(exact())
 		require.NoError(t, err)
 		defer b.Close()
 
@@ -38,6 +46,26 @@ func TestWaitTimesOut(t *testing.T) {
 		// The timeout cursor still resumes exactly.
 		publish(t, b, pub("after", "a"))
 		assert.Equal(t, []string{`"after"`}, dataOf(poll(t, b, res.Cursor, "a").Messages))
+	})
+}
+
+func TestTimeoutJitterSpreadsDeadlinesButNeverLengthens(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := New(DefaultConfig()) // jitter 0.1
+		require.NoError(t, err)
+		defer b.Close()
+		start := time.Now()
+		deadlines := map[time.Time]bool{}
+		for range 100 {
+			_, sub, err := b.Subscribe(SubscribeRequest{Channels: []string{"a"}, FromNow: true, Timeout: 30 * time.Second}, nil)
+			require.NoError(t, err)
+			require.NotNil(t, sub)
+			d := sub.Deadline()
+			assert.False(t, d.After(start.Add(30*time.Second)), "never longer than asked")
+			assert.False(t, d.Before(start.Add(27*time.Second)), "at most 10%% shorter")
+			deadlines[d] = true
+		}
+		assert.Greater(t, len(deadlines), 90, "a crowd gets spread-out deadlines")
 	})
 }
 
@@ -69,7 +97,7 @@ func TestManyWaitersExpireWithoutATimerEach(t *testing.T) {
 
 func TestUntilEndsTheWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, err := New(DefaultConfig())
+		b, err := New(exact())
 		require.NoError(t, err)
 		defer b.Close()
 		start := time.Now()
@@ -90,7 +118,7 @@ func TestUntilEndsTheWait(t *testing.T) {
 
 func TestIdleChannelExpiresAndFreesMemory(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b, err := New(DefaultConfig()) // channel TTL 1h, message TTL 10m
+		b, err := New(exact()) // channel TTL 1h, message TTL 10m
 		require.NoError(t, err)
 		defer b.Close()
 

@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -184,13 +185,18 @@ func TestConcurrentCloseAndSubscribe(t *testing.T) {
 			}
 		})
 	}
-	for range 300 {
+	// Keep closing and publishing until the subscribers have really been
+	// through it, however the scheduler interleaves them.
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; i < 300 || parked.Load() < 200 || cancelled.Load() < 20; i++ {
+		require.True(t, time.Now().Before(deadline), "subscribers made no progress")
 		_, err := b.CloseChannel(chs[rand.IntN(len(chs))])
 		if err != nil {
 			assert.ErrorIs(t, err, ErrChannelNotFound)
 		}
 		_, err = b.Publish(pub(1, chs[rand.IntN(len(chs))]))
 		require.NoError(t, err)
+		runtime.Gosched()
 	}
 	close(stop)
 	wg.Wait()

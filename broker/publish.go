@@ -19,21 +19,32 @@ type Publication struct {
 // answered once the commit lock is released. The message slice and the
 // committed positions are shared by every answer.
 type fanout struct {
-	one  []*channel.Message // never modified: answers share it
-	snap channel.Vector     // committed positions right after the message
-	subs []*Subscription
-	from []*chanRef // the channel each subscription was taken from
+	one   []*channel.Message // never modified: answers share it
+	snap  channel.Vector     // committed positions right after the message
+	share Share
+	subs  []*Subscription
+	from  []*chanRef // the channel each subscription was taken from
 }
 
-// result builds s's answer.
+// result builds s's answer. Answers whose cursor is the snapshot itself,
+// the common case, are identical and marked with the shared Share.
 func (f *fanout) result(s *Subscription) Result {
 	res := Result{Messages: f.one, Reason: ReasonMessages}
-	if s.until == 0 {
-		res.Cursor = s.cursor.advanceTo(f.snap)
-	} else {
+	if s.until != 0 {
 		res.Cursor = s.cursor.advancePast(f.one)
+		return res
+	}
+	res.Cursor = s.cursor.advanceTo(f.snap)
+	if res.Cursor.Default == 0 && sameVector(res.Cursor.Pos, f.snap) {
+		res.Share = &f.share
 	}
 	return res
+}
+
+// sameVector reports whether a and b are the same slice (not just equal):
+// advanceTo returns the snapshot itself when it can share it.
+func sameVector(a, b channel.Vector) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // Publish publishes a batch: each publication becomes one message (one id,

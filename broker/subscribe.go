@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/pushuphq/pushup/channel"
@@ -75,7 +76,7 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 			b.answerNow(res)
 			return res, nil, nil
 		}
-		deadline := now.Add(req.Timeout)
+		deadline := now.Add(b.jittered(req.Timeout))
 		if until != 0 {
 			// Nothing can match after until: stop waiting then.
 			deadline = earliest(deadline, time.UnixMilli(until.Millis()+1))
@@ -101,6 +102,14 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 		return res, nil, nil
 	}
 	return Result{}, nil, fmt.Errorf("%w: channels kept closing while subscribing", ErrChannelNotFound)
+}
+
+// jittered shortens a timeout by a random part of up to TimeoutJitter.
+func (b *Broker) jittered(d time.Duration) time.Duration {
+	if b.cfg.TimeoutJitter == 0 {
+		return d
+	}
+	return d - time.Duration(rand.Float64()*b.cfg.TimeoutJitter*float64(d))
 }
 
 func found(r Result) bool { return len(r.Messages) > 0 || r.Truncated }

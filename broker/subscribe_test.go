@@ -179,3 +179,43 @@ func TestSubscribeValidation(t *testing.T) {
 	}
 	assert.Equal(t, 0, b.Stats().Channels)
 }
+
+func TestIdenticalAnswersShareOneMemo(t *testing.T) {
+	b := newTestBroker(t, nil)
+	cur := poll(t, b, Cursor{}, "a").Cursor
+	ws := []*waiter{newWaiter(), newWaiter(), newWaiter(), newWaiter()}
+	reqs := []SubscribeRequest{
+		{Channels: []string{"a"}, Cursor: cur, Timeout: time.Minute},
+		{Channels: []string{"a"}, FromNow: true, Timeout: time.Minute},
+		{Channels: []string{"a", "b"}, Cursor: cur, Timeout: time.Minute},
+		// A time-based start keeps its Default in the cursor: not shareable.
+		{Channels: []string{"a"}, Cursor: SinceMillis(1), Timeout: time.Minute},
+	}
+	for i, r := range reqs {
+		if i == 3 {
+			publish(t, b, pub("old", "z")) // make SinceMillis(1) find nothing on a
+		}
+		_, s, err := b.Subscribe(r, ws[i].deliver)
+		require.NoError(t, err)
+		require.NotNil(t, s, "request %d parks", i)
+	}
+	publish(t, b, pub("x", "a"))
+	res := make([]Result, len(ws))
+	for i, w := range ws {
+		res[i] = w.wait(t)
+	}
+	require.NotNil(t, res[0].Share)
+	assert.Same(t, res[0].Share, res[1].Share)
+	assert.Same(t, res[0].Share, res[2].Share)
+	assert.Equal(t, res[0].Cursor.String(), res[2].Cursor.String())
+	assert.Nil(t, res[3].Share)
+
+	calls := 0
+	build := func() []byte { calls++; return []byte("encoded") }
+	for _, r := range res[:3] {
+		assert.Equal(t, "encoded", string(r.Share.Memo("v1", build)))
+	}
+	assert.Equal(t, 1, calls, "built once for everyone")
+	r := res[0].Share.Memo("v2", func() []byte { return []byte("other") })
+	assert.Equal(t, "other", string(r))
+}

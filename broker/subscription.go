@@ -51,6 +51,41 @@ type Result struct {
 	Truncated bool
 	// Reason says why the answer came.
 	Reason Reason
+	// Share, when not nil, is shared by every Result that is identical to
+	// this one (same messages, cursor and flags): all subscribers one
+	// publication answered whose cursors end at the same place. Layers
+	// above cache their encoding of the answer there, so a fan-out to
+	// 10,000 subscribers encodes one response, not 10,000.
+	Share *Share
+}
+
+// Share is a memo attached to identical Results; see Result.Share. It is
+// safe for concurrent use.
+type Share struct {
+	mu   sync.Mutex
+	memo []shareEntry // one per encoding variant; a handful at most
+}
+
+type shareEntry struct {
+	key string
+	val []byte
+}
+
+// Memo returns the value stored under key, building and storing it on the
+// first call. build runs at most once per key. Keys name encoding
+// variants (e.g. with or without a CORS header); the returned bytes must
+// not be modified.
+func (s *Share) Memo(key string, build func() []byte) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.memo {
+		if e.key == key {
+			return e.val
+		}
+	}
+	v := build()
+	s.memo = append(s.memo, shareEntry{key, v})
+	return v
 }
 
 // subState is a subscription's life cycle:
