@@ -8,6 +8,11 @@ import (
 
 // Config configures the HTTP front.
 type Config struct {
+	// Model is how waiting subscribe requests are held: ModelEvent (no
+	// goroutine per waiting request; Linux only, elsewhere it falls back
+	// to ModelGoroutine) or ModelGoroutine. Requests over TLS or HTTP/2
+	// always use the goroutine path: they cannot be hijacked.
+	Model Model
 	// DefaultTimeout is how long a subscribe waits when the request names
 	// no timeout. 30 seconds sits well below the 60s idle limits common in
 	// proxies and load balancers.
@@ -32,9 +37,10 @@ type Config struct {
 	// ReadTimeout bounds reading a whole request, body included. It does
 	// not limit how long a subscribe waits.
 	ReadTimeout time.Duration
-	// WriteTimeout bounds writing one response; a client that does not
-	// read its answer in time is dropped. It does not limit how long a
-	// subscribe waits.
+	// WriteTimeout is how long a client may stall reading its answer: a
+	// client that takes no bytes for this long is dropped (and counted).
+	// It does not limit how long a subscribe waits, nor a large answer a
+	// client keeps reading.
 	WriteTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle between requests.
 	IdleTimeout time.Duration
@@ -45,6 +51,7 @@ type Config struct {
 // DefaultConfig returns the configuration pushupd starts with.
 func DefaultConfig() Config {
 	return Config{
+		Model:             ModelEvent,
 		DefaultTimeout:    30 * time.Second,
 		MaxTimeout:        120 * time.Second,
 		MaxBodyBytes:      1 << 20,
@@ -58,6 +65,9 @@ func DefaultConfig() Config {
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
+	if _, err := ParseModel(string(c.Model)); err != nil {
+		return err
+	}
 	switch {
 	case c.MaxTimeout <= 0:
 		return fmt.Errorf("api: MaxTimeout must be positive, got %s", c.MaxTimeout)

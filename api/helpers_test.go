@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -28,8 +29,20 @@ type testServer struct {
 }
 
 type options struct {
+	model  Model
 	broker func(*broker.Config)
 	api    func(*Config)
+}
+
+// models are the ways a waiting request can be held; the HTTP suite runs
+// against each.
+var models = []Model{ModelEvent, ModelGoroutine}
+
+// eachModel runs fn as a subtest per model.
+func eachModel(t *testing.T, fn func(t *testing.T, m Model)) {
+	for _, m := range models {
+		t.Run(string(m), func(t *testing.T) { fn(t, m) })
+	}
 }
 
 func startServer(t *testing.T, opts options) *testServer {
@@ -42,11 +55,15 @@ func startServer(t *testing.T, opts options) *testServer {
 	require.NoError(t, err)
 	ac := DefaultConfig()
 	ac.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if opts.model != "" {
+		ac.Model = opts.model
+	}
 	if opts.api != nil {
 		opts.api(&ac)
 	}
 	srv, err := New(b, ac)
 	require.NoError(t, err)
+	require.Equal(t, ac.Model, srv.Model(), "the model asked for is the one in use")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ts := &testServer{
@@ -153,3 +170,16 @@ func q(kv ...string) string {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
+
+// goroutinesAsEventuallySees counts goroutines from inside a
+// require.Eventually condition, which runs on a goroutine of testify's: a
+// baseline to compare later counts taken the same way with.
+func goroutinesAsEventuallySees(t *testing.T) int {
+	var n int
+	require.Eventually(t, func() bool { n = runtime.NumGoroutine(); return true }, time.Second, time.Millisecond)
+	return n
+}

@@ -91,3 +91,47 @@ func newMetrics(b *broker.Broker) (*prometheus.Registry, *httpMetrics) {
 func (m *httpMetrics) observe(route, method string, status int, d time.Duration) {
 	m.duration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
 }
+
+// parkerCollector exports the event model's figures.
+type parkerCollector struct {
+	p                                         *parker
+	conns, parked                             *prometheus.Desc
+	vanished, failed, slow, handbacks, served *prometheus.Desc
+}
+
+func newParkerCollector(p *parker) *parkerCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("pushup_event_"+name, help, nil, nil)
+	}
+	return &parkerCollector{
+		p:         p,
+		conns:     d("connections", "Connections held by the event loop: parked, idle between requests, or being served."),
+		parked:    d("parked", "Connections parked waiting for an answer."),
+		vanished:  d("vanished_total", "Parked subscribers whose client went away before the answer."),
+		failed:    d("write_failures_total", "Answers that could not be written (client gone)."),
+		slow:      d("slow_clients_dropped_total", "Clients dropped because they did not take their answer within the write timeout."),
+		handbacks: d("handbacks_total", "Connections handed back to the HTTP server for a request the event loop does not serve."),
+		served:    d("requests_total", "Requests read and served by the event loop itself."),
+	}
+}
+
+func (c *parkerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.conns, c.parked, c.vanished, c.failed, c.slow, c.handbacks, c.served} {
+		ch <- d
+	}
+}
+
+func (c *parkerCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.p.stats()
+	g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	k := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
+	g(c.conns, float64(st.connections))
+	g(c.parked, float64(st.parked))
+	k(c.vanished, float64(st.vanished))
+	k(c.failed, float64(st.writeFailed))
+	k(c.slow, float64(st.slow))
+	k(c.handbacks, float64(st.handbacks))
+	k(c.served, float64(st.served))
+}

@@ -62,17 +62,36 @@ func (s *Server) cors(next http.Handler) http.Handler {
 	})
 }
 
+// reqMeta travels in a request's context from observe to the handler. A
+// subscribe that parks its connection sets parked: its latency is recorded
+// when the answer is written, not when the handler returns.
+type reqMeta struct {
+	start  time.Time
+	parked bool
+}
+
+type reqMetaKey struct{}
+
+func metaFrom(ctx context.Context) *reqMeta {
+	m, _ := ctx.Value(reqMetaKey{}).(*reqMeta)
+	return m
+}
+
 // observe records request latency and logs each request at debug level.
 // It runs outside the router so unmatched requests are counted too.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
+		meta := &reqMeta{start: time.Now()}
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		// chi fills in a route context it finds on the request rather
 		// than making its own, so the pattern is readable afterwards.
 		rc := chi.NewRouteContext()
-		r = r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, rc))
+		ctx := context.WithValue(r.Context(), chi.RouteCtxKey, rc)
+		r = r.WithContext(context.WithValue(ctx, reqMetaKey{}, meta))
 		next.ServeHTTP(ww, r)
+		if meta.parked {
+			return
+		}
 		route := rc.RoutePattern()
 		if route == "" {
 			route = "unmatched"
@@ -81,7 +100,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if status == 0 {
 			status = 499 // client left before an answer (nginx's convention)
 		}
-		d := time.Since(start)
+		d := time.Since(meta.start)
 		s.metrics.observe(route, r.Method, status, d)
 		s.log.Debug("request", "method", r.Method, "route", route, "path", r.URL.Path,
 			"status", status, "bytes", ww.BytesWritten(), "duration", d, "remote", r.RemoteAddr)

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/internal/epoll"
 )
 
 // Server is PushUp's HTTP server. Create it with New, run it with Serve and
@@ -26,6 +27,7 @@ type Server struct {
 	router  *chi.Mux
 	handler http.Handler
 	http    *http.Server
+	parker  *parker // nil in the goroutine model
 }
 
 // New builds a server in front of b.
@@ -40,6 +42,18 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	}
 	s.reg, s.metrics = newMetrics(b)
 	s.handler = s.routes()
+	if cfg.Model == ModelEvent {
+		if !epoll.Supported {
+			s.log.Warn("the event model needs epoll (Linux); using the goroutine model")
+		} else {
+			p, err := newParker(s)
+			if err != nil {
+				return nil, err
+			}
+			s.parker = p
+			s.reg.MustRegister(newParkerCollector(p))
+		}
+	}
 	s.http = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -101,7 +115,24 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 // Serve accepts connections on ln until Shutdown. It returns nil after a
 // Shutdown and the accept error otherwise.
 func (s *Server) Serve(ln net.Listener) error {
+	if s.parker != nil {
+		rl := newReentryListener(ln)
+		s.parker.reentry = rl
+		ln = rl
+	}
 	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ServeTLS is Serve over TLS with the given certificate and key files.
+// Clients may speak HTTP/2. TLS connections cannot be parked by the event
+// model, so their waiting subscribes hold a goroutine as in
+// ModelGoroutine.
+func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
+	err := s.http.ServeTLS(ln, certFile, keyFile)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -115,10 +146,26 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	s.b.Close() // in case Shutdown returned before the hook ran
+	if s.parker != nil {
+		// http.Server does not track hijacked connections: wait for the
+		// event loop to write the answers the broker just gave.
+		if perr := s.parker.shutdown(ctx); err == nil {
+			err = perr
+		}
+	}
 	if err != nil {
 		s.http.Close()
 	}
 	return err
+}
+
+// Model returns the model in use (ModelGoroutine when the event model was
+// asked for but is not supported here).
+func (s *Server) Model() Model {
+	if s.parker != nil {
+		return ModelEvent
+	}
+	return ModelGoroutine
 }
 
 // healthBody answers GET /healthz.

@@ -102,7 +102,7 @@ func appendResult(b []byte, res broker.Result) []byte {
 // closed gets 410 with its cursor; at shutdown the answer is an ordinary
 // empty one with "Connection: close", so the client reconnects (through the
 // load balancer, to another node) and resumes from the cursor.
-func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, res broker.Result) {
+func (s *Server) writeResult(w http.ResponseWriter, res broker.Result) {
 	if res.Reason == broker.ReasonClosed {
 		writeJSON(w, http.StatusGone, errorBody{
 			Error:   "channel_closed",
@@ -117,18 +117,31 @@ func (s *Server) writeResult(w http.ResponseWriter, r *http.Request, res broker.
 	if res.Reason == broker.ReasonShutdown {
 		h.Set("Connection", "close")
 	}
-	// The wait may have been long; give the write its own deadline.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(appendResult(make([]byte, 0, 256), res))
+	// The deadline bounds a stall, not the answer: each chunk renews it,
+	// so a client that keeps reading a large answer is not cut off.
+	rc := http.NewResponseController(w)
+	body := appendResult(make([]byte, 0, 256), res)
+	for len(body) > 0 {
+		chunk := body[:min(len(body), slowChunk)]
+		body = body[len(chunk):]
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if _, err := w.Write(chunk); err != nil {
+			return // the client is gone or stalled; the server closes it
+		}
+	}
 }
 
-// handleSubscribe serves GET /v1/subscribe. In this model a waiting request
-// keeps its handler goroutine until the broker answers or the client goes.
+// handleSubscribe serves GET /v1/subscribe. In the event model a request
+// that has to wait is parked (see subscribeParked); otherwise it keeps its
+// handler goroutine until the broker answers or the client goes.
 func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) error {
 	req, err := parseSubscribeQuery(r.URL.Query(), s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
 	if err != nil {
 		return err
+	}
+	if s.parker != nil && canPark(r) {
+		return s.subscribeParked(w, r, req)
 	}
 	answer := make(chan broker.Result, 1) // deliver must not block
 	res, sub, err := s.b.Subscribe(req, func(r broker.Result) { answer <- r })
@@ -145,6 +158,88 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) error {
 			res = <-answer // answered meanwhile; try to write it anyway
 		}
 	}
-	s.writeResult(w, r, res)
+	s.writeResult(w, res)
 	return nil
+}
+
+// canPark reports whether the event model can hold r: plain HTTP/1.1.
+// HTTP/2 and TLS connections cannot be hijacked.
+func canPark(r *http.Request) bool {
+	return r.ProtoMajor == 1 && r.ProtoMinor >= 1 && r.TLS == nil
+}
+
+// subscribeParked serves a subscribe in the event model. An answer that is
+// ready is written at once, like any response. Otherwise the connection is
+// taken from http.Server (or, when the event loop is already serving it,
+// kept) and parked: the handler returns and nothing waits but a record.
+func (s *Server) subscribeParked(w http.ResponseWriter, r *http.Request, req broker.SubscribeRequest) error {
+	c := pconnFrom(r.Context())
+	fresh := c == nil
+	if fresh {
+		c = &pconn{p: s.parker}
+	}
+	meta := metaFrom(r.Context())
+	c.acao = w.Header().Get("Access-Control-Allow-Origin")
+	c.keepAlive = !r.Close
+	c.start = meta.start.UnixNano()
+	res, sub, err := s.b.Subscribe(req, c.deliver)
+	if err != nil {
+		return err
+	}
+	if sub == nil {
+		s.writeResult(w, res)
+		return nil
+	}
+	meta.parked = true
+	if fresh {
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			if err = c.attach(conn, rw); err != nil {
+				conn.Close()
+			}
+		}
+		if err != nil {
+			// Cannot park. If the answer was given meanwhile it is lost,
+			// but nothing is skipped: the client keeps its cursor.
+			sub.Cancel()
+			s.log.Warn("cannot park a subscribe connection", "err", err)
+			if conn == nil {
+				meta.parked = false
+				return fmt.Errorf("api: parking the connection: %w", err)
+			}
+			return nil
+		}
+	}
+	c.park(sub)
+	return nil
+}
+
+// varyOrigin is the Vary header of subscribe answers (see cors).
+var varyOrigin = []string{"Origin"}
+
+// answerBytes encodes the answer to a parked request as a whole HTTP
+// response. Identical answers from one publication (res.Share) are
+// encoded once per header variant and the bytes shared.
+func (s *Server) answerBytes(res broker.Result, acao string, keep bool) ([]byte, int) {
+	status := http.StatusOK
+	if res.Reason == broker.ReasonClosed {
+		status = http.StatusGone
+	}
+	build := func() []byte {
+		w := newEventWriter()
+		w.header["Vary"] = varyOrigin
+		if acao != "" {
+			w.header.Set("Access-Control-Allow-Origin", acao)
+		}
+		s.writeResult(w, res)
+		return w.bytes(w.keepAlive(keep))
+	}
+	if res.Share == nil {
+		return build(), status
+	}
+	key := acao
+	if !keep {
+		key += "|close"
+	}
+	return res.Share.Memo(key, build), status
 }

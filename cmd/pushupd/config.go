@@ -20,6 +20,7 @@ const envPrefix = "PUSHUP_"
 // config is everything pushupd needs to start.
 type config struct {
 	Listen          string
+	TLSCert, TLSKey string
 	Broker          broker.Config
 	API             api.Config
 	ShutdownTimeout time.Duration
@@ -44,6 +45,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs := flag.NewFlagSet("pushupd", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve HTTP on (host:port)")
+	model := fs.String("model", string(ac.Model), "how waiting subscribers are held: event (no goroutine per waiting request; Linux) or goroutine")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS (and HTTP/2) with this certificate file; needs -tls-key. TLS connections use the goroutine model")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file for -tls-cert")
 
 	fs.DurationVar(&c.Broker.Channel.MessageTTL, "message-ttl", bc.Channel.MessageTTL, "how long a message stays cached for reconnecting subscribers (0: until pushed out by -max-messages)")
 	fs.IntVar(&c.Broker.Channel.MaxMessages, "max-messages", bc.Channel.MaxMessages, "messages cached per channel; the oldest is evicted beyond it")
@@ -62,7 +66,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	cors := fs.String("cors-origins", strings.Join(ac.CORSOrigins, ","), "comma-separated origins allowed to subscribe from browsers; * allows any, empty allows none")
 	fs.DurationVar(&c.API.ReadHeaderTimeout, "read-header-timeout", ac.ReadHeaderTimeout, "cut off clients slower than this to send request headers")
 	fs.DurationVar(&c.API.ReadTimeout, "read-timeout", ac.ReadTimeout, "longest time to read a whole request, body included")
-	fs.DurationVar(&c.API.WriteTimeout, "write-timeout", ac.WriteTimeout, "longest time to write one response; slower clients are dropped")
+	fs.DurationVar(&c.API.WriteTimeout, "write-timeout", ac.WriteTimeout, "a client that takes no bytes of its answer for this long is dropped")
 	fs.DurationVar(&c.API.IdleTimeout, "idle-timeout", ac.IdleTimeout, "close keep-alive connections idle this long")
 
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM/SIGINT, how long to wait for answers to be written before closing connections")
@@ -104,6 +108,14 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		if o = strings.TrimSpace(o); o != "" {
 			c.API.CORSOrigins = append(c.API.CORSOrigins, o)
 		}
+	}
+	m, err := api.ParseModel(*model)
+	if err != nil {
+		return c, fmt.Errorf("-model: %w", err)
+	}
+	c.API.Model = m
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return c, errors.New("-tls-cert and -tls-key go together")
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 		return c, fmt.Errorf("-log-level %q: want debug, info, warn or error", *level)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushuphq/pushup/api"
 )
 
 func env(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
@@ -21,6 +23,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 64, c.Broker.MaxChannelsPerRequest)
 	assert.True(t, c.Broker.ImplicitChannels)
 	assert.Equal(t, []string{"*"}, c.API.CORSOrigins)
+	assert.Equal(t, api.ModelEvent, c.API.Model)
 }
 
 func TestEnvAndFlagPrecedence(t *testing.T) {
@@ -57,6 +60,8 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"-shutdown-timeout", "0s"}, nil, "-shutdown-timeout"},
 		{[]string{"stray"}, nil, "unexpected arguments"},
 		{[]string{"-nope"}, nil, "not defined"},
+		{[]string{"-model", "threads"}, nil, "-model"},
+		{[]string{"-tls-cert", "c.pem"}, nil, "go together"},
 	} {
 		_, err := parseConfig(tc.args, env(tc.env), &bytes.Buffer{})
 		require.Error(t, err, "%v %v", tc.args, tc.env)
@@ -74,11 +79,11 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"max-channels", "max-channels-per-request", "max-batch", "max-response-messages",
 		"default-timeout", "max-timeout", "max-body", "publisher-key", "cors-origins",
 		"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout",
-		"shutdown-timeout", "log-level", "log-format",
+		"shutdown-timeout", "log-level", "log-format", "model", "tls-cert", "tls-key",
 	} {
 		line := "  -" + name + "  (default "
 		assert.Contains(t, help, line, name)
 		assert.Contains(t, help, "[$"+envName(name)+"]", name)
 	}
-	assert.Equal(t, strings.Count(help, "  -"), 22, "no flag left undocumented here")
+	assert.Equal(t, strings.Count(help, "  -"), 25, "no flag left undocumented here")
 }

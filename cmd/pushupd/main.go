@@ -53,7 +53,8 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 		b.Close()
 		return err
 	}
-	log.Info("pushupd listening", "addr", ln.Addr().String(), "origin", fmt.Sprintf("%016x", b.Origin()),
+	log.Info("pushupd listening", "addr", ln.Addr().String(), "model", srv.Model(), "tls", cfg.TLSCert != "",
+		"origin", fmt.Sprintf("%016x", b.Origin()),
 		"implicit_channels", cfg.Broker.ImplicitChannels, "message_ttl", cfg.Broker.Channel.MessageTTL,
 		"max_messages", cfg.Broker.Channel.MaxMessages, "channel_ttl", cfg.Broker.ChannelTTL,
 		"default_timeout", cfg.API.DefaultTimeout, "max_timeout", cfg.API.MaxTimeout,
@@ -63,7 +64,13 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 	}
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if cfg.TLSCert != "" {
+			served <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-served:
 		b.Close()

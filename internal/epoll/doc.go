@@ -1,0 +1,14 @@
+// Package epoll watches many sockets with one Linux epoll set and one
+// goroutine, so a server can hold thousands of idle or waiting connections
+// without a goroutine (and its stack) for each.
+//
+// Registrations are one-shot: after an event for a socket is reported, the
+// socket stays registered but silent until Rearm. That gives each event a
+// single owner and makes a socket's handler free of races with the next
+// event. Every registration carries a caller-chosen 64-bit key that comes
+// back with its events; the poller never holds Go pointers for the caller.
+//
+// A Poller is safe for concurrent use. Its handler runs on the poller's
+// goroutine and must not block. Callers must Remove a socket before closing
+// it: a closed descriptor number can be reused by a new socket.
+package epoll
