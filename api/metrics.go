@@ -135,3 +135,10 @@ func (c *parkerCollector) Collect(ch chan<- prometheus.Metric) {
 	k(c.handbacks, float64(st.handbacks))
 	k(c.served, float64(st.served))
 }
+
+// parkerStats are the event model's figures for /metrics.
+type parkerStats struct {
+	connections, parked                    int64
+	vanished, writeFailed, slow, handbacks uint64
+	served                                 uint64
+}

@@ -1,14 +1,18 @@
+//go:build linux
+
 package api
 
 import (
 	"context"
 	"log/slog"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/btree"
+	"golang.org/x/sys/unix"
 
 	"github.com/pushuphq/pushup/broker"
 	"github.com/pushuphq/pushup/internal/epoll"
@@ -18,14 +22,15 @@ import (
 // connections, the worker pool that writes answers and serves the requests
 // that arrive on them, and the schedule of idle deadlines.
 //
-// Goroutines it owns: the poller, GOMAXPROCS workers, and one per slow
-// write (bounded by the write timeout). shutdown stops them all.
+// Goroutines it owns: the accept loop, the poller and GOMAXPROCS workers;
+// shutdown stops them all. Nothing else runs per connection: a slow client
+// waits in the epoll set for its socket to drain, under a deadline.
 type parker struct {
 	s       *Server
 	log     *slog.Logger
 	poll    *epoll.Poller
 	reg     registry
-	reentry *reentryListener // set by Serve
+	reentry atomic.Pointer[reentryListener] // set by listen
 	closing atomic.Bool
 
 	qmu   sync.Mutex
@@ -33,14 +38,17 @@ type parker struct {
 	queue []job
 	qstop bool
 
-	// idleMu guards idle, the idle connections by deadline. Leaf lock.
-	idleMu sync.Mutex
-	idle   *btree.BTreeG[*pconn]
+	// deadlineMu guards deadlines, the connections that have a deadline
+	// (idle, header or write stall), ordered by it. Leaf lock.
+	deadlineMu sync.Mutex
+	deadlines  *btree.BTreeG[*pconn]
 
 	bufs sync.Pool // *[]byte read buffers, held only while parsing
 
 	workers sync.WaitGroup
-	slow    sync.WaitGroup
+
+	lmu sync.Mutex // guards lfd; accept and stopAccepting hold it
+	lfd int        // the listening socket, -1 when not accepting
 
 	parkedNow   atomic.Int64 // connections waiting for an answer
 	vanished    atomic.Uint64
@@ -61,25 +69,28 @@ type job struct {
 type jobKind uint8
 
 const (
-	jobEvent  jobKind = iota // an epoll report
-	jobAnswer                // write a delivered answer
+	jobEvent    jobKind = iota // an epoll report
+	jobAnswer                  // write a delivered answer
+	jobDeadline                // a deadline passed
+	jobAccept                  // the listener has connections waiting
 )
 
-// idleTick is how often idle connections are checked against their
-// deadline; idle timeouts are seconds long, so a second is fine-grained.
-const idleTick = time.Second
+// deadlineTick is how often connection deadlines are swept. Idle and
+// header timeouts are seconds long and a write stall is dropped within a
+// tick of its timeout, so a tenth of a second is fine-grained enough.
+const deadlineTick = 100 * time.Millisecond
 
 func newParker(s *Server) (*parker, error) {
-	p := &parker{s: s, log: s.log}
+	p := &parker{s: s, log: s.log, lfd: -1}
 	p.qcond = sync.NewCond(&p.qmu)
-	p.idle = btree.NewG(32, func(a, b *pconn) bool {
-		if a.idleUntil != b.idleUntil {
-			return a.idleUntil < b.idleUntil
+	p.deadlines = btree.NewG(32, func(a, b *pconn) bool {
+		if a.deadline != b.deadline {
+			return a.deadline < b.deadline
 		}
 		return a.key < b.key
 	})
 	p.bufs.New = func() any { b := make([]byte, 4096); return &b }
-	poll, err := epoll.New(p.events, p.sweepIdle, idleTick)
+	poll, err := epoll.New(p.events, p.sweepDeadlines, deadlineTick)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +107,10 @@ func newParker(s *Server) (*parker, error) {
 func (p *parker) events(evs []epoll.Event) {
 	p.qmu.Lock()
 	for _, e := range evs {
+		if e.Key == listenerKey {
+			p.queue = append(p.queue, job{kind: jobAccept})
+			continue
+		}
 		if c := p.reg.get(e.Key); c != nil {
 			p.queue = append(p.queue, job{c: c, kind: jobEvent, events: e.Events})
 		}
@@ -143,71 +158,146 @@ func (p *parker) work() {
 func (p *parker) run(j job) {
 	switch j.kind {
 	case jobEvent:
-		j.c.event(j.events)
+		j.c.event(j.events, false)
+	case jobDeadline:
+		j.c.event(0, true)
+	case jobAccept:
+		p.accept()
 	case jobAnswer:
 		j.c.answer(j.res)
 	}
 }
 
-// slowWrite finishes a write the socket could not take at once, on its own
-// goroutine, so the workers stay free. The write timeout bounds a stall,
-// not the whole answer: each chunk gets a fresh deadline, so a client that
-// keeps reading a large answer is never cut off, and one that stops is
-// dropped within the timeout.
-func (p *parker) slowWrite(c *pconn, rest []byte, keep bool) {
-	p.slow.Go(func() {
-		for len(rest) > 0 {
-			chunk := rest[:min(len(rest), slowChunk)]
-			c.conn.SetWriteDeadline(time.Now().Add(p.s.cfg.WriteTimeout))
-			n, err := c.conn.Write(chunk)
-			rest = rest[n:]
-			if err != nil {
-				p.slowDropped.Add(1)
-				p.log.Debug("dropped a slow client", "remote", c.conn.RemoteAddr().String(), "err", err)
-				c.close()
-				return
-			}
-		}
-		c.conn.SetWriteDeadline(time.Time{})
-		c.afterWrite(keep)
+// listenerKey is the epoll key of the listening socket; the registry never
+// hands it out (its generations would have to wrap first).
+const listenerKey = ^uint64(0)
+
+// acceptBatch bounds the connections one accept job takes before it
+// re-arms, so a connection storm does not starve answers.
+const acceptBatch = 256
+
+// watchListener puts the listening socket in the epoll set: accepting is
+// one more event. Accepted sockets never get a netpoller descriptor.
+func (p *parker) watchListener(ln *net.TCPListener) error {
+	raw, err := ln.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cerr error
+	p.lmu.Lock()
+	defer p.lmu.Unlock()
+	err = raw.Control(func(fd uintptr) {
+		p.lfd = int(fd)
+		cerr = p.poll.Add(p.lfd, listenerKey, epoll.Readable)
 	})
+	if err != nil {
+		return err
+	}
+	return cerr
 }
 
-// slowChunk is how much a slow write sends per deadline: small enough that
-// a client reading at a few hundred KB/s renews its deadline well within
-// any sane write timeout.
-const slowChunk = 64 << 10
-
-func (p *parker) idleAdd(c *pconn) {
-	p.idleMu.Lock()
-	p.idle.ReplaceOrInsert(c)
-	p.idleMu.Unlock()
+// accept takes waiting connections, then re-arms the listener.
+func (p *parker) accept() {
+	p.lmu.Lock()
+	defer p.lmu.Unlock()
+	if p.lfd < 0 {
+		return // stopped
+	}
+	for range acceptBatch {
+		fd, _, err := unix.Accept4(p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		switch {
+		case err == nil:
+			p.adopt(fd)
+			continue
+		case err == unix.EAGAIN:
+		case err == unix.EINTR || err == unix.ECONNABORTED:
+			continue
+		default:
+			// Out of file descriptors and the like: tell http.Server,
+			// which logs it, and try again a little later instead of
+			// spinning on a listener that stays readable.
+			p.reentry.Load().fail(&net.OpError{Op: "accept", Net: "tcp", Err: err})
+			time.AfterFunc(100*time.Millisecond, func() { p.enqueue(job{kind: jobAccept}) })
+			return
+		}
+		break
+	}
+	p.poll.Rearm(p.lfd, listenerKey, epoll.Readable)
 }
 
-func (p *parker) idleRemove(c *pconn) {
-	p.idleMu.Lock()
-	p.idle.Delete(c)
-	p.idleMu.Unlock()
+// stopAccepting takes the listener out of the epoll set, before it is
+// closed.
+func (p *parker) stopAccepting() {
+	p.lmu.Lock()
+	defer p.lmu.Unlock()
+	if p.lfd >= 0 {
+		p.poll.Remove(p.lfd)
+		p.lfd = -1
+	}
 }
 
-// sweepIdle closes idle connections past their deadline: one range sweep
-// of the deadline tree, once a second, on the poller goroutine.
-func (p *parker) sweepIdle() {
+// tcpKeepAlive matches net.ListenConfig's defaults for accepted
+// connections: probe after 15s idle, every 15s, give up after 9. A parked
+// client that vanished without a FIN is noticed this way.
+const tcpKeepAlive = 15
+
+// adopt takes a newly accepted socket: the event loop waits for its first
+// request, for at most ReadHeaderTimeout (as http.Server would).
+func (p *parker) adopt(fd int) {
+	if p.closing.Load() {
+		unix.Close(fd)
+		return
+	}
+	// Best effort, like net's own: a socket that refuses an option still
+	// works.
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, tcpKeepAlive)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, tcpKeepAlive)
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
+	c := newPconn(p)
+	c.attachFD(fd, nil)
+	c.mu.Lock()
+	c.goIdle(time.Now().Add(p.s.cfg.ReadHeaderTimeout).UnixNano())
+}
+
+func (p *parker) deadlineAdd(c *pconn) {
+	p.deadlineMu.Lock()
+	p.deadlines.ReplaceOrInsert(c)
+	p.deadlineMu.Unlock()
+}
+
+func (p *parker) deadlineRemove(c *pconn) {
+	p.deadlineMu.Lock()
+	p.deadlines.Delete(c)
+	p.deadlineMu.Unlock()
+}
+
+// sweepDeadlines hands the connections whose deadline passed to the
+// workers: one range sweep of the deadline tree per tick, on the poller
+// goroutine. The worker re-checks under the connection's lock, since the
+// deadline may move meanwhile.
+func (p *parker) sweepDeadlines() {
 	now := time.Now().UnixNano()
 	var due []*pconn
-	p.idleMu.Lock()
-	for {
-		c, ok := p.idle.Min()
-		if !ok || c.idleUntil > now {
-			break
+	p.deadlineMu.Lock()
+	p.deadlines.Ascend(func(c *pconn) bool {
+		if c.deadline > now {
+			return false
 		}
-		p.idle.DeleteMin()
 		due = append(due, c)
+		return true
+	})
+	p.deadlineMu.Unlock()
+	if len(due) == 0 {
+		return
 	}
-	p.idleMu.Unlock()
+	p.qmu.Lock()
 	for _, c := range due {
-		p.enqueue(job{c: c, kind: jobEvent, events: epoll.Hangup})
+		p.queue = append(p.queue, job{c: c, kind: jobDeadline})
 	}
+	p.qmu.Unlock()
+	p.qcond.Broadcast()
 }
 
 // shutdown closes idle connections, waits (until ctx ends) for every
@@ -243,16 +333,8 @@ wait:
 	for _, c := range p.reg.all() {
 		c.close()
 	}
-	p.slow.Wait()
 	p.poll.Close()
 	return err
-}
-
-// parkerStats are the event model's figures for /metrics.
-type parkerStats struct {
-	connections, parked                    int64
-	vanished, writeFailed, slow, handbacks uint64
-	served                                 uint64
 }
 
 func (p *parker) stats() parkerStats {
@@ -334,4 +416,20 @@ func (r *registry) all() []*pconn {
 		}
 	}
 	return out
+}
+
+// listen puts the event loop in front of ln and returns the listener
+// http.Server should serve from. Listeners other than TCP are served by
+// http.Server alone.
+func (p *parker) listen(ln net.Listener) (net.Listener, error) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return ln, nil
+	}
+	rl := newReentryListener(ln, p.stopAccepting)
+	p.reentry.Store(rl)
+	if err := p.watchListener(tl); err != nil {
+		return nil, err
+	}
+	return rl, nil
 }

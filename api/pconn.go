@@ -1,3 +1,5 @@
+//go:build linux
+
 package api
 
 import (
@@ -7,8 +9,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,7 +28,8 @@ const (
 	csServing connState = iota
 	// csParked: waiting for the broker's answer; watched for hang-up.
 	csParked
-	// csWriting: a worker is writing its answer.
+	// csWriting: a worker is writing its answer; if the socket could not
+	// take it all, the rest waits in out for the socket to drain.
 	csWriting
 	// csIdle: answered; watched for its next request or hang-up.
 	csIdle
@@ -33,20 +37,23 @@ const (
 	csClosed
 )
 
-// pconn is an event-model connection: a connection that waited for a
-// subscribe answer without a goroutine, and then stays with the event loop
-// between requests. This record (plus the broker's Subscription) is all a
-// waiting subscriber costs.
+// pconn is an event-model connection. The event loop owns its raw file
+// descriptor from accept to close: no net.Conn, no netpoller descriptor,
+// no goroutine, no buffers while it waits. This record (plus the broker's
+// Subscription) is all a waiting subscriber costs. It becomes a net.Conn
+// only if it is handed to http.Server.
 //
-// mu guards the state and the epoll registration together: a state change
-// and the matching (re)arming happen under it, so an event never finds a
-// connection in a state its arming does not match. Lock order:
-// pconn.mu -> parker.idleMu.
+// mu guards the state, the epoll registration and the deadline together:
+// a state change and the matching (re)arming happen under it, so an event
+// never finds a connection in a state its arming does not match. Lock
+// order: pconn.mu -> parker.deadlineMu.
 type pconn struct {
-	p    *parker
-	conn net.Conn
-	raw  syscall.RawConn
-	key  uint64 // registry key, also the epoll key
+	p   *parker
+	fd  int
+	key uint64 // registry key, also the epoll key
+	// deliverFn is c.deliver as a func value, made once per connection
+	// rather than once per poll.
+	deliverFn func(broker.Result)
 
 	mu         sync.Mutex
 	state      connState
@@ -57,7 +64,15 @@ type pconn struct {
 	keepAlive  bool           // the parked request allows another one
 	start      int64          // when the parked request arrived (Unix ns)
 	partial    []byte         // bytes of the next request, read early
-	idleUntil  int64          // Unix ns; valid while idle
+	out        []byte         // the rest of an answer the socket did not take yet
+	outKeep    bool           // keep the connection after out is written
+	deadline   int64          // Unix ns: idle, header or write-stall deadline; 0 = none
+}
+
+func newPconn(p *parker) *pconn {
+	c := &pconn{p: p, fd: -1}
+	c.deliverFn = c.deliver
+	return c
 }
 
 // pconnKey finds the pconn of a request the event loop is serving.
@@ -87,9 +102,17 @@ func (c *pconn) deliver(res broker.Result) {
 	}
 }
 
-// attach takes over a connection hijacked from http.Server, with whatever
-// it had already read of a next request.
-func (c *pconn) attach(conn net.Conn, rw *bufio.ReadWriter) error {
+// attachFD makes c own fd, a connected non-blocking socket.
+func (c *pconn) attachFD(fd int, early []byte) {
+	c.fd, c.partial = fd, early
+	c.key = c.p.reg.add(c)
+}
+
+// attachHijacked takes over a connection hijacked from http.Server, with
+// whatever it had already read of a next request: it keeps a duplicate of
+// the socket and closes the net.Conn, so the parked connection costs no
+// netpoller descriptor.
+func (c *pconn) attachHijacked(conn net.Conn, rw *bufio.ReadWriter) error {
 	var early []byte
 	if rw != nil && rw.Reader.Buffered() > 0 {
 		early, _ = rw.Reader.Peek(rw.Reader.Buffered())
@@ -99,16 +122,27 @@ func (c *pconn) attach(conn net.Conn, rw *bufio.ReadWriter) error {
 		early = append(early, pc.prefix...)
 		conn = pc.TCPConn
 	}
-	sc, ok := conn.(syscall.Conn)
+	tcp, ok := conn.(*net.TCPConn)
 	if !ok {
-		return errors.New("api: hijacked connection has no file descriptor")
+		return errors.New("api: hijacked connection is not TCP")
 	}
-	raw, err := sc.SyscallConn()
+	raw, err := tcp.SyscallConn()
 	if err != nil {
 		return err
 	}
-	c.conn, c.raw, c.partial = conn, raw, early
-	c.key = c.p.reg.add(c)
+	fd := -1
+	cerr := raw.Control(func(s uintptr) {
+		// The duplicate shares the socket (and its non-blocking mode).
+		fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	conn.Close() // the duplicate keeps the socket open
+	if cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return err
+	}
+	c.attachFD(fd, early)
 	return nil
 }
 
@@ -138,37 +172,58 @@ func (c *pconn) park(sub *broker.Subscription) {
 	c.p.parkedNow.Add(1)
 }
 
-// armLocked registers or re-arms the connection in the epoll set. Caller
-// holds c.mu.
+// armLocked registers or re-arms the socket in the epoll set for events
+// (besides hang-up, always watched). Caller holds c.mu.
 func (c *pconn) armLocked(events uint32) error {
-	var err error
-	cerr := c.raw.Control(func(fd uintptr) {
-		if c.registered {
-			err = c.p.poll.Rearm(int(fd), c.key, events)
-		} else {
-			err = c.p.poll.Add(int(fd), c.key, events)
-			c.registered = err == nil
-		}
-	})
-	if cerr != nil {
-		return cerr
+	if c.registered {
+		return c.p.poll.Rearm(c.fd, c.key, events)
 	}
-	return err
+	if err := c.p.poll.Add(c.fd, c.key, events); err != nil {
+		return err
+	}
+	c.registered = true
+	return nil
 }
 
-// event handles an epoll report for c.
-func (c *pconn) event(events uint32) {
+// setDeadlineLocked moves c in the deadline schedule. Caller holds c.mu.
+func (c *pconn) setDeadlineLocked(d int64) {
+	if c.deadline != 0 {
+		c.p.deadlineRemove(c)
+	}
+	c.deadline = d
+	if d != 0 {
+		c.p.deadlineAdd(c)
+	}
+}
+
+// event handles an epoll report, or a passed deadline (timedOut).
+func (c *pconn) event(events uint32, timedOut bool) {
 	c.mu.Lock()
-	state := c.state
+	state, stalled := c.state, len(c.out) > 0
+	if timedOut && (c.deadline == 0 || c.deadline > time.Now().UnixNano()) {
+		c.mu.Unlock()
+		return // the deadline moved since the sweep saw it
+	}
 	c.mu.Unlock()
 	switch {
+	case timedOut && stalled:
+		c.p.slowDropped.Add(1)
+		c.p.log.Debug("dropped a slow client", "fd", c.fd)
+		c.close()
+	case timedOut:
+		c.close() // idle too long, or headers too slow
 	case events&epoll.Hangup != 0 && (state == csParked || state == csIdle):
 		c.hangup()
+	case events&epoll.Hangup != 0 && stalled:
+		c.p.writeFailed.Add(1)
+		c.close()
+	case events&epoll.Writable != 0 && stalled:
+		c.flush()
 	case events&epoll.Readable != 0 && state == csIdle:
 		c.readable()
 	}
-	// Otherwise a worker owns the connection right now and will see
-	// the condition on its next I/O.
+	// Otherwise a worker owns the connection right now and will see the
+	// condition on its next I/O.
 }
 
 // hangup releases a connection whose client went away: its subscription
@@ -199,21 +254,70 @@ func (c *pconn) answer(res broker.Result) {
 }
 
 // write sends b without blocking the worker, then keeps the connection
-// for its next request (keep) or closes it. A client whose socket buffer
-// is full gets the rest from a goroutine of its own, bounded by the write
-// timeout, so it cannot stall the others.
+// for its next request (keep) or closes it. What the socket does not take
+// at once waits for it to drain (flush), under the write-stall deadline:
+// a client that stops reading cannot hold up anyone else.
 func (c *pconn) write(b []byte, keep bool) {
-	n, err := tryWrite(c.raw, b)
+	n, err := writeFD(c.fd, b)
 	if err != nil {
 		c.p.writeFailed.Add(1)
 		c.close()
 		return
 	}
-	if n < len(b) {
-		c.p.slowWrite(c, b[n:], keep)
+	if n == len(b) {
+		c.afterWrite(keep)
 		return
 	}
-	c.afterWrite(keep)
+	c.mu.Lock()
+	if c.state == csClosed {
+		c.mu.Unlock()
+		return
+	}
+	c.state = csWriting
+	c.out, c.outKeep = b[n:], keep
+	if err := c.armLocked(epoll.Writable); err != nil {
+		c.mu.Unlock()
+		c.close()
+		return
+	}
+	c.setDeadlineLocked(time.Now().Add(c.p.s.cfg.WriteTimeout).UnixNano())
+	c.mu.Unlock()
+}
+
+// flush continues a stalled write once the socket drained. Every bit of
+// progress renews the deadline: it bounds a stall, not a large answer.
+func (c *pconn) flush() {
+	c.mu.Lock()
+	out, keep := c.out, c.outKeep
+	c.mu.Unlock()
+	n, err := writeFD(c.fd, out)
+	if err != nil {
+		c.p.writeFailed.Add(1)
+		c.close()
+		return
+	}
+	c.mu.Lock()
+	if c.state == csClosed {
+		c.mu.Unlock()
+		return
+	}
+	if n == len(out) {
+		c.out = nil
+		c.setDeadlineLocked(0)
+		c.mu.Unlock()
+		c.afterWrite(keep)
+		return
+	}
+	c.out = out[n:]
+	if n > 0 {
+		c.setDeadlineLocked(time.Now().Add(c.p.s.cfg.WriteTimeout).UnixNano())
+	}
+	if err := c.armLocked(epoll.Writable); err != nil {
+		c.mu.Unlock()
+		c.close()
+		return
+	}
+	c.mu.Unlock()
 }
 
 // afterWrite returns the connection to idle (or serves a request that
@@ -249,8 +353,7 @@ func (c *pconn) goIdle(deadline int64) {
 		return
 	}
 	c.state = csIdle
-	c.idleUntil = deadline
-	c.p.idleAdd(c)
+	c.setDeadlineLocked(deadline)
 	c.mu.Unlock()
 }
 
@@ -262,13 +365,13 @@ func (c *pconn) readable() {
 		return
 	}
 	c.state = csServing
-	c.p.idleRemove(c)
-	deadline := c.idleUntil
+	deadline := c.deadline
+	c.setDeadlineLocked(0)
 	c.mu.Unlock()
 
 	bp := c.p.bufs.Get().(*[]byte)
 	defer c.p.bufs.Put(bp)
-	n, err := tryRead(c.raw, *bp)
+	n, err := readFD(c.fd, *bp)
 	if err != nil {
 		c.close()
 		return
@@ -295,7 +398,7 @@ const subscribeRoute = "/v1/subscribe"
 
 // serve handles request bytes read by the event loop. A complete GET
 // /v1/subscribe is served right here, through the same handler chain as
-// any request; anything else is handed back to http.Server with the bytes
+// any request; anything else is handed to http.Server with the bytes
 // already read.
 func (c *pconn) serve(data []byte) {
 	end := bytes.Index(data, []byte("\r\n\r\n"))
@@ -324,7 +427,7 @@ func (c *pconn) serve(data []byte) {
 	if len(rest) > 0 {
 		c.partial = bytes.Clone(rest)
 	}
-	req.RemoteAddr = c.conn.RemoteAddr().String()
+	req.RemoteAddr = peerAddr(c.fd)
 	req = req.WithContext(context.WithValue(context.Background(), pconnKey{}, c))
 	w := newEventWriter()
 	c.p.served.Add(1)
@@ -350,112 +453,113 @@ func servesInLoop(req *http.Request) bool {
 
 // handback gives the connection to http.Server, which reads data first.
 func (c *pconn) handback(data []byte) {
-	conn := c.detach()
-	if conn == nil {
+	fd := c.detach()
+	if fd < 0 {
 		return
 	}
-	c.p.handbacks.Add(1)
+	f := os.NewFile(uintptr(fd), "pushup-conn")
+	conn, err := net.FileConn(f) // duplicates the descriptor
+	f.Close()
+	if err != nil {
+		c.p.log.Debug("hand-back failed", "err", err)
+		return
+	}
 	tcp, ok := conn.(*net.TCPConn)
 	if !ok {
 		conn.Close()
 		return
 	}
-	c.p.reentry.handback(&prefixConn{TCPConn: tcp, prefix: bytes.Clone(data)})
+	c.p.handbacks.Add(1)
+	c.p.reentry.Load().handback(&prefixConn{TCPConn: tcp, prefix: bytes.Clone(data)})
 }
 
-// detach removes the connection from the event loop without closing it
-// and returns it; nil if it was closed meanwhile.
-func (c *pconn) detach() net.Conn {
+// detach removes the connection from the event loop without closing its
+// socket and returns the descriptor; -1 if it was closed meanwhile.
+func (c *pconn) detach() int {
 	c.mu.Lock()
 	if c.state == csClosed {
 		c.mu.Unlock()
-		return nil
+		return -1
 	}
 	if c.state == csParked {
 		c.p.parkedNow.Add(-1)
 	}
 	c.state = csClosed
-	c.unregisterLocked()
-	c.mu.Unlock()
-	c.p.reg.remove(c.key)
-	return c.conn
-}
-
-// unregisterLocked takes the socket out of the epoll set and the idle
-// schedule. Caller holds c.mu.
-func (c *pconn) unregisterLocked() {
 	if c.registered {
-		c.raw.Control(func(fd uintptr) { c.p.poll.Remove(int(fd)) })
+		c.p.poll.Remove(c.fd)
 		c.registered = false
 	}
-	c.p.idleRemove(c)
+	c.setDeadlineLocked(0)
+	fd := c.fd
+	c.fd = -1
+	c.out, c.partial = nil, nil
+	c.mu.Unlock()
+	c.p.reg.remove(c.key)
+	return fd
 }
 
 // close closes the connection and forgets it. Safe to call more than once
 // and from any state.
 func (c *pconn) close() {
-	if conn := c.detach(); conn != nil {
-		conn.Close()
+	if fd := c.detach(); fd >= 0 {
+		unix.Close(fd)
 	}
 }
 
-// tryWrite writes as much of b as the socket takes now, without waiting.
-func tryWrite(raw syscall.RawConn, b []byte) (int, error) {
+// writeFD writes as much of b as the socket takes now, without waiting.
+func writeFD(fd int, b []byte) (int, error) {
 	n := 0
-	var werr error
-	err := raw.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			m, e := unix.Write(int(fd), b[n:])
-			if m > 0 {
-				n += m
-			}
-			switch {
-			case e == unix.EINTR:
-				continue
-			case e == unix.EAGAIN:
-				return true
-			case e != nil:
-				werr = e
-				return true
-			case m == 0:
-				return true
-			}
+	for n < len(b) {
+		m, err := unix.Write(fd, b[n:])
+		if m > 0 {
+			n += m
 		}
-		return true // never let the runtime park us: we do not wait
-	})
-	if err != nil {
-		return n, err
+		switch {
+		case err == unix.EINTR:
+		case err == unix.EAGAIN:
+			return n, nil
+		case err != nil:
+			return n, err
+		case m == 0:
+			return n, nil
+		}
 	}
-	return n, werr
+	return n, nil
 }
 
 // errEOF: the client closed the connection.
 var errEOF = errors.New("api: client closed the connection")
 
-// tryRead reads what the socket has now, without waiting. It returns 0,
-// nil when there was nothing after all.
-func tryRead(raw syscall.RawConn, b []byte) (int, error) {
-	n := 0
-	var rerr error
-	err := raw.Read(func(fd uintptr) bool {
-		for {
-			m, e := unix.Read(int(fd), b)
-			switch {
-			case e == unix.EINTR:
-				continue
-			case e == unix.EAGAIN:
-			case e != nil:
-				rerr = e
-			case m == 0:
-				rerr = errEOF
-			default:
-				n = m
-			}
-			return true
+// readFD reads what the socket has now, without waiting. It returns 0, nil
+// when there was nothing after all.
+func readFD(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return 0, nil
+		case err != nil:
+			return 0, err
+		case n == 0:
+			return 0, errEOF
 		}
-	})
-	if err != nil {
-		return 0, err
+		return n, nil
 	}
-	return n, rerr
+}
+
+// peerAddr formats the peer's address for Request.RemoteAddr and logs.
+func peerAddr(fd int) string {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return ""
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
+	case *unix.SockaddrInet6:
+		return net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
+	}
+	return ""
 }

@@ -1,72 +1,59 @@
+//go:build linux
+
 package api
 
 import (
-	"errors"
 	"net"
 	"sync"
 )
 
 // reentryListener is the listener http.Server serves from in the event
-// model. Besides new connections it yields connections the event loop hands
-// back: ones whose next request is not a subscribe the loop serves itself.
-// To http.Server such a connection looks new; its first request is
-// already waiting (see prefixConn).
+// model. New connections go to the event loop first (parker.accept and
+// adopt), which reads their first request itself: a subscriber never
+// costs http.Server's goroutine and 8 KiB of buffers. http.Server accepts
+// only the connections the event loop hands back, those whose request is
+// not a subscribe it serves; to http.Server such a connection looks new,
+// with its first request already waiting (see prefixConn).
 type reentryListener struct {
 	net.Listener
-	back     chan net.Conn
-	accepted chan acceptResult
-	done     chan struct{}
-	once     sync.Once
-	loopDone chan struct{}
+	stop func() // takes the listener out of the event loop before Close
+	back chan net.Conn
+	errs chan error
+	done chan struct{}
+	once sync.Once
 }
 
-type acceptResult struct {
-	c   net.Conn
-	err error
-}
-
-func newReentryListener(ln net.Listener) *reentryListener {
-	l := &reentryListener{
+func newReentryListener(ln net.Listener, stop func()) *reentryListener {
+	return &reentryListener{
 		Listener: ln,
-		// Hand-backs are rare (a subscriber that then publishes on the
-		// same connection); a small buffer keeps workers from waiting on
-		// http.Server's accept loop.
-		back:     make(chan net.Conn, 128),
-		accepted: make(chan acceptResult),
-		done:     make(chan struct{}),
-		loopDone: make(chan struct{}),
-	}
-	go l.acceptLoop()
-	return l
-}
-
-// acceptLoop feeds real accepts into Accept. It stops when the listener
-// is closed.
-func (l *reentryListener) acceptLoop() {
-	defer close(l.loopDone)
-	for {
-		c, err := l.Listener.Accept()
-		select {
-		case l.accepted <- acceptResult{c, err}:
-		case <-l.done:
-			if c != nil {
-				c.Close()
-			}
-			return
-		}
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
+		stop:     stop,
+		// Hand-backs happen once per publisher connection and when a
+		// subscriber's connection sends something else; a buffer keeps
+		// workers from waiting on http.Server's accept loop.
+		back: make(chan net.Conn, 128),
+		errs: make(chan error),
+		done: make(chan struct{}),
 	}
 }
 
-// Accept returns the next new or handed-back connection.
+// fail reports an accept error to http.Server. It returns false once the
+// listener is closed.
+func (l *reentryListener) fail(err error) bool {
+	select {
+	case l.errs <- err:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+// Accept returns the next handed-back connection, or an accept error.
 func (l *reentryListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.back:
 		return c, nil
-	case r := <-l.accepted:
-		return r.c, r.err
+	case err := <-l.errs:
+		return nil, err
 	case <-l.done:
 		return nil, net.ErrClosed
 	}
@@ -86,9 +73,9 @@ func (l *reentryListener) handback(c net.Conn) {
 func (l *reentryListener) Close() error {
 	var err error
 	l.once.Do(func() {
+		l.stop()
 		close(l.done)
 		err = l.Listener.Close()
-		<-l.loopDone
 		for {
 			select {
 			case c := <-l.back:

@@ -116,9 +116,10 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 // Shutdown and the accept error otherwise.
 func (s *Server) Serve(ln net.Listener) error {
 	if s.parker != nil {
-		rl := newReentryListener(ln)
-		s.parker.reentry = rl
-		ln = rl
+		var err error
+		if ln, err = s.parker.listen(ln); err != nil {
+			return err
+		}
 	}
 	err := s.http.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {

@@ -123,7 +123,7 @@ func (s *Server) writeResult(w http.ResponseWriter, res broker.Result) {
 	rc := http.NewResponseController(w)
 	body := appendResult(make([]byte, 0, 256), res)
 	for len(body) > 0 {
-		chunk := body[:min(len(body), slowChunk)]
+		chunk := body[:min(len(body), writeChunk)]
 		body = body[len(chunk):]
 		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		if _, err := w.Write(chunk); err != nil {
@@ -162,56 +162,15 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// writeChunk is how much of an answer is written per write deadline: small
+// enough that a client reading at a few hundred KB/s renews its deadline
+// well within any sane write timeout.
+const writeChunk = 64 << 10
+
 // canPark reports whether the event model can hold r: plain HTTP/1.1.
 // HTTP/2 and TLS connections cannot be hijacked.
 func canPark(r *http.Request) bool {
 	return r.ProtoMajor == 1 && r.ProtoMinor >= 1 && r.TLS == nil
-}
-
-// subscribeParked serves a subscribe in the event model. An answer that is
-// ready is written at once, like any response. Otherwise the connection is
-// taken from http.Server (or, when the event loop is already serving it,
-// kept) and parked: the handler returns and nothing waits but a record.
-func (s *Server) subscribeParked(w http.ResponseWriter, r *http.Request, req broker.SubscribeRequest) error {
-	c := pconnFrom(r.Context())
-	fresh := c == nil
-	if fresh {
-		c = &pconn{p: s.parker}
-	}
-	meta := metaFrom(r.Context())
-	c.acao = w.Header().Get("Access-Control-Allow-Origin")
-	c.keepAlive = !r.Close
-	c.start = meta.start.UnixNano()
-	res, sub, err := s.b.Subscribe(req, c.deliver)
-	if err != nil {
-		return err
-	}
-	if sub == nil {
-		s.writeResult(w, res)
-		return nil
-	}
-	meta.parked = true
-	if fresh {
-		conn, rw, err := http.NewResponseController(w).Hijack()
-		if err == nil {
-			if err = c.attach(conn, rw); err != nil {
-				conn.Close()
-			}
-		}
-		if err != nil {
-			// Cannot park. If the answer was given meanwhile it is lost,
-			// but nothing is skipped: the client keeps its cursor.
-			sub.Cancel()
-			s.log.Warn("cannot park a subscribe connection", "err", err)
-			if conn == nil {
-				meta.parked = false
-				return fmt.Errorf("api: parking the connection: %w", err)
-			}
-			return nil
-		}
-	}
-	c.park(sub)
-	return nil
 }
 
 // varyOrigin is the Vary header of subscribe answers (see cors).

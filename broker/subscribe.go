@@ -82,14 +82,13 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 			deadline = earliest(deadline, time.UnixMilli(until.Millis()+1))
 		}
 		s := &Subscription{
-			b:        b,
-			key:      channel.WaitKey{Deadline: deadline.UnixNano(), ID: b.nextID.Add(1)},
-			refs:     refs,
-			cursor:   cur,
-			until:    until,
-			deliver:  deliver,
-			deadline: deadline,
-			open:     len(refs),
+			b:       b,
+			key:     channel.WaitKey{Deadline: deadline.UnixNano(), ID: b.nextID.Add(1)},
+			refs:    refs,
+			cursor:  cur,
+			until:   until,
+			deliver: deliver,
+			open:    len(refs),
 		}
 		res, parked, retry := b.park(s, now)
 		if retry {
@@ -169,10 +168,14 @@ func (b *Broker) park(s *Subscription, now time.Time) (res Result, parked, retry
 			continue
 		}
 		s.state = stWaiting
+		if equalVectors(snap, s.cursor.Pos) {
+			// Usual for "since=now" and caught-up cursors: keep one copy.
+			snap = s.cursor.Pos
+		}
 		s.snap = snap
 		s.mu.Unlock()
 		for _, ref := range s.refs {
-			b.sched.ensure(ref, s.deadline)
+			b.sched.ensure(ref, s.Deadline())
 		}
 		return Result{}, true, false
 	}
@@ -255,4 +258,16 @@ func (b *Broker) readMerged(refs []*chanRef, q channel.Query, now time.Time) Res
 	}
 	res.Messages = out
 	return res
+}
+
+func equalVectors(a, b channel.Vector) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -107,13 +107,12 @@ const (
 // is called exactly once with the answer, outside every broker lock, unless
 // Cancel returns true first.
 type Subscription struct {
-	b        *Broker
-	key      channel.WaitKey
-	refs     []*chanRef
-	cursor   Cursor
-	until    channel.Timestamp
-	deliver  func(Result)
-	deadline time.Time
+	b       *Broker
+	key     channel.WaitKey
+	refs    []*chanRef
+	cursor  Cursor
+	until   channel.Timestamp
+	deliver func(Result)
 
 	mu    sync.Mutex // guards the fields below; taken inside channel locks
 	state subState
@@ -126,7 +125,7 @@ type Subscription struct {
 func (s *Subscription) WaitKey() channel.WaitKey { return s.key }
 
 // Deadline returns when the subscription times out.
-func (s *Subscription) Deadline() time.Time { return s.deadline }
+func (s *Subscription) Deadline() time.Time { return time.Unix(0, s.key.Deadline) }
 
 // Cancel withdraws a waiting subscription, for a client that went away. It
 // returns true if the subscription was still waiting: deliver will not be

@@ -20,6 +20,7 @@ const envPrefix = "PUSHUP_"
 // config is everything pushupd needs to start.
 type config struct {
 	Listen          string
+	PprofListen     string
 	TLSCert, TLSKey string
 	Broker          broker.Config
 	API             api.Config
@@ -46,6 +47,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.SetOutput(out)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve HTTP on (host:port)")
 	model := fs.String("model", string(ac.Model), "how waiting subscribers are held: event (no goroutine per waiting request; Linux) or goroutine")
+	fs.StringVar(&c.PprofListen, "pprof", "", "serve Go's /debug/pprof/ profiles on this address (e.g. 127.0.0.1:6060); off when empty. Keep it private")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS (and HTTP/2) with this certificate file; needs -tls-key. TLS connections use the goroutine model")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file for -tls-cert")
 

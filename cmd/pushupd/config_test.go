@@ -79,11 +79,11 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"max-channels", "max-channels-per-request", "max-batch", "max-response-messages",
 		"default-timeout", "max-timeout", "max-body", "publisher-key", "cors-origins",
 		"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout",
-		"shutdown-timeout", "log-level", "log-format", "model", "tls-cert", "tls-key",
+		"shutdown-timeout", "log-level", "log-format", "model", "tls-cert", "tls-key", "pprof",
 	} {
 		line := "  -" + name + "  (default "
 		assert.Contains(t, help, line, name)
 		assert.Contains(t, help, "[$"+envName(name)+"]", name)
 	}
-	assert.Equal(t, strings.Count(help, "  -"), 25, "no flag left undocumented here")
+	assert.Equal(t, strings.Count(help, "  -"), 26, "no flag left undocumented here")
 }

@@ -63,6 +63,16 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 		ready(ln.Addr())
 	}
 
+	if cfg.PprofListen != "" {
+		stopPprof, err := servePprof(cfg.PprofListen, log)
+		if err != nil {
+			b.Close()
+			ln.Close()
+			return err
+		}
+		defer stopPprof()
+	}
+
 	served := make(chan error, 1)
 	go func() {
 		if cfg.TLSCert != "" {

@@ -15,6 +15,8 @@ import (
 const (
 	// Readable: data (or a request) arrived.
 	Readable = unix.EPOLLIN
+	// Writable: the socket has room to send again.
+	Writable = unix.EPOLLOUT
 	// Hangup: the peer closed its side or the socket failed. It is always
 	// reported, whatever was asked for.
 	Hangup = unix.EPOLLRDHUP | unix.EPOLLHUP | unix.EPOLLERR
@@ -94,7 +96,8 @@ func (p *Poller) ctl(op, fd int, key uint64, events uint32) error {
 	return nil
 }
 
-// Add registers fd under key for events (Readable, or 0 for hang-up only).
+// Add registers fd under key for events (Readable, Writable, or 0 for
+// hang-up only).
 func (p *Poller) Add(fd int, key uint64, events uint32) error {
 	return p.ctl(unix.EPOLL_CTL_ADD, fd, key, events)
 }

@@ -10,6 +10,7 @@ import (
 // Event flags; see the Linux implementation.
 const (
 	Readable = 0x1
+	Writable = 0x4
 	Hangup   = 0x2
 )
 
