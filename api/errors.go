@@ -71,11 +71,16 @@ func toAPIError(err error) *apiError {
 	return &apiError{status: http.StatusInternalServerError, code: "internal", msg: "internal error"}
 }
 
-// writeError sends err as a JSON error response.
+// writeError sends err as a JSON error response. r may be nil for requests
+// the event loop serves itself.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := toAPIError(err)
 	if ae.status >= 500 && ae.code == "internal" {
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		path := subscribeRoute // the event loop serves only subscribe without a Request
+		if r != nil {
+			path = r.URL.Path
+		}
+		s.log.Error("request failed", "path", path, "err", err)
 	}
 	if ae.status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")

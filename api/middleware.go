@@ -31,21 +31,31 @@ func (s *Server) requirePublisherKey(next http.Handler) http.Handler {
 	})
 }
 
+// allowOrigin returns the Access-Control-Allow-Origin value for a request
+// from origin, or "" when the origin is absent or not allowed.
+func (s *Server) allowOrigin(origin string) string {
+	if origin == "" {
+		return ""
+	}
+	if slices.Contains(s.cfg.CORSOrigins, "*") {
+		return "*"
+	}
+	if slices.Contains(s.cfg.CORSOrigins, origin) {
+		return origin
+	}
+	return ""
+}
+
 // cors lets browsers on allowed origins call the endpoint. It answers
 // preflight requests itself.
 func (s *Server) cors(next http.Handler) http.Handler {
-	anyOrigin := slices.Contains(s.cfg.CORSOrigins, "*")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		origin := r.Header.Get("Origin")
-		allowed := origin != "" && (anyOrigin || slices.Contains(s.cfg.CORSOrigins, origin))
+		allow := s.allowOrigin(r.Header.Get("Origin"))
+		allowed := allow != ""
 		h := w.Header()
 		h.Add("Vary", "Origin")
 		if allowed {
-			if anyOrigin {
-				h.Set("Access-Control-Allow-Origin", "*")
-			} else {
-				h.Set("Access-Control-Allow-Origin", origin)
-			}
+			h.Set("Access-Control-Allow-Origin", allow)
 		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			if allowed {

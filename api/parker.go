@@ -32,10 +32,11 @@ type parker struct {
 	reg     registry
 	reentry atomic.Pointer[reentryListener] // set by listen
 	closing atomic.Bool
+	debug   bool // debug logging is on: worth a syscall per request for the peer address
 
 	qmu   sync.Mutex
 	qcond *sync.Cond
-	queue []job
+	queue ring
 	qstop bool
 
 	// deadlineMu guards deadlines, the connections that have a deadline
@@ -64,6 +65,10 @@ type job struct {
 	kind   jobKind
 	events uint32
 	res    broker.Result
+	// conns, for jobAnswers, are the connections that all get res: a
+	// fan-out is queued as batches that share one answer (res.Share), at
+	// 8 bytes per subscriber rather than a job each.
+	conns []*pconn
 }
 
 type jobKind uint8
@@ -71,6 +76,7 @@ type jobKind uint8
 const (
 	jobEvent    jobKind = iota // an epoll report
 	jobAnswer                  // write a delivered answer
+	jobAnswers                 // write one shared answer to several connections
 	jobDeadline                // a deadline passed
 	jobAccept                  // the listener has connections waiting
 )
@@ -81,7 +87,7 @@ const (
 const deadlineTick = 100 * time.Millisecond
 
 func newParker(s *Server) (*parker, error) {
-	p := &parker{s: s, log: s.log, lfd: -1}
+	p := &parker{s: s, log: s.log, lfd: -1, debug: s.log.Enabled(context.Background(), slog.LevelDebug)}
 	p.qcond = sync.NewCond(&p.qmu)
 	p.deadlines = btree.NewG(32, func(a, b *pconn) bool {
 		if a.deadline != b.deadline {
@@ -108,11 +114,11 @@ func (p *parker) events(evs []epoll.Event) {
 	p.qmu.Lock()
 	for _, e := range evs {
 		if e.Key == listenerKey {
-			p.queue = append(p.queue, job{kind: jobAccept})
+			p.queue.push(job{kind: jobAccept})
 			continue
 		}
 		if c := p.reg.get(e.Key); c != nil {
-			p.queue = append(p.queue, job{c: c, kind: jobEvent, events: e.Events})
+			p.queue.push(job{c: c, kind: jobEvent, events: e.Events})
 		}
 	}
 	p.qmu.Unlock()
@@ -122,7 +128,29 @@ func (p *parker) events(evs []epoll.Event) {
 // enqueue queues one job; it never blocks on I/O.
 func (p *parker) enqueue(j job) {
 	p.qmu.Lock()
-	p.queue = append(p.queue, j)
+	p.queue.push(j)
+	p.qmu.Unlock()
+	p.qcond.Signal()
+}
+
+// answerBatch is how many connections one jobAnswers holds: big enough to
+// make the queue small, small enough that workers share a fan-out.
+const answerBatch = 128
+
+// enqueueAnswer queues c's answer. Answers shared by a fan-out join the
+// batch of the same answer at the tail of the queue, if there is one.
+func (p *parker) enqueueAnswer(c *pconn, res broker.Result) {
+	p.qmu.Lock()
+	if res.Share != nil {
+		if t := p.queue.tail(); t != nil && t.kind == jobAnswers && t.res.Share == res.Share && len(t.conns) < answerBatch {
+			t.conns = append(t.conns, c)
+			p.qmu.Unlock()
+			return // the worker that takes the batch is already signalled
+		}
+		p.queue.push(job{kind: jobAnswers, res: res, conns: append(make([]*pconn, 0, answerBatch), c)})
+	} else {
+		p.queue.push(job{c: c, kind: jobAnswer, res: res})
+	}
 	p.qmu.Unlock()
 	p.qcond.Signal()
 }
@@ -133,20 +161,16 @@ func (p *parker) work() {
 	var batch []job
 	for {
 		p.qmu.Lock()
-		for len(p.queue) == 0 && !p.qstop {
+		for p.queue.len() == 0 && !p.qstop {
 			p.qcond.Wait()
 		}
-		if len(p.queue) == 0 && p.qstop {
+		if p.queue.len() == 0 && p.qstop {
 			p.qmu.Unlock()
 			return
 		}
 		// Take a share, leaving the rest for the other workers.
-		n := min(len(p.queue), max(64, len(p.queue)/runtime.GOMAXPROCS(0)))
-		batch = append(batch[:0], p.queue[:n]...)
-		p.queue = p.queue[n:]
-		if len(p.queue) == 0 {
-			p.queue = nil // let a big fan-out's backing array go
-		}
+		n := min(p.queue.len(), max(64, p.queue.len()/runtime.GOMAXPROCS(0)))
+		batch = p.queue.pop(batch[:0], n)
 		p.qmu.Unlock()
 		for i := range batch {
 			p.run(batch[i])
@@ -165,6 +189,10 @@ func (p *parker) run(j job) {
 		p.accept()
 	case jobAnswer:
 		j.c.answer(j.res)
+	case jobAnswers:
+		for _, c := range j.conns {
+			c.answer(j.res)
+		}
 	}
 }
 
@@ -294,7 +322,7 @@ func (p *parker) sweepDeadlines() {
 	}
 	p.qmu.Lock()
 	for _, c := range due {
-		p.queue = append(p.queue, job{c: c, kind: jobDeadline})
+		p.queue.push(job{c: c, kind: jobDeadline})
 	}
 	p.qmu.Unlock()
 	p.qcond.Broadcast()
@@ -432,4 +460,56 @@ func (p *parker) listen(ln net.Listener) (net.Listener, error) {
 		return nil, err
 	}
 	return rl, nil
+}
+
+// ring is the job queue: a ring buffer, so a fan-out of thousands of jobs
+// reuses one array instead of growing a new one each time. It doubles when
+// full and shrinks back once empty if a burst grew it beyond
+// maxIdleRing. Not safe for concurrent use: parker.qmu guards it.
+type ring struct {
+	buf        []job
+	head, size int
+}
+
+// maxIdleRing is the capacity kept after a burst (about 100 B a job): a
+// fan-out to 64K subscribers reuses it; a bigger one lets its array go.
+const maxIdleRing = 64 << 10
+
+func (r *ring) len() int { return r.size }
+
+// tail returns the last job queued, to extend it; nil when empty.
+func (r *ring) tail() *job {
+	if r.size == 0 {
+		return nil
+	}
+	return &r.buf[(r.head+r.size-1)%len(r.buf)]
+}
+
+func (r *ring) push(j job) {
+	if r.size == len(r.buf) {
+		grown := make([]job, max(256, 2*len(r.buf)))
+		n := copy(grown, r.buf[r.head:])
+		copy(grown[n:], r.buf[:r.head])
+		r.buf, r.head = grown, 0
+	}
+	r.buf[(r.head+r.size)%len(r.buf)] = j
+	r.size++
+}
+
+// pop moves up to n jobs to dst, clearing their slots so the ring does not
+// keep answers and connections alive.
+func (r *ring) pop(dst []job, n int) []job {
+	for range min(n, r.size) {
+		dst = append(dst, r.buf[r.head])
+		r.buf[r.head] = job{}
+		r.head = (r.head + 1) % len(r.buf)
+		r.size--
+	}
+	if r.size == 0 {
+		r.head = 0
+		if len(r.buf) > maxIdleRing {
+			r.buf = nil
+		}
+	}
+	return dst
 }

@@ -18,9 +18,16 @@ type eventWriter struct {
 	body   []byte
 }
 
-func newEventWriter() *eventWriter { return &eventWriter{header: make(http.Header, 4)} }
+func newEventWriter() *eventWriter { return &eventWriter{} }
 
-func (w *eventWriter) Header() http.Header { return w.header }
+// Header returns the response headers, made on first use: a subscribe
+// that parks never needs them.
+func (w *eventWriter) Header() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header, 4)
+	}
+	return w.header
+}
 
 func (w *eventWriter) WriteHeader(status int) {
 	if w.status == 0 {

@@ -13,8 +13,8 @@ import (
 	"github.com/pushuphq/pushup/channel"
 )
 
-// parseSubscribeQuery turns GET /v1/subscribe parameters into a broker
-// request:
+// parseSubscribeQuery turns the raw query of GET /v1/subscribe into a
+// broker request:
 //
 //	channels  comma-separated names (the parameter may also repeat)
 //	since     a cursor from a previous answer, a Unix time in ms
@@ -22,17 +22,47 @@ import (
 //	until     optional Unix time in ms, inclusive
 //	timeout   seconds to wait, decimals allowed; 0 answers at once
 //
-// Other parameters are ignored, so cache-busting "_=123" works.
-func parseSubscribeQuery(q url.Values, defaultTimeout, maxTimeout time.Duration) (broker.SubscribeRequest, error) {
+// Other parameters are ignored, so cache-busting "_=123" works; of since,
+// until and timeout the first occurrence counts. It walks the query once
+// without building a map: it runs for every poll.
+func parseSubscribeQuery(raw string, defaultTimeout, maxTimeout time.Duration) (broker.SubscribeRequest, error) {
 	var req broker.SubscribeRequest
-	for _, v := range q["channels"] {
-		req.Channels = append(req.Channels, strings.Split(v, ",")...)
+	var since, until, timeout string
+	var haveSince, haveUntil, haveTimeout bool
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		key, err1 := unescapeQuery(key)
+		value, err2 := unescapeQuery(value)
+		if err1 != nil || err2 != nil {
+			return req, badRequest("invalid_query", fmt.Sprintf("malformed query parameter %q", pair))
+		}
+		switch key {
+		case "channels":
+			req.Channels = append(req.Channels, strings.Split(value, ",")...)
+		case "since":
+			if !haveSince {
+				since, haveSince = value, true
+			}
+		case "until":
+			if !haveUntil {
+				until, haveUntil = value, true
+			}
+		case "timeout":
+			if !haveTimeout {
+				timeout, haveTimeout = value, true
+			}
+		}
 	}
 	if len(req.Channels) == 0 {
 		return req, badRequest("no_channels", `"channels" is required, e.g. channels=a,b`)
 	}
 
-	switch since := q.Get("since"); {
+	switch {
 	case since == "" || since == "0":
 	case since == "now":
 		req.FromNow = true
@@ -50,7 +80,7 @@ func parseSubscribeQuery(q url.Values, defaultTimeout, maxTimeout time.Duration)
 		req.Cursor = broker.SinceMillis(ms)
 	}
 
-	if until := q.Get("until"); until != "" {
+	if until != "" {
 		ms, err := parseMillis(until)
 		if err != nil || ms == 0 {
 			return req, badRequest("invalid_until", "until must be a positive Unix time in milliseconds")
@@ -59,8 +89,8 @@ func parseSubscribeQuery(q url.Values, defaultTimeout, maxTimeout time.Duration)
 	}
 
 	req.Timeout = defaultTimeout
-	if t := q.Get("timeout"); t != "" {
-		secs, err := strconv.ParseFloat(t, 64)
+	if timeout != "" {
+		secs, err := strconv.ParseFloat(timeout, 64)
 		max := maxTimeout.Seconds()
 		if err != nil || math.IsNaN(secs) || secs < 0 || secs > max {
 			return req, badRequest("invalid_timeout", fmt.Sprintf("timeout must be a number of seconds from 0 to %g", max))
@@ -68,6 +98,15 @@ func parseSubscribeQuery(q url.Values, defaultTimeout, maxTimeout time.Duration)
 		req.Timeout = time.Duration(secs * float64(time.Second))
 	}
 	return req, nil
+}
+
+// unescapeQuery decodes a query key or value; most need no decoding and
+// cost nothing.
+func unescapeQuery(s string) (string, error) {
+	if !strings.ContainsAny(s, "%+") {
+		return s, nil
+	}
+	return url.QueryUnescape(s)
 }
 
 // parseMillis parses a non-negative Unix time in milliseconds.
@@ -136,7 +175,7 @@ func (s *Server) writeResult(w http.ResponseWriter, res broker.Result) {
 // that has to wait is parked (see subscribeParked); otherwise it keeps its
 // handler goroutine until the broker answers or the client goes.
 func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) error {
-	req, err := parseSubscribeQuery(r.URL.Query(), s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
+	req, err := parseSubscribeQuery(r.URL.RawQuery, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
 	if err != nil {
 		return err
 	}
@@ -176,6 +215,15 @@ func canPark(r *http.Request) bool {
 // varyOrigin is the Vary header of subscribe answers (see cors).
 var varyOrigin = []string{"Origin"}
 
+// corsHeaders sets the CORS headers of a subscribe answer, as the cors
+// middleware does, for answers written outside it.
+func corsHeaders(h http.Header, acao string) {
+	h["Vary"] = varyOrigin
+	if acao != "" {
+		h.Set("Access-Control-Allow-Origin", acao)
+	}
+}
+
 // answerBytes encodes the answer to a parked request as a whole HTTP
 // response. Identical answers from one publication (res.Share) are
 // encoded once per header variant and the bytes shared.
@@ -186,10 +234,7 @@ func (s *Server) answerBytes(res broker.Result, acao string, keep bool) ([]byte,
 	}
 	build := func() []byte {
 		w := newEventWriter()
-		w.header["Vary"] = varyOrigin
-		if acao != "" {
-			w.header.Set("Access-Control-Allow-Origin", acao)
-		}
+		corsHeaders(w.Header(), acao)
 		s.writeResult(w, res)
 		return w.bytes(w.keepAlive(keep))
 	}

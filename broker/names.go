@@ -53,16 +53,37 @@ func checkNames(names []string, limit int) error {
 	if len(names) > limit {
 		return fmt.Errorf("%w: %d given, at most %d allowed", ErrTooManyChannels, len(names), limit)
 	}
-	seen := make(map[string]struct{}, len(names))
 	for _, n := range names {
 		if !ValidChannelName(n) {
 			return fmt.Errorf("%w: %q (1-%d characters from A-Z a-z 0-9 %s)",
 				ErrInvalidChannel, n, MaxChannelNameLen, ChannelNameChars)
 		}
+	}
+	if dup, ok := duplicate(names); ok {
+		return fmt.Errorf("%w: %q", ErrDuplicateChannel, dup)
+	}
+	return nil
+}
+
+// duplicate returns a name that appears twice. Short lists, the usual
+// case, are compared pairwise: no allocation on every subscribe.
+func duplicate(names []string) (string, bool) {
+	if len(names) <= 16 {
+		for i, n := range names {
+			for _, m := range names[:i] {
+				if m == n {
+					return n, true
+				}
+			}
+		}
+		return "", false
+	}
+	seen := make(map[string]struct{}, len(names))
+	for _, n := range names {
 		if _, dup := seen[n]; dup {
-			return fmt.Errorf("%w: %q", ErrDuplicateChannel, n)
+			return n, true
 		}
 		seen[n] = struct{}{}
 	}
-	return nil
+	return "", false
 }

@@ -234,6 +234,10 @@ func (q *Query) after(origin uint64) Timestamp {
 	return q.Default
 }
 
+// pivots recycles the search keys of Read: a key must be a *Message, and
+// allocating one per read is most of a read's garbage.
+var pivots = sync.Pool{New: func() any { return new(Message) }}
+
 // ReadResult is what Read found.
 type ReadResult struct {
 	// Messages are the selected messages in cache order, at most Limit.
@@ -267,7 +271,9 @@ func (c *Channel) Read(q Query, now time.Time, dst []*Message) ReadResult {
 			res.Truncated = true
 		}
 	}
-	pivot := &Message{TS: start}
+	pivot := pivots.Get().(*Message)
+	pivot.TS = start
+	defer pivots.Put(pivot)
 	c.msgs.AscendGreaterOrEqual(pivot, func(m *Message) bool {
 		if q.Until != 0 && m.TS > q.Until {
 			return false
