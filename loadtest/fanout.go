@@ -219,6 +219,8 @@ func (r FanoutReport) WriteTable(w io.Writer) error {
 	t := run.TripTime
 	row("p50 / p95 / p99 / max", "%s / %s / %s / %s", ms(t.P50), ms(t.P95), ms(t.P99), ms(t.Max))
 	row("mean (MPT)", "%s over %d deliveries", ms(t.Mean), t.Count)
+	pl := run.PublishLatency
+	row("publish request", "answered in %s p50, %s max", ms(pl.P50), ms(pl.Max))
 	b.WriteString("delivery\n")
 	row("received (RMP)", "%.3f%% (%d of %d expected)", d.RMP, d.Received, d.Expected)
 	row("missing / duplicates", "%d / %d", d.Missing, d.Duplicates)
