@@ -1,0 +1,94 @@
+// Command pushup-loadtest drives real pushupd processes from one client
+// process and reports the paper's metrics (NT, MPT, RMP, SMU). Each
+// experiment is a subcommand; run one with -h for its flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+)
+
+// command is one experiment.
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"fanout", "park N subscribers on one channel, measure RSS per parked subscriber, then fan out a few messages", runFanout},
+	{"push-vs-pull", "(planned) network traffic and trip time of long polling vs client pull", nil},
+	{"event-vs-thread", "(planned) memory, trip time and RMP of -model=event vs -model=goroutine as N grows", nil},
+	{"scale-out", "(planned) trip time and RMP with 1 to 4 nodes behind a load balancer", nil},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "pushup-loadtest:", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage: the command line was wrong; usage has been printed.
+var errUsage = errors.New("usage")
+
+// dispatch runs the subcommand args[0] with the rest of args.
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return flag.ErrHelp
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		if c.run == nil {
+			return fmt.Errorf("%s is not implemented yet", c.name)
+		}
+		return c.run(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "pushup-loadtest: unknown experiment %q\n\n", args[0])
+	usage(stderr)
+	return errUsage
+}
+
+// startCPUProfile profiles this process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: pushup-loadtest <experiment> [flags]\n\nExperiments:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun pushup-loadtest <experiment> -h for its flags.\n")
+}

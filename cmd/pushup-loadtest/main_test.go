@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestDispatch(t *testing.T) {
+	var out, errOut bytes.Buffer
+	ctx := context.Background()
+	assert.ErrorIs(t, dispatch(ctx, nil, &out, &errOut), errUsage)
+	assert.Contains(t, errOut.String(), "fanout")
+	assert.Contains(t, errOut.String(), "event-vs-thread")
+
+	errOut.Reset()
+	assert.ErrorIs(t, dispatch(ctx, []string{"-h"}, &out, &errOut), flag.ErrHelp)
+	assert.ErrorIs(t, dispatch(ctx, []string{"fanout", "-h"}, &out, &errOut), flag.ErrHelp)
+	assert.Contains(t, errOut.String(), "-pushupd-args")
+
+	errOut.Reset()
+	assert.ErrorIs(t, dispatch(ctx, []string{"fanout-typo"}, &out, &errOut), errUsage)
+	assert.Contains(t, errOut.String(), `unknown experiment "fanout-typo"`)
+
+	err := dispatch(ctx, []string{"scale-out"}, &out, &errOut)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "not implemented yet")
+
+	err = dispatch(ctx, []string{"fanout", "stray"}, &out, &errOut)
+	require.Error(t, err)
+	assert.False(t, errors.Is(err, flag.ErrHelp))
+}
+
+func TestParseFanout(t *testing.T) {
+	var errOut bytes.Buffer
+	cfg, jsonPath, cpuProfile, err := parseFanout([]string{
+		"-n", "200", "-channel", "c", "-messages", "3", "-interval", "500ms", "-payload", "100",
+		"-hold", "60s", "-pushupd", "/bin/pushupd", "-model", "goroutine",
+		"-pushupd-args", "-max-timeout 3m  -log-level warn", "-json", "out.json", "-quiet", "-cpuprofile", "cpu.out",
+	}, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, 200, cfg.Subscribers)
+	assert.Equal(t, "c", cfg.Channel)
+	assert.Equal(t, 3, cfg.Messages)
+	assert.Equal(t, 500*time.Millisecond, cfg.Interval)
+	assert.Equal(t, 100, cfg.PayloadSize)
+	assert.Equal(t, 60*time.Second, cfg.Hold)
+	assert.Equal(t, "/bin/pushupd", cfg.Pushupd)
+	assert.Equal(t, "goroutine", cfg.Model)
+	assert.Equal(t, []string{"-max-timeout", "3m", "-log-level", "warn"}, cfg.ServerArgs)
+	assert.Equal(t, "out.json", jsonPath)
+	assert.Equal(t, "cpu.out", cpuProfile)
+	assert.Nil(t, cfg.Progress, "-quiet")
+
+	cfg, _, _, err = parseFanout(nil, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, 15_000, cfg.Subscribers, "issue 3's default")
+	assert.Empty(t, cfg.Model, "pass no -model unless asked")
+	assert.NotNil(t, cfg.Progress)
+}

@@ -1,0 +1,254 @@
+package loadtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// DaemonConfig configures a pushupd child process.
+type DaemonConfig struct {
+	// Binary is the pushupd executable (see BuildPushupd).
+	Binary string
+	// Args are extra pushupd flags, passed after -listen.
+	Args []string
+	// Listen is the address pushupd serves on. The default, 127.0.0.1:0,
+	// is a free loopback port; the daemon's log line says which.
+	Listen string
+	// StartTimeout bounds the wait for pushupd's "listening" log line.
+	StartTimeout time.Duration
+	// StopTimeout bounds the graceful shutdown after SIGTERM; then the
+	// process is killed. pushupd answers every waiting subscriber on
+	// SIGTERM, so with many of them this needs a few seconds.
+	StopTimeout time.Duration
+	// Log, if not nil, receives a copy of pushupd's stderr.
+	Log io.Writer
+}
+
+// DefaultDaemonConfig returns a loopback daemon on a free port.
+func DefaultDaemonConfig() DaemonConfig {
+	return DaemonConfig{Listen: "127.0.0.1:0", StartTimeout: 20 * time.Second, StopTimeout: 20 * time.Second}
+}
+
+// Daemon is a pushupd process this package started. Stop it with Stop
+// on every path; it is also killed if this process dies (Linux Pdeathsig).
+type Daemon struct {
+	// URL is the base URL it serves on ("http://127.0.0.1:PORT").
+	URL string
+	// PID is its process id.
+	PID int
+	// Model is the concurrency model its listening line names ("model="),
+	// empty if the line names none.
+	Model string
+
+	cfg  DaemonConfig
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit status, set before done closes
+
+	mu   sync.Mutex
+	tail []string // last lines of its log, for error messages
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+var (
+	listenTextRE = regexp.MustCompile(`msg="pushupd listening" addr=(\S+)`)
+	listenJSONRE = regexp.MustCompile(`"msg":"pushupd listening".*?"addr":"([^"]+)"`)
+	modelRE      = regexp.MustCompile(`\bmodel=(\w+)|"model":"(\w+)"`)
+)
+
+// tailLines is how many log lines a Daemon keeps for error messages.
+const tailLines = 40
+
+// StartDaemon starts pushupd and waits until it listens.
+func StartDaemon(cfg DaemonConfig) (*Daemon, error) {
+	if cfg.Binary == "" {
+		return nil, fmt.Errorf("%w: DaemonConfig.Binary is empty", ErrInvalidConfig)
+	}
+	def := DefaultDaemonConfig()
+	if cfg.Listen == "" {
+		cfg.Listen = def.Listen
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = def.StartTimeout
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = def.StopTimeout
+	}
+	cmd := exec.Command(cfg.Binary, append([]string{"-listen", cfg.Listen}, cfg.Args...)...)
+	setDeathSignal(cmd)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDaemon, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%w: starting %s: %v", ErrDaemon, cfg.Binary, err)
+	}
+	d := &Daemon{PID: cmd.Process.Pid, cfg: cfg, cmd: cmd, done: make(chan struct{})}
+	listening := make(chan [2]string, 1)
+	// This goroutine belongs to the process: it ends when the process
+	// closes its stderr, that is, when it exits.
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 0, 4096), 1<<20)
+		found := false
+		for sc.Scan() {
+			line := sc.Text()
+			d.addLog(line)
+			if !found {
+				if addr := matchListen(line); addr != "" {
+					found = true
+					listening <- [2]string{addr, matchModel(line)}
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr) // after a 1 MiB line, drain to EOF
+		d.err = cmd.Wait()
+		close(d.done)
+	}()
+
+	timer := time.NewTimer(cfg.StartTimeout)
+	defer timer.Stop()
+	select {
+	case l := <-listening:
+		d.URL, d.Model = "http://"+l[0], l[1]
+		return d, nil
+	case <-d.done:
+		return nil, fmt.Errorf("%w: %s exited before listening (%v):\n%s", ErrDaemon, cfg.Binary, d.err, d.Log())
+	case <-timer.C:
+		_ = d.Stop()
+		return nil, fmt.Errorf("%w: %s did not log \"pushupd listening\" within %s:\n%s", ErrDaemon, cfg.Binary, cfg.StartTimeout, d.Log())
+	}
+}
+
+func matchListen(line string) string {
+	if m := listenTextRE.FindStringSubmatch(line); m != nil {
+		return m[1]
+	}
+	if m := listenJSONRE.FindStringSubmatch(line); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+func matchModel(line string) string {
+	m := modelRE.FindStringSubmatch(line)
+	if m == nil {
+		return ""
+	}
+	return m[1] + m[2]
+}
+
+func (d *Daemon) addLog(line string) {
+	if d.cfg.Log != nil {
+		fmt.Fprintln(d.cfg.Log, line)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.tail) == tailLines {
+		d.tail = append(d.tail[:0], d.tail[1:]...)
+	}
+	d.tail = append(d.tail, line)
+}
+
+// Log returns the last lines the daemon logged.
+func (d *Daemon) Log() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return strings.Join(d.tail, "\n")
+}
+
+// Exited is closed when the process has exited.
+func (d *Daemon) Exited() <-chan struct{} { return d.done }
+
+// Stop sends SIGTERM, waits StopTimeout for a graceful exit, then kills
+// the process. It returns an error unless pushupd exited 0 in time. It is
+// safe to call more than once; later calls return the first result.
+func (d *Daemon) Stop() error {
+	d.stopOnce.Do(func() {
+		select {
+		case <-d.done:
+			d.stopErr = d.exitError("had already exited")
+			return
+		default:
+		}
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		t := time.NewTimer(d.cfg.StopTimeout)
+		defer t.Stop()
+		select {
+		case <-d.done:
+			d.stopErr = d.exitError("on SIGTERM")
+		case <-t.C:
+			_ = d.cmd.Process.Kill()
+			<-d.done
+			d.stopErr = fmt.Errorf("%w: pid %d did not stop within %s of SIGTERM; killed", ErrDaemon, d.PID, d.cfg.StopTimeout)
+		}
+	})
+	return d.stopErr
+}
+
+func (d *Daemon) exitError(when string) error {
+	if d.err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: pid %d exited %s with %v:\n%s", ErrDaemon, d.PID, when, d.err, d.Log())
+}
+
+// BuildPushupd builds cmd/pushupd into dir and returns the binary's
+// path. It runs the go command in the current directory, which must be
+// inside the PushUp module.
+func BuildPushupd(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "pushupd")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/pushuphq/pushup/cmd/pushupd")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%w: go build ./cmd/pushupd (run from inside the PushUp module, or pass a binary): %v\n%s",
+			ErrDaemon, err, bytes.TrimSpace(out))
+	}
+	return bin, nil
+}
+
+// usageLineRE matches a flag in pushupd's -h output:
+// "  -max-timeout  (default 2m0s)  [$PUSHUP_MAX_TIMEOUT]".
+var usageLineRE = regexp.MustCompile(`^\s+-([A-Za-z0-9][A-Za-z0-9_-]*)(?:\s+\(default (.*?)\))?(?:\s|$)`)
+
+// PushupdFlags runs "binary -h" and returns its flags with their
+// defaults, so a run can tell whether a flag (such as -model) exists in
+// this build before passing it.
+func PushupdFlags(ctx context.Context, binary string) (map[string]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "-h").CombinedOutput()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) { // -h may exit non-zero; not running at all is the error
+		return nil, fmt.Errorf("%w: %s -h: %v", ErrDaemon, binary, err)
+	}
+	flags := parseUsage(string(out))
+	if len(flags) == 0 {
+		return nil, fmt.Errorf("%w: %s -h listed no flags:\n%s", ErrDaemon, binary, truncate(out))
+	}
+	return flags, nil
+}
+
+// parseUsage extracts flag names and defaults from -h output.
+func parseUsage(out string) map[string]string {
+	flags := map[string]string{}
+	for line := range strings.SplitSeq(out, "\n") {
+		if m := usageLineRE.FindStringSubmatch(line); m != nil {
+			flags[m[1]] = m[2]
+		}
+	}
+	return flags
+}

@@ -1,0 +1,51 @@
+// Package loadtest drives real pushupd processes hard from one client
+// process and measures what the paper's evaluation measures (section 4):
+// network traffic (NT), publish trip time (MPT), received message
+// percentage (RMP) and server memory usage (SMU), plus server CPU time and
+// connection errors by kind.
+//
+// # What it owns
+//
+// A Population of simulated subscribers, each owning one keep-alive TCP
+// connection over which it speaks raw HTTP/1.1 (net/http's client costs too
+// much per connection to hold tens of thousands of them), in long-poll or
+// client-pull mode, passing back the cursor of each answer. A Publisher
+// posts timestamped, sequence-numbered payloads on a schedule. A Monitor
+// samples server memory and CPU time from /proc or from /metrics. A Daemon
+// is a pushupd child process this package started and must stop.
+//
+// An experiment is a list of runs (Experiment); a run (RunConfig) is a
+// server setup, a subscriber population, a publisher schedule and the
+// metrics taken over it. Fanout is the first experiment: park many
+// subscribers on one channel, measure memory per parked subscriber, then
+// publish a few messages and measure how fast all of them get each one.
+//
+// # Bounds and ownership
+//
+// Everything stops by itself: a run is bounded by its message count and by
+// RunConfig.Timeout, and every goroutine the package starts belongs to the
+// object that started it (Population, Publisher, Monitor, Daemon, or a run)
+// and ends when that object's context ends or its Stop method returns.
+// Daemons are stopped (SIGTERM, then SIGKILL) on every path out of a run,
+// and die with this process (Pdeathsig) if it is killed.
+//
+// The number of connections is checked against the open-file limit before
+// anything is dialed: asking for more than fit is an error
+// (ErrTooManyConnections), never a silent cap.
+//
+// # Concurrency
+//
+// Population, Monitor and Daemon methods are safe for concurrent use; their
+// snapshots may be read while a run is going on (the progress line does).
+// A Publisher's Run is called once. Config values are copied by the
+// constructors and not modified afterwards.
+//
+// # Clocks
+//
+// Trip times subtract the publisher's send timestamp (wall clock, Unix
+// nanoseconds, carried in the payload) from the subscriber's receive time:
+// both are taken in this process, so on one host they share a clock. The
+// receive time is taken when the whole answer has been read, before it is
+// decoded; it includes any delay in scheduling the subscriber's goroutine,
+// which on a machine shared with the server is part of what is measured.
+package loadtest

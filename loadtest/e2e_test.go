@@ -1,0 +1,179 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// quick shortens the phases of a run for tests on loopback.
+func quick(settle *SettleConfig, warmUp *time.Duration) {
+	*settle = SettleConfig{Window: 200 * time.Millisecond, Tolerance: 0.05, MinSpread: 1 << 20, Timeout: 2 * time.Second}
+	*warmUp = 100 * time.Millisecond
+}
+
+// gone reports whether no process has pid any more.
+func gone(pid int) bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }
+
+// TestE2EFanout runs a tiny fan-out against a real pushupd child process:
+// every subscriber gets every message exactly once, and the daemon is
+// gone afterwards.
+func TestE2EFanout(t *testing.T) {
+	cfg := DefaultFanoutConfig()
+	cfg.Pushupd = pushupdBinary(t)
+	cfg.Subscribers = 50
+	cfg.Messages = 2
+	cfg.Interval = 200 * time.Millisecond
+	cfg.Hold = 30 * time.Second
+	cfg.Drain = 10 * time.Second
+	cfg.Timeout = time.Minute
+	quick(&cfg.Settle, &cfg.WarmUp)
+
+	rep, err := RunFanout(context.Background(), cfg)
+	require.NoError(t, err)
+	run := rep.Run
+	assert.Equal(t, Delivery{Published: 2, Expected: 100, Received: 100, RMP: 100}, run.Delivery)
+	assert.Equal(t, 100, run.TripTime.Count)
+	assert.Positive(t, run.TripTime.P50)
+	assert.LessOrEqual(t, run.TripTime.P50, run.TripTime.Max)
+	assert.Empty(t, run.Errors)
+	assert.True(t, run.Timeline.Drained)
+	assert.Positive(t, run.Memory.BaselineRSS)
+	assert.Positive(t, run.Memory.ParkedRSS)
+	assert.GreaterOrEqual(t, run.Memory.PeakRSS, run.Memory.FinalRSS)
+	assert.Positive(t, run.Memory.PublishSamples)
+	assert.InDelta(t, float64(run.Memory.ParkedRSS-run.Memory.BaselineRSS)/50, rep.RSSPerSubscriber, 1e-6)
+	assert.Positive(t, rep.PeakToParked)
+	assert.Equal(t, int64(50), run.Traffic.Connections, "keep-alive: one connection each")
+	// A first answer each, then one per message (the hold outlasts the
+	// run). The re-poll after the last message may or may not be written
+	// when the drain ends, so requests are bounded, not exact.
+	assert.Equal(t, int64(50*3), run.Traffic.Responses)
+	assert.Equal(t, int64(50*2), run.PublishTraffic.Responses)
+	assert.GreaterOrEqual(t, run.Traffic.Requests, int64(50*3))
+	assert.LessOrEqual(t, run.Traffic.Requests, int64(50*4))
+	require.Len(t, run.Servers, 1)
+	assert.True(t, gone(run.Servers[0].PID), "pushupd stopped")
+
+	var table testWriter
+	require.NoError(t, rep.WriteTable(&table))
+	assert.Contains(t, table.String(), "100.000% (100 of 100 expected)")
+}
+
+// TestE2EPull runs client pull against a real pushupd with the generic
+// Run: no parking, polls with timeout=0 at the interval.
+func TestE2EPull(t *testing.T) {
+	rc := DefaultRunConfig()
+	rc.Name = "pull"
+	rc.Server.Daemons[0].Binary = pushupdBinary(t)
+	rc.Subscribers.Subscribers = 10
+	rc.Subscribers.Mode = ModePull
+	rc.Subscribers.PollInterval = 50 * time.Millisecond
+	rc.Publishers[0].Messages = 3
+	rc.Publishers[0].Interval = 100 * time.Millisecond
+	rc.WaitParked = false
+	rc.Drain = 10 * time.Second
+	rc.Timeout = time.Minute
+	quick(&rc.Settle, &rc.WarmUp)
+
+	res, err := Experiment{Name: "e2e", Runs: []RunConfig{rc}}.Run(context.Background())
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	r := res[0]
+	assert.Equal(t, Delivery{Published: 3, Expected: 30, Received: 30, RMP: 100}, r.Delivery)
+	assert.Empty(t, r.Errors)
+	assert.Equal(t, int64(10), r.Traffic.Connections)
+	assert.Zero(t, r.Timeline.Park)
+	assert.True(t, gone(r.Servers[0].PID))
+}
+
+func TestE2EFanoutModeFlag(t *testing.T) {
+	bin := pushupdBinary(t)
+	flags, err := PushupdFlags(context.Background(), bin)
+	require.NoError(t, err)
+	require.Contains(t, flags, "listen")
+
+	cfg := DefaultFanoutConfig()
+	cfg.Pushupd = bin
+	cfg.Subscribers = 5
+	cfg.Messages = 1
+	cfg.Drain = 10 * time.Second
+	cfg.Timeout = time.Minute
+	quick(&cfg.Settle, &cfg.WarmUp)
+	cfg.Model = "event"
+	rep, err := RunFanout(context.Background(), cfg)
+	if _, ok := flags["model"]; !ok {
+		require.ErrorIs(t, err, ErrUnsupportedFlag, "no silent fallback to the model the binary has")
+		assert.Contains(t, err.Error(), "-model")
+		return
+	}
+	require.NoError(t, err)
+	assert.Equal(t, "event", rep.Model)
+	assert.Equal(t, []string{"-model", "event"}, rep.Run.Servers[0].Args)
+}
+
+func TestFanoutRefusesBadSettingsBeforeStarting(t *testing.T) {
+	cfg := DefaultFanoutConfig()
+	cfg.Pushupd = "/nonexistent/pushupd" // never reached
+	cfg.Subscribers = 1 << 30
+	_, err := RunFanout(context.Background(), cfg)
+	require.ErrorIs(t, err, ErrTooManyConnections)
+
+	cfg = DefaultFanoutConfig()
+	cfg.Pushupd = "/nonexistent/pushupd"
+	cfg.Model = "threads"
+	_, err = RunFanout(context.Background(), cfg)
+	require.ErrorIs(t, err, ErrInvalidConfig)
+}
+
+// TestRunFailsClearlyWhenSubscribersCannotPark: a hold above the
+// server's -max-timeout gets 400 on every poll; the run says so instead of
+// waiting for ever or measuring nothing.
+func TestRunFailsClearlyWhenSubscribersCannotPark(t *testing.T) {
+	rc := DefaultRunConfig()
+	rc.Server.Daemons[0].Binary = pushupdBinary(t)
+	rc.Server.Daemons[0].Args = []string{"-max-timeout", "1s", "-default-timeout", "1s"}
+	rc.Subscribers.Subscribers = 3
+	rc.Subscribers.PollInterval = 5 * time.Second
+	rc.ConnectTimeout = time.Second
+	quick(&rc.Settle, &rc.WarmUp)
+	_, err := Run(context.Background(), rc)
+	require.ErrorIs(t, err, ErrNotParked)
+	assert.Contains(t, err.Error(), "status_400", "the error says why")
+}
+
+// TestRunEndsWhenTheServerDies: a run does not wait out its phases when
+// pushupd exits under it, and says so.
+func TestRunEndsWhenTheServerDies(t *testing.T) {
+	// A wrapper that kills its pushupd two seconds in, while the run
+	// waits, in vain, for memory to settle.
+	wrapper := filepath.Join(t.TempDir(), "dying-pushupd")
+	script := "#!/bin/sh\n" + pushupdBinary(t) + " \"$@\" & pid=$!\nsleep 2\nkill -9 $pid\nwait $pid\n"
+	require.NoError(t, os.WriteFile(wrapper, []byte(script), 0o755))
+
+	rc := DefaultRunConfig()
+	rc.Server.Daemons[0].Binary = wrapper
+	rc.Subscribers.Subscribers = 3
+	quick(&rc.Settle, &rc.WarmUp)
+	rc.Settle = SettleConfig{Window: time.Hour, Timeout: time.Minute} // never settles
+	start := time.Now()
+	res, err := Run(context.Background(), rc)
+	require.ErrorIs(t, err, ErrDaemon)
+	assert.Contains(t, err.Error(), "exited during the run")
+	assert.Contains(t, err.Error(), "interrupted during")
+	assert.Less(t, time.Since(start), 30*time.Second, "the run ended when the server died")
+	assert.True(t, gone(res.Servers[0].PID))
+}
+
+// testWriter collects output.
+type testWriter struct{ b []byte }
+
+func (w *testWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
+func (w *testWriter) String() string              { return string(w.b) }

@@ -1,0 +1,489 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+// ServerSetup says which servers a run measures.
+type ServerSetup struct {
+	// Daemons are pushupd processes the run starts, and stops at its end.
+	Daemons []DaemonConfig
+	// URLs are servers already running, used when Daemons is empty.
+	URLs []string
+	// PIDs, one per URL, are the servers' local process ids, sampled
+	// through /proc; a zero or missing pid is sampled through /metrics.
+	PIDs []int
+}
+
+// RunConfig is one run: a server setup, a subscriber population, a
+// publisher schedule, and how to take the metrics. The phases are:
+//
+//  1. start the servers and warm up; measure baseline RSS once settled;
+//  2. connect the subscribers and take their positions; for long polling
+//     (WaitParked) wait until the servers report every one waiting, then
+//     measure parked RSS once settled;
+//  3. publish on schedule, sampling the servers throughout;
+//  4. drain: wait until every expected message arrived, or Drain passed;
+//  5. disconnect everyone, stop the servers, compute the figures.
+type RunConfig struct {
+	// Name labels the run in reports.
+	Name string
+	// Server is the server setup.
+	Server ServerSetup
+	// Subscribers is the population; empty Targets means the servers.
+	Subscribers PopulationConfig
+	// Publishers run their schedules side by side; empty Targets means
+	// the servers. Each needs its own Index.
+	Publishers []PublisherConfig
+	// WarmUp is how long servers run before the baseline is measured.
+	WarmUp time.Duration
+	// Settle says when RSS counts as settled, for baseline and parked.
+	Settle SettleConfig
+	// WaitParked waits, before publishing, until the servers'
+	// pushup_waiting_subscribers reaches one per channel of each
+	// subscriber. Only meaningful for long polling.
+	WaitParked bool
+	// ConnectTimeout bounds phase 2 (connecting, and parking if
+	// WaitParked). Missing it fails the run with ErrNotParked.
+	ConnectTimeout time.Duration
+	// Drain bounds phase 4. A run that drains early ends early; one that
+	// does not reports the missing messages.
+	Drain time.Duration
+	// SampleInterval is how often servers are sampled through /proc.
+	// Servers sampled through /metrics are scraped every 250 ms at most
+	// often: a scrape makes the server allocate.
+	SampleInterval time.Duration
+	// Timeout bounds the whole run.
+	Timeout time.Duration
+	// Progress, if not nil, gets a status line every ProgressInterval.
+	Progress         io.Writer
+	ProgressInterval time.Duration
+}
+
+// DefaultRunConfig returns a run of the default population and publisher
+// against one local pushupd (whose Binary the caller must set).
+func DefaultRunConfig() RunConfig {
+	return RunConfig{
+		Name:             "run",
+		Server:           ServerSetup{Daemons: []DaemonConfig{DefaultDaemonConfig()}},
+		Subscribers:      DefaultPopulationConfig(),
+		Publishers:       []PublisherConfig{DefaultPublisherConfig()},
+		WarmUp:           time.Second,
+		Settle:           DefaultSettleConfig(),
+		WaitParked:       true,
+		ConnectTimeout:   2 * time.Minute,
+		Drain:            30 * time.Second,
+		SampleInterval:   10 * time.Millisecond,
+		Timeout:          10 * time.Minute,
+		ProgressInterval: time.Second,
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c RunConfig) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: run %q: %s", ErrInvalidConfig, c.Name, fmt.Sprintf(format, args...))
+	}
+	if err := c.Subscribers.Validate(); err != nil {
+		return err
+	}
+	seen := map[int]bool{}
+	for _, p := range c.Publishers {
+		if err := p.Validate(); err != nil {
+			return err
+		}
+		if seen[p.Index] {
+			return bad("two publishers with Index %d", p.Index)
+		}
+		seen[p.Index] = true
+	}
+	switch {
+	case len(c.Server.Daemons) == 0 && len(c.Server.URLs) == 0:
+		return bad("no servers: set Server.Daemons or Server.URLs")
+	case len(c.Server.PIDs) > len(c.Server.URLs):
+		return bad("more Server.PIDs than Server.URLs")
+	case len(c.Publishers) == 0:
+		return bad("no Publishers")
+	case c.WarmUp < 0 || c.Drain < 0:
+		return bad("WarmUp and Drain must not be negative")
+	case c.ConnectTimeout <= 0 || c.SampleInterval <= 0 || c.Timeout <= 0:
+		return bad("ConnectTimeout, SampleInterval and Timeout must be positive")
+	case c.Settle.Window <= 0 || c.Settle.Timeout <= 0 || c.Settle.Tolerance < 0:
+		return bad("Settle needs a positive Window and Timeout and a non-negative Tolerance")
+	case c.Progress != nil && c.ProgressInterval <= 0:
+		return bad("ProgressInterval must be positive")
+	}
+	return nil
+}
+
+// ServerInfo describes one server of a run.
+type ServerInfo struct {
+	URL   string   `json:"url"`
+	PID   int      `json:"pid,omitempty"`
+	Model string   `json:"model,omitempty"`
+	Args  []string `json:"args,omitempty"`
+}
+
+// Memory is server memory usage (SMU), summed over a run's servers.
+type Memory struct {
+	// BaselineRSS is RSS after warm-up, before any subscriber connected.
+	BaselineRSS int64 `json:"baseline_rss_bytes"`
+	// ParkedRSS is RSS with every subscriber connected (and, with
+	// WaitParked, waiting), once settled, before publishing.
+	ParkedRSS int64 `json:"parked_rss_bytes"`
+	// Settled reports whether both figures settled (SettleConfig); if
+	// not, they are the latest means and less trustworthy.
+	Settled bool `json:"settled"`
+	// PeakRSS is the highest RSS sampled from the first publish to the
+	// end of the drain.
+	PeakRSS int64 `json:"peak_rss_bytes"`
+	// FinalRSS is RSS at the end of the drain, before disconnecting.
+	FinalRSS int64 `json:"final_rss_bytes"`
+	// PublishSamples is how many samples the peak was taken from.
+	PublishSamples int `json:"publish_samples"`
+	// SampleInterval is the sampling period asked for.
+	SampleInterval time.Duration `json:"sample_interval_ns"`
+}
+
+// CPU is server CPU time (user + system), summed over a run's servers.
+type CPU struct {
+	// ParkSeconds is from the baseline to the parked measurement:
+	// accepting and parking the subscribers.
+	ParkSeconds float64 `json:"park_seconds"`
+	// PublishSeconds is from the first publish to the end of the drain.
+	PublishSeconds float64 `json:"publish_seconds"`
+	// LoadTesterPublishSeconds is the CPU time this load-test process
+	// used over the same window. Client and server share the machine: if
+	// the two together approach the number of cores times the window,
+	// trip times measure the machine, not the server alone.
+	LoadTesterPublishSeconds float64 `json:"load_tester_publish_seconds"`
+}
+
+// Timeline is how long each phase took.
+type Timeline struct {
+	Connect time.Duration `json:"connect_ns"` // until every subscriber started
+	Park    time.Duration `json:"park_ns"`    // until the servers reported all waiting
+	Publish time.Duration `json:"publish_ns"` // first publish to last answer
+	Drain   time.Duration `json:"drain_ns"`   // last publish answer to last expected delivery
+	// Drained reports whether every expected message arrived before
+	// Drain passed.
+	Drained bool `json:"drained"`
+}
+
+// RunResult is everything measured in one run.
+type RunResult struct {
+	Name         string        `json:"name"`
+	Servers      []ServerInfo  `json:"servers"`
+	Mode         Mode          `json:"mode"`
+	Subscribers  int           `json:"subscribers"`
+	PollInterval time.Duration `json:"poll_interval_ns"`
+	PayloadSize  int           `json:"payload_bytes"`
+	Timeline     Timeline      `json:"timeline"`
+	Memory       Memory        `json:"memory"`
+	CPU          CPU           `json:"cpu"`
+	// Traffic is NT over the whole run; PublishTraffic over the publish
+	// window (first publish to end of drain) only.
+	Traffic        Traffic `json:"traffic"`
+	PublishTraffic Traffic `json:"publish_traffic"`
+	// TripTime is the publish trip time (MPT is its Mean).
+	TripTime LatencySummary `json:"trip_time"`
+	// PublishLatency is how long publish requests took to be answered.
+	PublishLatency LatencySummary `json:"publish_latency"`
+	Delivery       Delivery       `json:"delivery"`
+	// Errors counts subscriber connection errors by kind.
+	Errors map[string]int64 `json:"errors"`
+	// MonitorErrors counts failed rounds of server sampling.
+	MonitorErrors int             `json:"monitor_errors"`
+	Publishes     []PublishRecord `json:"publishes"`
+}
+
+// Run runs one run and returns its figures.
+func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
+	if err := cfg.Validate(); err != nil {
+		return res, err
+	}
+	ctx, cancelTimeout := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancelTimeout()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// Report why the run ended early, not just "context canceled".
+	defer func() {
+		if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(err, cause) {
+			err = fmt.Errorf("%w (%w)", err, cause)
+		}
+	}()
+
+	res = RunResult{
+		Name: cfg.Name, Mode: cfg.Subscribers.Mode, Subscribers: cfg.Subscribers.Subscribers,
+		PollInterval: cfg.Subscribers.PollInterval, PayloadSize: cfg.Publishers[0].PayloadSize,
+	}
+
+	// /metrics scrapes (waiting subscribers, and remote servers' memory)
+	// go through one client whose connections close with the run.
+	scraper := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
+	defer scraper.CloseIdleConnections()
+
+	// 1. Servers.
+	var probes []ServerProbe
+	urls := cfg.Server.URLs
+	if len(cfg.Server.Daemons) > 0 {
+		urls = nil
+		var daemons []*Daemon
+		var watchers sync.WaitGroup
+		stopWatching := make(chan struct{})
+		defer func() {
+			close(stopWatching)
+			watchers.Wait()
+			for _, d := range daemons {
+				if serr := d.Stop(); serr != nil && err == nil {
+					err = serr
+				}
+			}
+		}()
+		for _, dc := range cfg.Server.Daemons {
+			d, err := StartDaemon(dc)
+			if err != nil {
+				return res, err
+			}
+			daemons = append(daemons, d)
+			// A dead server ends the run at once, with the reason.
+			watchers.Go(func() {
+				select {
+				case <-d.Exited():
+					cancel(fmt.Errorf("%w: pid %d exited during the run:\n%s", ErrDaemon, d.PID, d.Log()))
+				case <-stopWatching:
+				}
+			})
+			urls = append(urls, d.URL)
+			probes = append(probes, ProcProbe{PID: d.PID})
+			res.Servers = append(res.Servers, ServerInfo{URL: d.URL, PID: d.PID, Model: d.Model, Args: dc.Args})
+			if err := checkServerFiles(d.PID, perServer(cfg.Subscribers, len(cfg.Server.Daemons))); err != nil {
+				return res, err
+			}
+		}
+	} else {
+		for i, u := range urls {
+			info := ServerInfo{URL: u}
+			if i < len(cfg.Server.PIDs) && cfg.Server.PIDs[i] > 0 {
+				info.PID = cfg.Server.PIDs[i]
+				probes = append(probes, ProcProbe{PID: info.PID})
+			} else {
+				probes = append(probes, MetricsProbe{URL: u, Client: scraper})
+			}
+			res.Servers = append(res.Servers, info)
+		}
+	}
+	interval := cfg.SampleInterval
+	for _, p := range probes {
+		if _, ok := p.(MetricsProbe); ok {
+			interval = max(interval, 250*time.Millisecond)
+		}
+	}
+	mon, err := NewMonitor(interval, probes...)
+	if err != nil {
+		return res, err
+	}
+	if err := mon.Start(ctx); err != nil {
+		return res, err
+	}
+	defer mon.Stop()
+	res.Memory.SampleInterval = interval
+
+	popCfg := cfg.Subscribers
+	if len(popCfg.Targets) == 0 {
+		popCfg.Targets = urls
+	}
+	pop, err := NewPopulation(popCfg)
+	if err != nil {
+		return res, err
+	}
+	defer pop.Stop()
+	pubs := make([]*Publisher, len(cfg.Publishers))
+	for i, pc := range cfg.Publishers {
+		if len(pc.Targets) == 0 {
+			pc.Targets = urls
+		}
+		if pubs[i], err = NewPublisher(pc); err != nil {
+			return res, err
+		}
+	}
+	prog := startProgress(cfg.Progress, cfg.ProgressInterval, pop, pubs, mon)
+	defer prog.end()
+	phase := "start"
+	setPhase := func(p string) {
+		phase = p
+		prog.setPhase(p)
+	}
+	interrupted := func() error { return fmt.Errorf("loadtest: run interrupted during %s: %w", phase, ctx.Err()) }
+
+	setPhase("warm-up")
+	if !sleep(ctx, cfg.WarmUp) {
+		return res, interrupted()
+	}
+	if cfg.WaitParked {
+		// Scrape once now, so the cost of the first scrape (the registry
+		// warming up) is in the baseline, not in the parked figure.
+		if _, err := serversWaiting(ctx, scraper, urls); err != nil {
+			return res, err
+		}
+	}
+	setPhase("baseline")
+	baseline, baselineSettled := mon.WaitSettled(ctx, cfg.Settle)
+	res.Memory.BaselineRSS = baseline
+	baselineAt := time.Now()
+
+	// 2. Subscribers.
+	setPhase("connect")
+	t0 := time.Now()
+	if err := pop.Start(ctx); err != nil {
+		return res, err
+	}
+	connectBy := time.Now().Add(cfg.ConnectTimeout)
+	notParked := func(what string) error {
+		return fmt.Errorf("%w: %s after %s (connected %d, started %d of %d; errors %v)", ErrNotParked, what,
+			cfg.ConnectTimeout, pop.Stats().Connected, pop.Stats().Started, pop.Size(), pop.Errors())
+	}
+	for pop.Stats().Started < int64(pop.Size()) {
+		if time.Now().After(connectBy) {
+			return res, notParked("not every subscriber had its first answer")
+		}
+		if !sleep(ctx, 10*time.Millisecond) {
+			return res, interrupted()
+		}
+	}
+	res.Timeline.Connect = time.Since(t0)
+	if cfg.WaitParked {
+		setPhase("park")
+		want := pop.WaitingSubscriptions()
+		for {
+			n, err := serversWaiting(ctx, scraper, urls)
+			if err != nil {
+				return res, err
+			}
+			prog.waiting.Store(n)
+			if n >= want {
+				break
+			}
+			if time.Now().After(connectBy) {
+				return res, notParked(fmt.Sprintf("servers report %d of %d subscriptions waiting", n, want))
+			}
+			if !sleep(ctx, 200*time.Millisecond) {
+				return res, interrupted()
+			}
+		}
+		res.Timeline.Park = time.Since(t0)
+		prog.waiting.Store(-1) // no longer scraped: do not show a stale figure
+	}
+	setPhase("settle")
+	parked, parkedSettled := mon.WaitSettled(ctx, cfg.Settle)
+	res.Memory.ParkedRSS = parked
+	res.Memory.Settled = baselineSettled && parkedSettled
+	parkedAt := time.Now()
+
+	// 3. Publish.
+	setPhase("publish")
+	trafficBefore := pop.Traffic()
+	self := ProcProbe{PID: os.Getpid()}
+	selfBefore, selfErr := self.Probe(ctx)
+	publishStart := time.Now()
+	var wg sync.WaitGroup
+	recs := make([][]PublishRecord, len(pubs))
+	for i, p := range pubs {
+		wg.Go(func() { recs[i] = p.Run(ctx) })
+	}
+	wg.Wait()
+	for _, r := range recs {
+		res.Publishes = append(res.Publishes, r...)
+	}
+	published := time.Now()
+	if ctx.Err() != nil {
+		return res, interrupted()
+	}
+
+	// 4. Drain.
+	setPhase("drain")
+	expected := pop.Expected(res.Publishes)
+	drainBy := published.Add(cfg.Drain)
+	for pop.Stats().Fresh < expected && time.Now().Before(drainBy) {
+		if !sleep(ctx, 5*time.Millisecond) {
+			return res, interrupted()
+		}
+	}
+	end := time.Now()
+	if selfAfter, err := self.Probe(ctx); err == nil && selfErr == nil {
+		res.CPU.LoadTesterPublishSeconds = selfAfter.CPUSeconds - selfBefore.CPUSeconds
+	}
+	res.Timeline.Drained = pop.Stats().Fresh >= expected
+	res.Timeline.Publish = published.Sub(publishStart)
+	res.Timeline.Drain = end.Sub(published)
+	res.PublishTraffic = pop.Traffic().Sub(trafficBefore)
+
+	// 5. Figures. Sampling stops before disconnecting, so the final
+	// figures are those of the loaded server.
+	mon.Stop()
+	ticks := mon.Ticks()
+	pw := window(ticks, publishStart, end)
+	res.Memory.PeakRSS = pw.PeakRSS
+	res.Memory.FinalRSS = pw.Last.RSS
+	res.Memory.PublishSamples = pw.Samples
+	res.CPU.PublishSeconds = pw.CPUSeconds()
+	res.CPU.ParkSeconds = window(ticks, baselineAt, parkedAt).CPUSeconds()
+	res.MonitorErrors, _ = mon.Errors()
+	setPhase("stop")
+	pop.Stop()
+	res.Traffic = pop.Traffic()
+	res.TripTime = Summarize(pop.TripTimes())
+	res.Delivery = pop.Tally(res.Publishes)
+	res.Errors = pop.Errors()
+	lat := make([]time.Duration, 0, len(res.Publishes))
+	for _, r := range res.Publishes {
+		if r.OK() {
+			lat = append(lat, r.Latency)
+		}
+	}
+	res.PublishLatency = Summarize(lat)
+	return res, nil
+}
+
+// perServer is how many subscribers each of n servers gets when the
+// population is spread over them (the most any one gets).
+func perServer(c PopulationConfig, n int) int {
+	if len(c.Targets) > 0 {
+		return c.Subscribers // through a balancer or elsewhere: assume the worst
+	}
+	return (c.Subscribers + n - 1) / n
+}
+
+// checkServerFiles fails if a local server cannot hold conns connections
+// under its own open-file limit.
+func checkServerFiles(pid, conns int) error {
+	limit, err := ProcessFileLimit(pid)
+	if err != nil {
+		return err
+	}
+	return CheckFileBudget(fmt.Sprintf("pushupd (pid %d)", pid), conns, limit)
+}
+
+// serversWaiting sums pushup_waiting_subscribers over the servers.
+func serversWaiting(ctx context.Context, client *http.Client, urls []string) (int64, error) {
+	var n int64
+	for _, u := range urls {
+		m, err := scrapeMetrics(ctx, client, u, metricWaiting)
+		if err != nil {
+			return 0, fmt.Errorf("loadtest: reading %s from %s: %w", metricWaiting, u, err)
+		}
+		v, ok := m[metricWaiting]
+		if !ok {
+			return 0, fmt.Errorf("%w: %s/metrics has no %s", ErrMalformedResponse, u, metricWaiting)
+		}
+		n += int64(v)
+	}
+	return n, nil
+}
