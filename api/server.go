@@ -64,6 +64,8 @@ func (s *Server) routes() http.Handler {
 	r.MethodNotAllowed(s.methodNotAllowed)
 
 	r.Get("/healthz", s.handleHealth)
+	r.Get("/pushup.js", s.handleClientJS)
+	r.Head("/pushup.js", s.handleClientJS)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 
 	r.Route("/v1", func(r chi.Router) {
