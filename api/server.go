@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/web/demo"
 )
 
 // Server is PushUp's HTTP server. Create it with New, run it with Serve and
@@ -25,7 +26,9 @@ type Server struct {
 	metrics *httpMetrics
 	router  *chi.Mux
 	handler http.Handler
-	http    *http.Server
+	// demoFiles are the demo page's assets, loaded when Config.Demo is set.
+	demoFiles map[string]staticFile
+	http      *http.Server
 }
 
 // New builds a server in front of b.
@@ -37,6 +40,13 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, b: b, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if cfg.Demo {
+		files, err := loadStatic(demo.Assets())
+		if err != nil {
+			return nil, err
+		}
+		s.demoFiles = files
 	}
 	s.reg, s.metrics = newMetrics(b)
 	s.handler = s.routes()
@@ -66,6 +76,9 @@ func (s *Server) routes() http.Handler {
 	r.Get("/healthz", s.handleHealth)
 	r.Get("/pushup.js", s.handleClientJS)
 	r.Head("/pushup.js", s.handleClientJS)
+	if s.cfg.Demo {
+		s.demoRoutes(r)
+	}
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 
 	r.Route("/v1", func(r chi.Router) {
