@@ -1,7 +1,8 @@
 // Package browsertest runs PushUp's browser side in a real browser:
 // pushup.js against scripted fake servers and against a real PushUp
-// server, cross-origin use, and the Q&A demo, driven through the Chrome
-// DevTools protocol (chromedp) in headless Chromium.
+// server, cross-origin use, the README's example page, and the Q&A demo,
+// driven through the Chrome DevTools protocol (chromedp) in headless
+// Chromium.
 //
 // It holds only tests. They share one Chromium, started with a fresh
 // profile by the first test that needs it; each test gets a new browser
