@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/pushuphq/pushup/web/demo"
 )
 
 // Config configures the HTTP front.
@@ -44,6 +46,14 @@ type Config struct {
 	WriteTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle between requests.
 	IdleTimeout time.Duration
+	// Demo serves the Q&A demo page at /demo/ and its question endpoint,
+	// POST /demo/api/questions. That endpoint publishes without the
+	// publisher key (browsers must not hold it), but only validated
+	// questions, only to author:<name> and tag:<t> channels, within
+	// DemoConfig. Off by default: it lets anyone post to those channels.
+	Demo bool
+	// DemoConfig bounds what the demo's question endpoint accepts.
+	DemoConfig demo.Config
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -60,6 +70,7 @@ func DefaultConfig() Config {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       90 * time.Second,
+		DemoConfig:        demo.DefaultConfig(),
 	}
 }
 
@@ -77,6 +88,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("api: MaxBodyBytes must be positive, got %d", c.MaxBodyBytes)
 	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
 		return fmt.Errorf("api: ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout must be positive")
+	}
+	if c.Demo {
+		if err := c.DemoConfig.Validate(); err != nil {
+			return fmt.Errorf("api: DemoConfig: %w", err)
+		}
 	}
 	return nil
 }

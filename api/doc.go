@@ -1,6 +1,8 @@
 // Package api is PushUp's HTTP front: the v1 JSON API for publishers
 // (publish, channel create/renew/info/close), the long-poll subscribe
-// endpoint for browsers, health and Prometheus metrics.
+// endpoint for browsers, pushup.js (the browser client, GET /pushup.js),
+// health and Prometheus metrics, and, when Config.Demo is set, the Q&A
+// demo of package web/demo under /demo/.
 //
 // Server owns the http.Server and its timeouts, maps broker errors to
 // status codes in one place (errors.go), and runs the graceful shutdown:

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/web/demo"
 )
 
 // apiError is an error with the status and code the client sees.
@@ -56,6 +57,10 @@ func toAPIError(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
+	}
+	var invalid *demo.Error
+	if errors.As(err, &invalid) {
+		return badRequest(invalid.Code, invalid.Message)
 	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {

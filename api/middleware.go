@@ -56,6 +56,9 @@ func (s *Server) cors(next http.Handler) http.Handler {
 		h.Add("Vary", "Origin")
 		if allowed {
 			h.Set("Access-Control-Allow-Origin", allow)
+			// Scripts on other origins see only a few headers unless
+			// told; a client backing off on 503 or 429 needs this one.
+			h.Set("Access-Control-Expose-Headers", "Retry-After")
 		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			if allowed {

@@ -24,7 +24,7 @@ func TestRingKeepsOrderAcrossWrapAndGrowth(t *testing.T) {
 		}
 	}
 	push(200)
-	pop(150) // head moves forward
+	pop(150)  // head moves forward
 	push(300) // wraps around, then grows while wrapped
 	assert.Equal(t, 350, r.len())
 	pop(1000)

@@ -135,13 +135,21 @@ func expectedType(e *json.UnmarshalTypeError) string {
 		return "an array of publications"
 	case "api.publishItem":
 		return "a publication object"
+	case "demo.Draft":
+		return "a question object"
 	}
 	return e.Type.String()
 }
 
 // readBody reads a request body under the size limit.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	return readBodyLimit(w, r, s.cfg.MaxBodyBytes)
+}
+
+// readBodyLimit reads a request body of at most limit bytes; a larger one
+// is an *http.MaxBytesError (413).
+func readBodyLimit(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pushuphq/pushup/broker"
 	"github.com/pushuphq/pushup/internal/epoll"
+	"github.com/pushuphq/pushup/web/demo"
 )
 
 // Server is PushUp's HTTP server. Create it with New, run it with Serve and
@@ -26,8 +27,10 @@ type Server struct {
 	metrics *httpMetrics
 	router  *chi.Mux
 	handler http.Handler
-	http    *http.Server
-	parker  *parker // nil in the goroutine model
+	// demoFiles are the demo page's assets, loaded when Config.Demo is set.
+	demoFiles map[string]staticFile
+	http      *http.Server
+	parker    *parker // nil in the goroutine model
 }
 
 // New builds a server in front of b.
@@ -39,6 +42,13 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, b: b, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if cfg.Demo {
+		files, err := loadStatic(demo.Assets())
+		if err != nil {
+			return nil, err
+		}
+		s.demoFiles = files
 	}
 	s.reg, s.metrics = newMetrics(b)
 	s.handler = s.routes()
@@ -78,6 +88,11 @@ func (s *Server) routes() http.Handler {
 	r.MethodNotAllowed(s.methodNotAllowed)
 
 	r.Get("/healthz", s.handleHealth)
+	r.Get("/pushup.js", s.handleClientJS)
+	r.Head("/pushup.js", s.handleClientJS)
+	if s.cfg.Demo {
+		s.demoRoutes(r)
+	}
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 
 	r.Route("/v1", func(r chi.Router) {

@@ -25,6 +25,8 @@ func TestCORSOnSubscribeOnly(t *testing.T) {
 
 		r = ts.do(http.MethodGet, "/v1/subscribe?channels=a&timeout=0", "", "Origin", "https://app.example")
 		assert.Equal(t, "*", r.header.Get("Access-Control-Allow-Origin"))
+		assert.Equal(t, "Retry-After", r.header.Get("Access-Control-Expose-Headers"),
+			"pushup.js on another origin must see Retry-After to honour it")
 
 		r = ts.do(http.MethodOptions, "/v1/subscribe", "", "Origin", "https://app.example",
 			"Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "x-requested-with")

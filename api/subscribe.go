@@ -221,8 +221,13 @@ func corsHeaders(h http.Header, acao string) {
 	h["Vary"] = varyOrigin
 	if acao != "" {
 		h.Set("Access-Control-Allow-Origin", acao)
+		h["Access-Control-Expose-Headers"] = exposeRetryAfter
 	}
 }
+
+// exposeRetryAfter lets scripts on other origins read Retry-After (see
+// cors).
+var exposeRetryAfter = []string{"Retry-After"}
 
 // answerBytes encodes the answer to a parked request as a whole HTTP
 // response. Identical answers from one publication (res.Share) are

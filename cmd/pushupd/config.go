@@ -70,6 +70,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.API.ReadTimeout, "read-timeout", ac.ReadTimeout, "longest time to read a whole request, body included")
 	fs.DurationVar(&c.API.WriteTimeout, "write-timeout", ac.WriteTimeout, "a client that takes no bytes of its answer for this long is dropped")
 	fs.DurationVar(&c.API.IdleTimeout, "idle-timeout", ac.IdleTimeout, "close keep-alive connections idle this long")
+	fs.BoolVar(&c.API.Demo, "demo", ac.Demo, "serve the Q&A demo at /demo/; anyone can then post questions to author:* and tag:* channels, publisher key or not")
 
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM/SIGINT, how long to wait for answers to be written before closing connections")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error (debug logs every request)")

@@ -24,6 +24,7 @@ func TestDefaults(t *testing.T) {
 	assert.True(t, c.Broker.ImplicitChannels)
 	assert.Equal(t, []string{"*"}, c.API.CORSOrigins)
 	assert.Equal(t, api.ModelEvent, c.API.Model)
+	assert.False(t, c.API.Demo, "the demo lets anyone post: off unless asked for")
 }
 
 func TestEnvAndFlagPrecedence(t *testing.T) {
@@ -34,6 +35,7 @@ func TestEnvAndFlagPrecedence(t *testing.T) {
 		"PUSHUP_PUBLISHER_KEY":     "k",
 		"PUSHUP_CORS_ORIGINS":      "https://a.example, https://b.example",
 		"PUSHUP_LOG_LEVEL":         "debug",
+		"PUSHUP_DEMO":              "true",
 	})
 	c, err := parseConfig([]string{"-listen", ":7000"}, e, &bytes.Buffer{})
 	require.NoError(t, err)
@@ -43,6 +45,7 @@ func TestEnvAndFlagPrecedence(t *testing.T) {
 	assert.Equal(t, "k", c.API.PublisherKey)
 	assert.Equal(t, []string{"https://a.example", "https://b.example"}, c.API.CORSOrigins)
 	assert.Equal(t, "DEBUG", c.LogLevel.String())
+	assert.True(t, c.API.Demo)
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -78,12 +81,12 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"listen", "message-ttl", "max-messages", "channel-ttl", "max-channel-ttl", "implicit-channels",
 		"max-channels", "max-channels-per-request", "max-batch", "max-response-messages",
 		"default-timeout", "max-timeout", "max-body", "publisher-key", "cors-origins",
-		"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout",
+		"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout", "demo",
 		"shutdown-timeout", "log-level", "log-format", "model", "tls-cert", "tls-key", "pprof",
 	} {
 		line := "  -" + name + "  (default "
 		assert.Contains(t, help, line, name)
 		assert.Contains(t, help, "[$"+envName(name)+"]", name)
 	}
-	assert.Equal(t, strings.Count(help, "  -"), 26, "no flag left undocumented here")
+	assert.Equal(t, strings.Count(help, "  -"), 27, "no flag left undocumented here")
 }

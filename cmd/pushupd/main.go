@@ -58,7 +58,13 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 		"implicit_channels", cfg.Broker.ImplicitChannels, "message_ttl", cfg.Broker.Channel.MessageTTL,
 		"max_messages", cfg.Broker.Channel.MaxMessages, "channel_ttl", cfg.Broker.ChannelTTL,
 		"default_timeout", cfg.API.DefaultTimeout, "max_timeout", cfg.API.MaxTimeout,
-		"publisher_key_set", cfg.API.PublisherKey != "", "cors_origins", cfg.API.CORSOrigins)
+		"publisher_key_set", cfg.API.PublisherKey != "", "cors_origins", cfg.API.CORSOrigins, "demo", cfg.API.Demo)
+	if cfg.API.Demo {
+		// The demo's post endpoint needs no key by design; say so where an
+		// operator who set one will look.
+		log.Warn("demo mode: anyone who can reach this server can post questions to author:* and tag:* channels",
+			"page", "/demo/", "publisher_key_set", cfg.API.PublisherKey != "")
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}

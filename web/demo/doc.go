@@ -1,0 +1,19 @@
+// Package demo is the Q&A example of the PushUp paper, served by
+// pushupd -demo at /demo/: people post questions with tags and follow
+// tags, and see new questions as they are posted.
+//
+// A question is published once, as one message, to "author:<name>" and to
+// "tag:<t>" for each of its tags. A viewer following several tags
+// subscribes to all of their channels in one request, and the broker's
+// batch subscribe merges them in time order and drops duplicates, so each
+// question appears once even when it carries several of the followed tags.
+//
+// The package validates what a browser may post (NewQuestion) and holds
+// the page's static assets (Assets); the api package serves both. Posting
+// goes through pushupd because browsers must never hold the publisher key:
+// the endpoint publishes only well-formed questions, only to author: and
+// tag: channels, within Config's limits. Nothing here keeps state between
+// requests, and the page subscribes with pushup.js and resumes from
+// cursors, so the demo works unchanged against a cluster behind a load
+// balancer.
+package demo

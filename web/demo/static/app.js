@@ -1,0 +1,128 @@
+// The Q&A demo page. It posts questions through the demo endpoint (the
+// browser never holds the publisher key) and follows tags and authors with
+// pushup.js. It keeps no state on the server: the subscription's cursor
+// lives in this page, so the same page works against a cluster.
+import { subscribe } from "../pushup.js";
+
+const $ = (id) => document.getElementById(id);
+
+/** @type {import("../pushup.js").Subscription | null} */
+let sub = null;
+
+/** words splits a comma- or space-separated list. */
+function words(s) {
+  return s.split(/[\s,]+/).filter((w) => w !== "");
+}
+
+function setStatus(state, text) {
+  const el = $("status");
+  el.dataset.state = state;
+  el.textContent = text;
+}
+
+function element(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  // textContent, never innerHTML: titles are whatever people typed.
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+/** show adds a message to the top of the feed: newest first. */
+function show(message) {
+  const li = element("li");
+  li.dataset.id = message.id;
+  li.dataset.time = String(message.time);
+  li.dataset.received = String(Date.now());
+  const q = message.data;
+  const when = new Date(message.time).toLocaleTimeString();
+  if (q && q.type === "question" && typeof q.title === "string" && Array.isArray(q.tags)) {
+    li.className = "question";
+    const tags = element("span", "tags");
+    for (const t of q.tags) tags.append(element("span", "tag", t));
+    li.append(element("span", "title", q.title), element("span", "meta", `by ${q.author} at ${when}`), tags);
+  } else {
+    // Anything else published to a followed channel, e.g. with curl.
+    li.className = "other";
+    li.append(element("span", "title", JSON.stringify(q)), element("span", "meta", `message at ${when}`));
+  }
+  $("feed").prepend(li);
+}
+
+/** follow replaces the current subscription with one to these tags and authors. */
+function follow(tags, authors) {
+  sub?.unsubscribe();
+  sub = null;
+  $("feed").replaceChildren();
+  $("notice").hidden = true;
+  tags = [...new Set(tags.map((t) => t.toLowerCase()))];
+  authors = [...new Set(authors)];
+
+  const params = new URLSearchParams(location.search);
+  params.set("tags", tags.join(","));
+  params.set("authors", authors.join(","));
+  history.replaceState(null, "", `?${params}`);
+
+  const channels = [...tags.map((t) => `tag:${t}`), ...authors.map((a) => `author:${a}`)];
+  if (channels.length === 0) {
+    setStatus("idle", "Follow a tag to see its questions.");
+    return;
+  }
+  const list = channels.join(", ");
+  setStatus("listening", `Listening on ${list}`);
+  // No since: the questions the server still caches come first, then new
+  // ones as they are posted.
+  sub = subscribe(channels, show, {
+    onAnswer: () => setStatus("live", `Live on ${list}`),
+    onError: (err) => setStatus("retrying", `Connection problem (${err.message}); retrying in ${(err.retryIn / 1000).toFixed(1)} s`),
+    onClosed: (err) => setStatus("closed", `Stopped: ${err.message} (${err.code})`),
+    onTruncated: () => {
+      const n = $("notice");
+      n.textContent = "Some questions were evicted from the server's cache before they reached this page.";
+      n.hidden = false;
+    },
+  });
+}
+
+$("follow-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  follow(words($("follow-tags").value), words($("follow-authors").value));
+});
+
+$("ask-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const result = $("ask-result");
+  const question = { author: $("ask-author").value, title: $("ask-title").value, tags: words($("ask-tags").value) };
+  result.dataset.state = "posting";
+  result.textContent = "Posting…";
+  try {
+    const res = await fetch("api/questions", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(question),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (res.ok) {
+      result.dataset.state = "posted";
+      result.dataset.id = body.id;
+      result.textContent = `Posted once, to ${body.channels.join(", ")}`;
+      $("ask-title").value = "";
+    } else {
+      result.dataset.state = "error";
+      result.textContent = body.message ?? `HTTP ${res.status}`;
+    }
+  } catch (err) {
+    result.dataset.state = "error";
+    result.textContent = `Could not post: ${err.message}`;
+  }
+});
+
+// ?tags=go,js&authors=ann&name=ann fills the forms and starts following,
+// so a link can open a ready page.
+const params = new URLSearchParams(location.search);
+$("ask-author").value = params.get("name") ?? "";
+$("follow-tags").value = params.get("tags") ?? "";
+$("follow-authors").value = params.get("authors") ?? "";
+if (params.get("tags") || params.get("authors")) {
+  follow(words($("follow-tags").value), words($("follow-authors").value));
+}
