@@ -13,12 +13,19 @@ import (
 	"github.com/pushuphq/pushup/broker"
 )
 
+// defaultGCPercent is pushupd's GC target. Its heap is mostly long-lived
+// records of waiting subscribers, so Go's default (100: the heap may double
+// between collections) mostly buys idle memory; see docs/BENCHMARKS.md
+// for the measured trade-off.
+const defaultGCPercent = 25
+
 // envPrefix starts the environment variable of every flag: -max-timeout
 // is PUSHUP_MAX_TIMEOUT.
 const envPrefix = "PUSHUP_"
 
 // config is everything pushupd needs to start.
 type config struct {
+	GCPercent       int
 	Listen          string
 	PprofListen     string
 	TLSCert, TLSKey string
@@ -41,12 +48,13 @@ func envName(flagName string) string {
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
 	bc := broker.DefaultConfig()
 	ac := api.DefaultConfig()
-	c := config{Listen: ":8080", Broker: bc, API: ac, ShutdownTimeout: 15 * time.Second, LogFormat: "text"}
+	c := config{GCPercent: defaultGCPercent, Listen: ":8080", Broker: bc, API: ac, ShutdownTimeout: 15 * time.Second, LogFormat: "text"}
 
 	fs := flag.NewFlagSet("pushupd", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve HTTP on (host:port)")
 	model := fs.String("model", string(ac.Model), "how waiting subscribers are held: event (no goroutine per waiting request; Linux) or goroutine")
+	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go GC target (GOGC): heap growth allowed between collections, in percent of the live heap; 0 keeps Go's default or $GOGC. See docs/BENCHMARKS.md for the memory/CPU trade-off")
 	fs.StringVar(&c.PprofListen, "pprof", "", "serve Go's /debug/pprof/ profiles on this address (e.g. 127.0.0.1:6060); off when empty. Keep it private")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS (and HTTP/2) with this certificate file; needs -tls-key. TLS connections use the goroutine model")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file for -tls-cert")
@@ -125,6 +133,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return c, fmt.Errorf("-log-format %q: want text or json", c.LogFormat)
+	}
+	if c.GCPercent < 0 || c.GCPercent > 10000 {
+		return c, fmt.Errorf("-gc-percent %d: want 0 (Go's default) to 10000", c.GCPercent)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return c, errors.New("-shutdown-timeout must be positive")

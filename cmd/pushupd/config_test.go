@@ -64,6 +64,7 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"stray"}, nil, "unexpected arguments"},
 		{[]string{"-nope"}, nil, "not defined"},
 		{[]string{"-model", "threads"}, nil, "-model"},
+		{[]string{"-gc-percent", "-5"}, nil, "-gc-percent"},
 		{[]string{"-tls-cert", "c.pem"}, nil, "go together"},
 	} {
 		_, err := parseConfig(tc.args, env(tc.env), &bytes.Buffer{})
@@ -82,11 +83,11 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"max-channels", "max-channels-per-request", "max-batch", "max-response-messages",
 		"default-timeout", "max-timeout", "max-body", "publisher-key", "cors-origins",
 		"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout", "demo",
-		"shutdown-timeout", "log-level", "log-format", "model", "tls-cert", "tls-key", "pprof",
+		"shutdown-timeout", "log-level", "log-format", "model", "tls-cert", "tls-key", "pprof", "gc-percent",
 	} {
 		line := "  -" + name + "  (default "
 		assert.Contains(t, help, line, name)
 		assert.Contains(t, help, "[$"+envName(name)+"]", name)
 	}
-	assert.Equal(t, strings.Count(help, "  -"), 27, "no flag left undocumented here")
+	assert.Equal(t, strings.Count(help, "  -"), 28, "no flag left undocumented here")
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/pushuphq/pushup/api"
@@ -39,6 +40,9 @@ func main() {
 func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)) error {
 	log := cfg.logger(logOut)
 	cfg.API.Logger = log
+	if cfg.GCPercent > 0 {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 	b, err := broker.New(cfg.Broker)
 	if err != nil {
 		return err
@@ -54,6 +58,7 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 		return err
 	}
 	log.Info("pushupd listening", "addr", ln.Addr().String(), "model", srv.Model(), "tls", cfg.TLSCert != "",
+		"gc_percent", cfg.GCPercent,
 		"origin", fmt.Sprintf("%016x", b.Origin()),
 		"implicit_channels", cfg.Broker.ImplicitChannels, "message_ttl", cfg.Broker.Channel.MessageTTL,
 		"max_messages", cfg.Broker.Channel.MaxMessages, "channel_ttl", cfg.Broker.ChannelTTL,
