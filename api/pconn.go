@@ -259,59 +259,41 @@ func (c *pconn) answer(res broker.Result) {
 // for its next request (keep) or closes it. What the socket does not take
 // at once waits for it to drain (flush), under the write-stall deadline:
 // a client that stops reading cannot hold up anyone else.
-func (c *pconn) write(b []byte, keep bool) {
+func (c *pconn) write(b []byte, keep bool) { c.send(b, keep) }
+
+// flush continues a stalled write once the socket drained.
+func (c *pconn) flush() {
+	c.mu.Lock()
+	out, keep := c.out, c.outKeep
+	c.mu.Unlock()
+	c.send(out, keep)
+}
+
+// send writes what the socket takes of b now. The rest waits for EPOLLOUT;
+// a new stall, and every bit of progress, (re)starts the deadline: it
+// bounds a stall, not a large answer.
+func (c *pconn) send(b []byte, keep bool) {
 	n, err := writeFD(c.fd, b)
 	if err != nil {
 		c.p.writeFailed.Add(1)
 		c.close()
 		return
 	}
+	c.mu.Lock()
+	if c.state == csClosed {
+		c.mu.Unlock()
+		return
+	}
 	if n == len(b) {
-		c.afterWrite(keep)
-		return
-	}
-	c.mu.Lock()
-	if c.state == csClosed {
-		c.mu.Unlock()
-		return
-	}
-	c.state = csWriting
-	c.out, c.outKeep = b[n:], keep
-	if err := c.armLocked(epoll.Writable); err != nil {
-		c.mu.Unlock()
-		c.close()
-		return
-	}
-	c.setDeadlineLocked(time.Now().Add(c.p.s.cfg.WriteTimeout).UnixNano())
-	c.mu.Unlock()
-}
-
-// flush continues a stalled write once the socket drained. Every bit of
-// progress renews the deadline: it bounds a stall, not a large answer.
-func (c *pconn) flush() {
-	c.mu.Lock()
-	out, keep := c.out, c.outKeep
-	c.mu.Unlock()
-	n, err := writeFD(c.fd, out)
-	if err != nil {
-		c.p.writeFailed.Add(1)
-		c.close()
-		return
-	}
-	c.mu.Lock()
-	if c.state == csClosed {
-		c.mu.Unlock()
-		return
-	}
-	if n == len(out) {
 		c.out = nil
 		c.setDeadlineLocked(0)
 		c.mu.Unlock()
 		c.afterWrite(keep)
 		return
 	}
-	c.out = out[n:]
-	if n > 0 {
+	c.state = csWriting
+	c.out, c.outKeep = b[n:], keep
+	if n > 0 || c.deadline == 0 {
 		c.setDeadlineLocked(time.Now().Add(c.p.s.cfg.WriteTimeout).UnixNano())
 	}
 	if err := c.armLocked(epoll.Writable); err != nil {

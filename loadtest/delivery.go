@@ -1,6 +1,9 @@
 package loadtest
 
-import "sync/atomic"
+import (
+	"slices"
+	"sync/atomic"
+)
 
 // Delivery is the received message percentage (RMP) and how it is made
 // up. A subscriber is expected to receive every message accepted by the
@@ -146,12 +149,5 @@ func tallyDelivery(sent []PublishRecord, subs []subscriberTally) Delivery {
 }
 
 func overlaps(a, b []string) bool {
-	for _, x := range a {
-		for _, y := range b {
-			if x == y {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(a, func(x string) bool { return slices.Contains(b, x) })
 }

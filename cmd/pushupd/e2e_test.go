@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -239,14 +240,7 @@ func TestE2ECursorLoopGetsEveryMessageOnce(t *testing.T) {
 }
 
 func overlaps(a, b []string) bool {
-	for _, x := range a {
-		for _, y := range b {
-			if x == y {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(a, func(x string) bool { return slices.Contains(b, x) })
 }
 
 // TestE2ESigtermAnswersWaitersAndExitsZero: on SIGTERM the daemon stops
