@@ -39,6 +39,9 @@ type Broker struct {
 	answered  [4]atomic.Uint64 // by Reason
 	cancelled atomic.Uint64
 	expired   atomic.Uint64 // channels expired for idleness
+	// lossy is set once any origin's events had to be skipped, so
+	// readers check their position against the losses (rare: only then).
+	lossy atomic.Bool
 
 	// commitMu serializes every change to channel contents: publishing,
 	// closing and expiring channels, shutting down. Holding it while
@@ -167,9 +170,9 @@ func (b *Broker) newRef(name string, ttl time.Duration, now time.Time) *chanRef 
 }
 
 // resolve returns the channels named, creating missing ones when create is
-// true. It creates all or none: a request that fails leaves no channel
-// behind.
-func (b *Broker) resolve(names []string, create bool) ([]*chanRef, error) {
+// true, within Config.MaxChannels when limit is true. It creates all or
+// none: a request that fails leaves no channel behind.
+func (b *Broker) resolve(names []string, create, limit bool) ([]*chanRef, error) {
 	refs := make([]*chanRef, len(names))
 	missing := 0
 	b.mu.RLock()
@@ -207,7 +210,7 @@ func (b *Broker) resolve(names []string, create bool) ([]*chanRef, error) {
 			missing++
 		}
 	}
-	if b.cfg.MaxChannels > 0 && len(b.chans)+missing > b.cfg.MaxChannels {
+	if limit && b.cfg.MaxChannels > 0 && len(b.chans)+missing > b.cfg.MaxChannels {
 		b.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d channels exist, limit %d", ErrChannelLimit, len(b.chans), b.cfg.MaxChannels)
 	}
@@ -288,26 +291,23 @@ func (b *Broker) Create(ttl time.Duration) (ChannelInfo, error) {
 		return ChannelInfo{}, err
 	}
 	var raw [10]byte
-	now := b.now()
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return ChannelInfo{}, ErrShuttingDown
-	}
-	if b.cfg.MaxChannels > 0 && len(b.chans) >= b.cfg.MaxChannels {
-		b.mu.Unlock()
-		return ChannelInfo{}, fmt.Errorf("%w: limit %d", ErrChannelLimit, b.cfg.MaxChannels)
-	}
+	b.commitMu.Lock()
 	var name string
 	for {
 		rand.Read(raw[:])
 		name = "ch-" + strings.ToLower(channelIDEncoding.EncodeToString(raw[:]))
-		if b.chans[name] == nil {
+		b.mu.RLock()
+		taken := b.chans[name] != nil
+		b.mu.RUnlock()
+		if !taken {
 			break
 		}
 	}
-	r := b.newRef(name, ttl, now)
-	b.mu.Unlock()
+	r, _, err := b.renewLocked(b.local, name, ttl, b.now(), true)
+	b.commitMu.Unlock()
+	if err != nil {
+		return ChannelInfo{}, err
+	}
 	b.sched.ensure(r, r.NextDue())
 	return infoOf(r), nil
 }
@@ -322,27 +322,42 @@ func (b *Broker) Renew(name string, ttl time.Duration) (info ChannelInfo, create
 	if err != nil {
 		return ChannelInfo{}, false, err
 	}
-	now := b.now()
+	b.commitMu.Lock()
+	r, created, err := b.renewLocked(b.local, name, ttl, b.now(), true)
+	b.commitMu.Unlock()
+	if err != nil {
+		return ChannelInfo{}, false, err
+	}
+	// A shorter ttl may make the channel due earlier than scheduled.
+	b.sched.ensure(r, r.NextDue())
+	return infoOf(r), created, nil
+}
+
+// renewLocked creates or renews a channel as an event of origin o: the
+// next Seq of o, committed. A local renewal is checked against the channel
+// limit; one replicated from o was checked there. Caller holds commitMu.
+func (b *Broker) renewLocked(o *originState, name string, ttl time.Duration, now time.Time, limit bool) (*chanRef, bool, error) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return ChannelInfo{}, false, ErrShuttingDown
+		return nil, false, ErrShuttingDown
 	}
 	r := b.chans[name]
-	if r == nil {
-		if b.cfg.MaxChannels > 0 && len(b.chans) >= b.cfg.MaxChannels {
+	created := r == nil
+	if created {
+		if limit && b.cfg.MaxChannels > 0 && len(b.chans) >= b.cfg.MaxChannels {
 			b.mu.Unlock()
-			return ChannelInfo{}, false, fmt.Errorf("%w: limit %d", ErrChannelLimit, b.cfg.MaxChannels)
+			return nil, false, fmt.Errorf("%w: limit %d", ErrChannelLimit, b.cfg.MaxChannels)
 		}
 		r = b.newRef(name, ttl, now)
-		created = true
 	} else {
 		r.Renew(ttl, now)
 	}
 	b.mu.Unlock()
-	// A shorter ttl may make the channel due earlier than scheduled.
-	b.sched.ensure(r, r.NextDue())
-	return infoOf(r), created, nil
+	if o == b.local {
+		b.commitLocked(o, Event{Kind: EventRenew, Origin: o.id, Seq: o.seq + 1, TS: b.clock.Now(), Channel: name, TTL: ttl}, now)
+	}
+	return r, created, nil
 }
 
 // CloseChannel closes channel name: its cache is dropped, and waiting
@@ -353,6 +368,24 @@ func (b *Broker) CloseChannel(name string) (int, error) {
 		return 0, fmt.Errorf("%w: %q", ErrInvalidChannel, name)
 	}
 	b.commitMu.Lock()
+	if b.isClosed() {
+		b.commitMu.Unlock()
+		return 0, ErrShuttingDown
+	}
+	r, ws := b.closeLocked(name)
+	if r == nil {
+		b.commitMu.Unlock()
+		return 0, fmt.Errorf("%w: %q", ErrChannelNotFound, name)
+	}
+	b.commitLocked(b.local, Event{Kind: EventClose, Origin: b.local.id, Seq: b.local.seq + 1, TS: b.clock.Now(), Channel: name}, b.now())
+	b.commitMu.Unlock()
+	b.sched.remove(r)
+	return b.answerClosed(ws), nil
+}
+
+// closeLocked removes and closes channel name, returning it (nil if there
+// was none) and its waiters. Caller holds commitMu.
+func (b *Broker) closeLocked(name string) (*chanRef, []channel.Waiter) {
 	b.mu.Lock()
 	r := b.chans[name]
 	if r != nil {
@@ -360,13 +393,9 @@ func (b *Broker) CloseChannel(name string) (int, error) {
 	}
 	b.mu.Unlock()
 	if r == nil {
-		b.commitMu.Unlock()
-		return 0, fmt.Errorf("%w: %q", ErrChannelNotFound, name)
+		return nil, nil
 	}
-	ws := r.Close()
-	b.commitMu.Unlock()
-	b.sched.remove(r)
-	return b.answerClosed(ws), nil
+	return r, r.Close()
 }
 
 // answerClosed tells the waiters of a closed channel; those left with no

@@ -43,6 +43,22 @@ type Config struct {
 	// reconnect together. It never lengthens a wait: proxies in front
 	// must be able to rely on the maximum. 0 disables it; at most 0.5.
 	TimeoutJitter float64
+	// LogEvents is how many recent events the broker keeps per origin so
+	// it can give a peer that missed some of them (after a partition, a
+	// dropped packet, a full queue) what it missed. Older events, and
+	// events older than the message TTL, are dropped; a peer that missed
+	// those learns its readers were truncated. Each kept event costs a
+	// slot of about 80 bytes (the messages are shared with the caches).
+	LogEvents int
+	// PendingEvents caps the events of one origin held because they
+	// arrived after a gap, waiting for the gap to be repaired; beyond it
+	// they are dropped and fetched again by the repair.
+	PendingEvents int
+	// OnCommit, if set, is called with every event this broker's own
+	// origin commits (publications, channel renewals and closes), in
+	// commit order, under the commit lock: it must not block and must not
+	// call the broker. The cluster uses it to replicate.
+	OnCommit func(Event)
 	// Origin identifies this broker's boot in message ids and cursors. Zero
 	// picks a random one, which is what a node should do at every start.
 	Origin uint64
@@ -62,6 +78,8 @@ func DefaultConfig() Config {
 		MaxBatch:              1000,
 		MaxResponseMessages:   1000,
 		TimeoutJitter:         0.1,
+		LogEvents:             100_000,
+		PendingEvents:         100_000,
 	}
 }
 
@@ -83,6 +101,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("broker: MaxBatch must be at least 1, got %d", c.MaxBatch)
 	case c.TimeoutJitter < 0 || c.TimeoutJitter > 0.5:
 		return fmt.Errorf("broker: TimeoutJitter must be between 0 and 0.5, got %g", c.TimeoutJitter)
+	case c.LogEvents < 0 || c.PendingEvents < 0:
+		return fmt.Errorf("broker: LogEvents and PendingEvents must not be negative")
 	case c.MaxResponseMessages < 1:
 		return fmt.Errorf("broker: MaxResponseMessages must be at least 1, got %d", c.MaxResponseMessages)
 	}

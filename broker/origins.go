@@ -5,22 +5,37 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pushuphq/pushup/channel"
 )
 
-// originState is one origin's committed position: the last message of the
-// contiguous prefix of its publications this broker holds. Readers never
-// see an origin's messages past it, which is what keeps cursors gap-free
-// while a publication is still being inserted into its channels.
+// originState is what this broker knows of one origin (a node's boot):
+// its committed position, the last event of the contiguous prefix of its
+// events applied here. Readers never see an origin's messages past it,
+// which keeps cursors gap-free while a publication is still being inserted
+// and while events from other nodes arrive out of order.
 type originState struct {
 	id uint64
-	// seq is the sequence number of the last committed message; written
-	// under Broker.commitMu.
-	seq uint64
-	// ts is the timestamp of that message; written under commitMu, read
-	// by anyone.
+	// ts is the timestamp of the last committed event; written under
+	// Broker.commitMu, read by anyone.
 	ts atomic.Uint64
+
+	// The rest is guarded by Broker.commitMu.
+	seq uint64 // Seq of the last committed event
+	// known is the highest Seq heard of: committed, pending, or announced
+	// by the origin.
+	known uint64
+	// pending holds events that arrived past a gap, by Seq, until the
+	// gap is filled.
+	pending map[uint64]Event
+	// lost is set when events that could not be recovered were skipped:
+	// readers whose position for this origin is before it were truncated.
+	lost channel.Timestamp
+	// log keeps recent committed events for repairs.
+	log eventLog
+	// applied is when the last event was committed.
+	applied time.Time
 }
 
 // origins is the broker's table of origins, copy-on-write: reads are one
@@ -32,12 +47,8 @@ type origins struct {
 
 // get returns origin id's state, adding it if new.
 func (o *origins) get(id uint64) *originState {
-	if l := o.list.Load(); l != nil {
-		for _, s := range *l {
-			if s.id == id {
-				return s
-			}
-		}
+	if s := o.find(id); s != nil {
+		return s
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -57,16 +68,33 @@ func (o *origins) get(id uint64) *originState {
 	return s
 }
 
+// find returns origin id's state, or nil.
+func (o *origins) find(id uint64) *originState {
+	if l := o.list.Load(); l != nil {
+		for _, s := range *l {
+			if s.id == id {
+				return s
+			}
+		}
+	}
+	return nil
+}
+
+// all returns the origins, sorted by id.
+func (o *origins) all() []*originState {
+	if l := o.list.Load(); l != nil {
+		return *l
+	}
+	return nil
+}
+
 // snapshot returns every origin's committed position. An origin with
 // nothing committed yet is left out, so its first message is never hidden
 // behind a position of zero.
 func (o *origins) snapshot() channel.Vector {
-	l := o.list.Load()
-	if l == nil {
-		return nil
-	}
-	v := make(channel.Vector, 0, len(*l))
-	for _, s := range *l {
+	l := o.all()
+	v := make(channel.Vector, 0, len(l))
+	for _, s := range l {
 		if ts := s.ts.Load(); ts != 0 {
 			v = append(v, channel.Pos{Origin: s.id, TS: channel.Timestamp(ts)})
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/pushuphq/pushup/channel"
 )
@@ -77,7 +78,7 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 	b.commitMu.Lock()
 	// Resolving under commitMu means no channel can close between here
 	// and the inserts below: channels close only under commitMu too.
-	refs, err := b.resolve(names, b.cfg.ImplicitChannels)
+	refs, err := b.resolve(names, b.cfg.ImplicitChannels, true)
 	if err != nil {
 		b.commitMu.Unlock()
 		return nil, err
@@ -91,16 +92,13 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 	var fans []*fanout
 	for i, p := range pubs {
 		ts := b.clock.Now()
-		b.local.seq++
-		m := channel.NewMessage(b.local.id, b.local.seq, ts, slices.Clone(p.Channels), p.Data)
+		m := channel.NewMessage(b.local.id, b.local.seq+1, ts, slices.Clone(p.Channels), p.Data)
 		msgs[i] = m
-		for _, n := range m.Channels {
-			// Cannot fail: the channel is open and stays so under commitMu.
-			_, _ = byName[n].Insert(m, now)
+		mrefs := make([]*chanRef, len(m.Channels))
+		for j, n := range m.Channels {
+			mrefs[j] = byName[n]
 		}
-		// Commit: from here readers see m.
-		b.local.ts.Store(uint64(ts))
-		if f := b.claim(m, byName); f != nil {
+		if f := b.publishLocked(b.local, m, mrefs, now); f != nil {
 			fans = append(fans, f)
 		}
 	}
@@ -112,13 +110,44 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 		// earlier than its idle expiry.
 		b.sched.ensure(r, r.NextDue())
 	}
+	b.answerFanouts(fans)
+	return msgs, nil
+}
+
+// publishLocked stores m (an event of origin o) in its channels, commits
+// it and claims the subscriptions it answers. Caller holds commitMu; refs
+// are m's channels, open.
+func (b *Broker) publishLocked(o *originState, m *channel.Message, refs []*chanRef, now time.Time) *fanout {
+	for _, r := range refs {
+		// Cannot fail: the channel is open and stays so under commitMu.
+		_, _ = r.Insert(m, now)
+	}
+	b.commitLocked(o, Event{Kind: EventPublish, Origin: m.Origin, Seq: m.Seq, TS: m.TS, Message: m}, now)
+	return b.claim(m, refs)
+}
+
+// commitLocked makes ev, already applied to the channels, visible: it
+// moves its origin's committed position, keeps ev for repairs, and hands
+// this node's own events to OnCommit. Caller holds commitMu.
+func (b *Broker) commitLocked(o *originState, ev Event, now time.Time) {
+	o.seq = ev.Seq
+	o.known = max(o.known, ev.Seq)
+	o.ts.Store(uint64(ev.TS))
+	o.log.append(ev, b.cfg.LogEvents)
+	o.applied = now
+	if o == b.local && b.cfg.OnCommit != nil {
+		b.cfg.OnCommit(ev)
+	}
+}
+
+// answerFanouts hands claimed subscriptions their answers, outside locks.
+func (b *Broker) answerFanouts(fans []*fanout) {
 	for _, f := range fans {
 		for i, s := range f.subs {
 			s.unpark(f.from[i])
 			b.deliver(s, f.result(s))
 		}
 	}
-	return msgs, nil
 }
 
 // claim claims the waiting subscriptions m answers, in the order m was
@@ -126,10 +155,12 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 // subscription is claimed by the first committed message it wants, and the
 // positions committed at that moment are a sound cursor for all of them:
 // any earlier message it wanted would have claimed it first.
-func (b *Broker) claim(m *channel.Message, byName map[string]*chanRef) *fanout {
+func (b *Broker) claim(m *channel.Message, refs []*chanRef) *fanout {
 	var f *fanout
-	for _, n := range m.Channels {
-		ref := byName[n]
+	for _, ref := range refs {
+		if ref == nil {
+			continue
+		}
 		ref.TakeWaiters(func(w channel.Waiter) bool {
 			s := w.(*Subscription)
 			remove, claimed := s.claim(m)

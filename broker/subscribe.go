@@ -63,7 +63,7 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 		cur = Cursor{Pos: b.origins.snapshot()}
 	}
 	for attempt := 0; attempt < maxResolveAttempts; attempt++ {
-		refs, err := b.resolve(req.Channels, b.cfg.ImplicitChannels)
+		refs, err := b.resolve(req.Channels, b.cfg.ImplicitChannels, true)
 		if err != nil {
 			return Result{}, nil, err
 		}
@@ -200,12 +200,28 @@ func (b *Broker) read(refs []*chanRef, cur Cursor, snap channel.Vector, until ch
 	} else {
 		res = b.readMerged(refs, q, now)
 	}
+	if b.lossy.Load() {
+		res.Truncated = res.Truncated || b.behindLoss(cur)
+	}
 	if !res.More && until == 0 {
 		res.Cursor = cur.advanceTo(snap)
 	} else {
 		res.Cursor = cur.advancePast(res.Messages)
 	}
 	return res
+}
+
+// behindLoss reports whether cur is before events of some origin that this
+// node had to skip (Skip): the reader may have missed some.
+func (b *Broker) behindLoss(cur Cursor) bool {
+	b.commitMu.Lock()
+	defer b.commitMu.Unlock()
+	for _, o := range b.origins.all() {
+		if o.lost != 0 && cur.after(o.id) < o.lost {
+			return true
+		}
+	}
+	return false
 }
 
 // readMerged reads several channels and merges them. Each channel returns

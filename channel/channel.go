@@ -517,3 +517,17 @@ func (c *Channel) Closed() bool {
 	defer c.mu.RUnlock()
 	return c.closed
 }
+
+// Snapshot returns the cached messages in order, the time of the last
+// activity and the idle TTL: what a new replica needs to reproduce the
+// channel.
+func (c *Channel) Snapshot() (msgs []*Message, lastActive time.Time, ttl time.Duration) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	msgs = make([]*Message, 0, c.msgs.Len())
+	c.msgs.Ascend(func(m *Message) bool {
+		msgs = append(msgs, m)
+		return true
+	})
+	return msgs, time.Unix(0, c.lastActive.Load()), c.TTL()
+}
