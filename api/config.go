@@ -3,7 +3,10 @@ package api
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pushuphq/pushup/web/demo"
 )
@@ -56,6 +59,12 @@ type Config struct {
 	DemoConfig demo.Config
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Cluster, when set, is this node's cluster membership (a
+	// cluster.Node): its node-to-node endpoints are served under
+	// /internal/v1/, its state at GET /v1/cluster, and the node refuses
+	// API requests with 503 until it is ready (has restored a peer's
+	// state).
+	Cluster Cluster
 }
 
 // DefaultConfig returns the configuration pushupd starts with.
@@ -95,4 +104,16 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Cluster is what the HTTP front needs from cluster membership.
+type Cluster interface {
+	// Ready reports whether the node has its state and serves.
+	Ready() bool
+	// Handler serves the node-to-node endpoints under /internal/v1/.
+	Handler() http.Handler
+	// Collector exports the cluster's metrics.
+	Collector() prometheus.Collector
+	// Report is the body of GET /v1/cluster.
+	Report() any
 }

@@ -88,6 +88,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("request failed", "path", path, "err", err)
 	}
 	if ae.status == http.StatusServiceUnavailable {
+		// Also tells pushup.js, which honours it, how long to back off.
 		w.Header().Set("Retry-After", "1")
 	}
 	if ae.status == http.StatusUnauthorized {

@@ -458,6 +458,9 @@ func (c *pconn) serveSubscribe(h fastHead) {
 			}
 		}()
 		req, err := parseSubscribeQuery(h.query, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
+		if err == nil && s.cfg.Cluster != nil && !s.cfg.Cluster.Ready() && !s.b.Closed() {
+			err = errNotReady
+		}
 		if err == nil {
 			parked, err = s.subscribeOn(c, w, req, acao, h.keepAlive, start, nil)
 		}

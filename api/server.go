@@ -64,6 +64,9 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 			s.reg.MustRegister(newParkerCollector(p))
 		}
 	}
+	if cfg.Cluster != nil {
+		s.reg.MustRegister(cfg.Cluster.Collector())
+	}
 	s.http = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -87,7 +90,9 @@ func (s *Server) routes() http.Handler {
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 
-	r.Get("/healthz", s.handleHealth)
+	r.Get("/healthz", s.handleReady)
+	r.Get("/healthz/ready", s.handleReady)
+	r.Get("/healthz/live", s.handleLive)
 	r.Get("/pushup.js", s.handleClientJS)
 	r.Head("/pushup.js", s.handleClientJS)
 	if s.cfg.Demo {
@@ -95,7 +100,11 @@ func (s *Server) routes() http.Handler {
 	}
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 
+	if s.cfg.Cluster != nil {
+		r.Mount("/internal/v1", s.cfg.Cluster.Handler())
+	}
 	r.Route("/v1", func(r chi.Router) {
+		r.Use(s.requireReady)
 		r.With(s.cors).Get("/subscribe", s.handle(s.handleSubscribe))
 		r.With(s.cors).Options("/subscribe", s.handleOptions) // preflights end in cors
 		r.Group(func(r chi.Router) {
@@ -106,6 +115,7 @@ func (s *Server) routes() http.Handler {
 			r.Get("/channels/{channel}", s.handle(s.handleGetChannel))
 			r.Delete("/channels/{channel}", s.handle(s.handleDeleteChannel))
 			r.Post("/channels/{channel}/messages", s.handle(s.handleChannelMessage))
+			r.Get("/cluster", s.handleCluster)
 		})
 	})
 	return s.recoverer(s.observe(r))
@@ -184,19 +194,64 @@ func (s *Server) Model() Model {
 	return ModelGoroutine
 }
 
-// healthBody answers GET /healthz.
+// healthBody answers the health checks.
 type healthBody struct {
 	Status string `json:"status"`
+	Live   bool   `json:"live"`
+	Ready  bool   `json:"ready"`
 }
 
-// handleHealth answers 200 while serving and 503 once shutdown began, so a
-// load balancer stops sending new requests here.
-func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	if s.b.Closed() {
-		writeJSON(w, http.StatusServiceUnavailable, healthBody{Status: "shutting_down"})
+// notReady says why the node does not serve yet (or any more), or "".
+func (s *Server) notReady() string {
+	switch {
+	case s.b.Closed():
+		return "shutting_down"
+	case s.cfg.Cluster != nil && !s.cfg.Cluster.Ready():
+		return "not_ready"
+	}
+	return ""
+}
+
+// handleReady answers GET /healthz and /healthz/ready: 200 when the node
+// serves, 503 while it joins its cluster and once shutdown began, so a
+// load balancer sends requests only to nodes that can answer them.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if why := s.notReady(); why != "" {
+		writeJSON(w, http.StatusServiceUnavailable, healthBody{Status: why, Live: true})
 		return
 	}
-	writeJSON(w, http.StatusOK, healthBody{Status: "ok"})
+	writeJSON(w, http.StatusOK, healthBody{Status: "ok", Live: true, Ready: true})
+}
+
+// handleLive answers GET /healthz/live: 200 while the process runs and
+// answers at all, ready or not.
+func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, healthBody{Status: "ok", Live: true, Ready: s.notReady() == ""})
+}
+
+// errNotReady answers API requests while the node joins its cluster.
+var errNotReady = &apiError{status: http.StatusServiceUnavailable, code: "not_ready",
+	msg: "this node is joining its cluster and does not serve yet; retry, or use another node"}
+
+// requireReady refuses API requests while the node is not ready.
+func (s *Server) requireReady(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Cluster != nil && !s.cfg.Cluster.Ready() && !s.b.Closed() {
+			s.writeError(w, r, errNotReady)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// handleCluster serves GET /v1/cluster: members, their state, the
+// replication mode and per-member replication lag.
+func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Cluster == nil {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "not_clustered", Message: "this node runs alone (no -cluster-bind or -join)"})
+		return
+	}
+	writeJSON(w, http.StatusOK, s.cfg.Cluster.Report())
 }
 
 // handleOptions answers a plain OPTIONS (not a CORS preflight).

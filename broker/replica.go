@@ -24,6 +24,9 @@ type ApplyStats struct {
 	// Dropped arrived after a gap while the origin's pending buffer was
 	// full; the repair fetches them again.
 	Dropped int
+	// Fresh lists, by index into the events given, those seen here for
+	// the first time (applied or held): what gossip passes on.
+	Fresh []int
 }
 
 // Apply commits events from other origins (other nodes), each origin's in
@@ -48,7 +51,7 @@ func (b *Broker) Apply(events []Event) (ApplyStats, error) {
 		return st, ErrShuttingDown
 	}
 	now := b.now()
-	for _, ev := range events {
+	for i, ev := range events {
 		if ev.Origin == b.local.id || ev.Origin == 0 {
 			continue
 		}
@@ -69,9 +72,11 @@ func (b *Broker) Apply(events []Event) (ApplyStats, error) {
 				}
 				o.pending[ev.Seq] = ev
 				st.Pending++
+				st.Fresh = append(st.Fresh, i)
 			}
 			continue
 		}
+		st.Fresh = append(st.Fresh, i)
 		// ev is next: apply it, then whatever it unblocks.
 		for {
 			f, ws, refs := b.applyLocked(o, ev, now)

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/pushuphq/pushup/api"
 	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/cluster"
 )
 
 // defaultGCPercent is pushupd's GC target. Its heap is mostly long-lived
@@ -25,6 +27,8 @@ const envPrefix = "PUSHUP_"
 
 // config is everything pushupd needs to start.
 type config struct {
+	// Cluster is set when the node joins or starts a cluster.
+	Cluster         *cluster.Config
 	GCPercent       int
 	Listen          string
 	PprofListen     string
@@ -54,6 +58,17 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.SetOutput(out)
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve HTTP on (host:port)")
 	model := fs.String("model", string(ac.Model), "how waiting subscribers are held: event (no goroutine per waiting request; Linux) or goroutine")
+	cc := cluster.DefaultConfig()
+	host, _ := os.Hostname()
+	nodeName := fs.String("node-name", host, "this node's name in the cluster; must be unique")
+	clusterBind := fs.String("cluster-bind", "", "host:port for cluster membership (memberlist, TCP and UDP), e.g. 0.0.0.0:7946; setting it or -join makes this node part of a cluster")
+	fs.StringVar(&cc.Advertise, "cluster-advertise", "", "host:port other nodes reach -cluster-bind at (default: -cluster-bind, if its host is an address)")
+	join := fs.String("join", "", "comma-separated host:port of cluster nodes to join (their -cluster-bind); empty starts a new cluster")
+	mode := fs.String("replication", string(cc.Mode), "how publications reach the other nodes: unicast (a stream to each peer) or gossip (epidemic, through memberlist)")
+	fs.StringVar(&cc.Key, "cluster-key", "", "shared secret authenticating node-to-node traffic and encrypting gossip; every node needs the same (prefer the environment variable)")
+	fs.StringVar(&cc.HTTP, "advertise-http", "", "base URL other nodes reach this node's HTTP API at, e.g. http://10.0.0.5:8080 (default: from -listen, or -cluster-advertise's host and -listen's port)")
+	fs.DurationVar(&cc.JoinTimeout, "join-timeout", cc.JoinTimeout, "how long a starting node tries to join and copy a ready peer's state before starting alone")
+	fs.DurationVar(&cc.GossipInterval, "gossip-interval", cc.GossipInterval, "how often memberlist gossips (gossip replication spreads events at this pace)")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go GC target (GOGC): heap growth allowed between collections, in percent of the live heap; 0 keeps Go's default or $GOGC. See docs/BENCHMARKS.md for the memory/CPU trade-off")
 	fs.StringVar(&c.PprofListen, "pprof", "", "serve Go's /debug/pprof/ profiles on this address (e.g. 127.0.0.1:6060); off when empty. Keep it private")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS (and HTTP/2) with this certificate file; needs -tls-key. TLS connections use the goroutine model")
@@ -119,6 +134,24 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		if o = strings.TrimSpace(o); o != "" {
 			c.API.CORSOrigins = append(c.API.CORSOrigins, o)
 		}
+	}
+	if *clusterBind != "" || *join != "" {
+		cc.NodeName = *nodeName
+		cc.Bind = *clusterBind
+		if cc.Bind == "" {
+			cc.Bind = ":7946"
+		}
+		for _, j := range strings.Split(*join, ",") {
+			if j = strings.TrimSpace(j); j != "" {
+				cc.Join = append(cc.Join, j)
+			}
+		}
+		mm, err := cluster.ParseMode(*mode)
+		if err != nil {
+			return c, fmt.Errorf("-replication: %w", err)
+		}
+		cc.Mode = mm
+		c.Cluster = &cc
 	}
 	m, err := api.ParseModel(*model)
 	if err != nil {

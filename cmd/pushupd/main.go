@@ -12,10 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 
 	"github.com/pushuphq/pushup/api"
 	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/cluster"
 )
 
 func main() {
@@ -43,18 +45,32 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 	if cfg.GCPercent > 0 {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	var node *cluster.Node
+	if cfg.Cluster != nil {
+		if cfg.Cluster.HTTP, err = advertiseHTTP(*cfg.Cluster, ln.Addr(), cfg.TLSCert != ""); err != nil {
+			ln.Close()
+			return err
+		}
+		if node, err = cluster.New(*cfg.Cluster, log); err != nil {
+			ln.Close()
+			return err
+		}
+		cfg.Broker.OnCommit = node.Commit
+		cfg.API.Cluster = node
+	}
 	b, err := broker.New(cfg.Broker)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	srv, err := api.New(b, cfg.API)
 	if err != nil {
 		b.Close()
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		b.Close()
+		ln.Close()
 		return err
 	}
 	log.Info("pushupd listening", "addr", ln.Addr().String(), "model", srv.Model(), "tls", cfg.TLSCert != "",
@@ -92,11 +108,36 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 		}
 		served <- srv.Serve(ln)
 	}()
+	started := make(chan error, 1)
+	if node != nil {
+		log.Info("cluster node starting", "name", cfg.Cluster.NodeName, "bind", cfg.Cluster.Bind,
+			"join", cfg.Cluster.Join, "replication", cfg.Cluster.Mode, "http", cfg.Cluster.HTTP, "key_set", cfg.Cluster.Key != "")
+		if cfg.Cluster.Key == "" {
+			log.Warn("no -cluster-key: anyone who can reach this node's HTTP port can send it cluster events")
+		}
+		go func() { started <- node.Start(ctx, b) }()
+	}
+	var runErr error
 	select {
-	case err := <-served:
-		b.Close()
-		return err
+	case runErr = <-served:
+	case err := <-started:
+		if err != nil && ctx.Err() == nil {
+			runErr = err
+		}
+		if runErr == nil {
+			select {
+			case runErr = <-served:
+			case <-ctx.Done():
+			}
+		}
 	case <-ctx.Done():
+	}
+	if runErr != nil {
+		b.Close()
+		if node != nil {
+			node.Close(context.Background())
+		}
+		return runErr
 	}
 	log.Info("shutting down: answering waiting subscribers", "waiting", b.Stats().Waiters, "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -105,9 +146,50 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 	if serr := <-served; serr != nil && err == nil {
 		err = serr
 	}
+	if node != nil {
+		// After the HTTP server: no more local publications, so the
+		// queues can drain to the peers before this node leaves.
+		if cerr := node.Close(sctx); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// advertiseHTTP is the base URL peers reach this node's HTTP API at:
+// -advertise-http, or the listening address, or (when listening on all
+// interfaces) the cluster address's host with the listening port.
+func advertiseHTTP(cc cluster.Config, addr net.Addr, tls bool) (string, error) {
+	if cc.HTTP != "" {
+		return cc.HTTP, nil
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "", fmt.Errorf("cannot tell peers how to reach %s: set -advertise-http", addr)
+	}
+	host := ""
+	if !tcp.IP.IsUnspecified() {
+		host = tcp.IP.String()
+	} else {
+		for _, hp := range []string{cc.Advertise, cc.Bind} {
+			if h, _, err := net.SplitHostPort(hp); err == nil && h != "" {
+				if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+					host = h
+					break
+				}
+			}
+		}
+	}
+	if host == "" {
+		return "", errors.New("listening on all interfaces: set -advertise-http (or -cluster-advertise) so peers know this node's address")
+	}
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port)), nil
 }

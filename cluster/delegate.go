@@ -1,0 +1,112 @@
+package cluster
+
+import (
+	"encoding/json"
+	"net"
+	"strconv"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// delegate is memberlist's hook into the node: metadata, gossip messages,
+// broadcasts and push/pull state.
+type delegate struct{ n *Node }
+
+// NodeMeta is this node's metadata (at most limit bytes).
+func (d *delegate) NodeMeta(limit int) []byte {
+	b, _ := json.Marshal(d.n.localMeta())
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+
+// NotifyMsg handles a gossip message or a reliably sent one. memberlist
+// reuses buf afterwards; decoding copies what it keeps.
+func (d *delegate) NotifyMsg(buf []byte) {
+	if len(buf) == 0 {
+		return
+	}
+	switch buf[0] {
+	case msgEvents:
+		evs, err := decodeEvents(buf)
+		if err != nil {
+			d.n.log.Warn("dropping a malformed event message", "err", err)
+			return
+		}
+		d.n.gossiped(evs)
+	case msgAnnounce, msgDigest:
+		_, from, ps, err := decodePositions(buf)
+		if err != nil {
+			d.n.log.Warn("dropping a malformed position message", "err", err)
+			return
+		}
+		d.n.heard(from, ps)
+	}
+}
+
+// GetBroadcasts hands memberlist what to piggyback on its gossip.
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.n.bq.GetBroadcasts(overhead, limit)
+}
+
+// LocalState is this node's push/pull state: every position it holds.
+func (d *delegate) LocalState(join bool) []byte {
+	return encodePositions(msgDigest, d.n.cfg.NodeName, d.n.positions(false))
+}
+
+// MergeRemoteState takes a peer's push/pull state.
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	_, from, ps, err := decodePositions(buf)
+	if err != nil {
+		d.n.log.Warn("dropping malformed push/pull state", "err", err)
+		return
+	}
+	d.n.heard(from, ps)
+}
+
+// events is memberlist's membership hook.
+type events struct{ n *Node }
+
+func (e *events) NotifyJoin(node *memberlist.Node)   { e.n.memberChanged(node) }
+func (e *events) NotifyUpdate(node *memberlist.Node) { e.n.memberChanged(node) }
+func (e *events) NotifyLeave(node *memberlist.Node)  { e.n.memberChanged(node) }
+
+// memberChanged records a member's state and metadata, and in unicast mode
+// starts or stops the stream to it.
+func (n *Node) memberChanged(node *memberlist.Node) {
+	if node.Name == n.cfg.NodeName {
+		return
+	}
+	m := metaOf(node.Meta)
+	n.pmu.Lock()
+	defer n.pmu.Unlock()
+	p := n.peers[node.Name]
+	if p == nil {
+		p = &peer{name: node.Name, has: map[uint64]uint64{}}
+		n.peers[node.Name] = p
+	}
+	p.addr = net.JoinHostPort(node.Addr.String(), strconv.Itoa(int(node.Port)))
+	if m.Origin != p.meta.Origin {
+		p.has = map[uint64]uint64{} // a new boot of the node
+	}
+	p.meta, p.state, p.node = m, node.State, node
+	alive := node.State == memberlist.StateAlive || node.State == memberlist.StateSuspect
+	if n.cfg.Mode != ModeUnicast || n.closing.Load() {
+		return
+	}
+	switch {
+	case alive && m.HTTP != "" && (p.sender == nil || p.sender.url != m.HTTP):
+		if p.sender != nil {
+			p.sender.close()
+		}
+		p.sender = newSender(n, node.Name, m.HTTP)
+		n.log.Debug("streaming to peer", "peer", node.Name, "url", m.HTTP)
+	case !alive && p.sender != nil:
+		// A dead or departed peer: stop sending. What it missed it
+		// repairs if it comes back; a restart is a new origin anyway.
+		p.sender.close()
+		p.sender = nil
+		n.log.Info("peer gone; stopped streaming to it", "peer", node.Name, "state", node.State)
+	}
+}

@@ -1,0 +1,452 @@
+package cluster
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/pushuphq/pushup/broker"
+)
+
+// ErrNotStarted is returned by operations that need a started node.
+var ErrNotStarted = errors.New("cluster: node not started")
+
+// maxBuffered bounds the events a node keeps while it restores a snapshot;
+// beyond it they are dropped and repaired afterwards.
+const maxBuffered = 1_000_000
+
+// Node is one member of a PushUp cluster. Create it with New, give its
+// Commit method to the broker as Config.OnCommit, then Start it with the
+// broker once the HTTP server (which serves Handler) is up.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	client *http.Client // repairs and snapshots
+	host   string       // this node's HTTP host:port, for streams
+
+	b       *broker.Broker
+	ml      *memberlist.Memberlist
+	bq      *memberlist.TransmitLimitedQueue
+	ready   atomic.Bool
+	closing atomic.Bool
+
+	// outbox holds this node's committed events until the replicator
+	// takes them (Commit runs under the broker's commit lock, so it only
+	// appends).
+	omu    sync.Mutex
+	outbox []broker.Event
+	okick  chan struct{}
+
+	// Until the snapshot is restored, incoming events wait here.
+	bmu      sync.Mutex
+	applying bool
+	buffered []broker.Event
+
+	pmu   sync.Mutex
+	peers map[string]*peer
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	// Counters for Status and metrics.
+	received, repaired, skipped, bufDropped atomic.Uint64
+	// gossiping counts this node's event broadcasts memberlist has not
+	// finished transmitting.
+	gossiping               atomic.Int64
+	repairs, repairFailures atomic.Uint64
+}
+
+// peer is what this node knows of another member.
+type peer struct {
+	name   string
+	addr   string // memberlist host:port
+	meta   meta
+	state  memberlist.NodeStateType
+	has    map[uint64]uint64 // origin -> Seq it holds (announcements, digests)
+	sender *sender           // unicast mode
+	node   *memberlist.Node
+}
+
+// meta is what a node tells the others about itself, in memberlist's node
+// metadata (at most 512 bytes).
+type meta struct {
+	HTTP   string `json:"h"`
+	Origin string `json:"o"`
+	Ready  bool   `json:"r"`
+}
+
+// New validates cfg and returns a node; nothing runs until Start.
+func New(cfg Config, log *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(cfg.HTTP)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("cluster: HTTP %q is not a base URL like http://host:port", cfg.HTTP)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Node{
+		cfg:    cfg,
+		log:    log.With("node", cfg.NodeName),
+		client: &http.Client{Timeout: 30 * time.Second},
+		host:   u.Host,
+		okick:  make(chan struct{}, 1),
+		peers:  make(map[string]*peer),
+		stop:   make(chan struct{}),
+	}, nil
+}
+
+// Commit hands the node one of this node's own committed events to
+// replicate. It is the broker's Config.OnCommit: it runs under the
+// broker's commit lock, so it only appends to a list.
+func (n *Node) Commit(ev broker.Event) {
+	n.omu.Lock()
+	n.outbox = append(n.outbox, ev)
+	n.omu.Unlock()
+	select {
+	case n.okick <- struct{}{}:
+	default:
+	}
+}
+
+// Ready reports whether the node has its state and serves.
+func (n *Node) Ready() bool { return n.ready.Load() && !n.closing.Load() }
+
+// Start joins the cluster (if Config.Join names peers), restores a ready
+// peer's snapshot, and then reports ready. It returns once ready, or with
+// ctx's error. The HTTP server serving Handler must already run: peers
+// start streaming to this node as soon as it joins.
+func (n *Node) Start(ctx context.Context, b *broker.Broker) error {
+	n.b = b
+	mc, err := n.memberlistConfig()
+	if err != nil {
+		return err
+	}
+	n.bq = &memberlist.TransmitLimitedQueue{NumNodes: n.numNodes, RetransmitMult: 3}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return fmt.Errorf("cluster: starting memberlist: %w", err)
+	}
+	n.pmu.Lock()
+	n.ml = ml
+	n.pmu.Unlock()
+	n.wg.Go(n.replicate)
+	n.wg.Go(n.announceLoop)
+	n.wg.Go(n.repairLoop)
+
+	if len(n.cfg.Join) > 0 {
+		if err := n.bootstrap(ctx); err != nil {
+			return err
+		}
+	}
+	n.startApplying()
+	n.ready.Store(true)
+	n.updateMeta()
+	n.log.Info("cluster node ready", "mode", n.cfg.Mode, "members", ml.NumMembers())
+	return nil
+}
+
+// bootstrap joins the seeds and restores a snapshot from a ready member.
+// Without any reachable ready member within JoinTimeout, the node starts
+// alone: the first node of a cluster, or a whole cluster restarting.
+func (n *Node) bootstrap(ctx context.Context) error {
+	deadline := time.Now().Add(n.cfg.JoinTimeout)
+	backoff := 100 * time.Millisecond
+	joined := false
+	for time.Now().Before(deadline) {
+		if !joined {
+			if k, err := n.ml.Join(n.cfg.Join); err == nil && k > 0 {
+				joined = true
+				n.log.Info("joined cluster", "contacted", k)
+			} else {
+				n.log.Debug("join failed; retrying", "err", err)
+			}
+		}
+		if joined {
+			if err := n.fetchSnapshot(ctx); err == nil {
+				return nil
+			} else if !errors.Is(err, errNoReadyPeer) {
+				n.log.Warn("snapshot failed; retrying", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+	n.log.Warn("no ready peer reachable; starting alone", "join", n.cfg.Join, "after", n.cfg.JoinTimeout)
+	return nil
+}
+
+var errNoReadyPeer = errors.New("cluster: no ready peer yet")
+
+// fetchSnapshot restores the state of one ready peer.
+func (n *Node) fetchSnapshot(ctx context.Context) error {
+	var from *peer
+	n.pmu.Lock()
+	for _, p := range n.peers {
+		if p.meta.Ready && p.meta.HTTP != "" && p.state == memberlist.StateAlive {
+			from = p
+			break
+		}
+	}
+	n.pmu.Unlock()
+	if from == nil {
+		return errNoReadyPeer
+	}
+	body, err := n.get(ctx, from.meta.HTTP+"/internal/v1/snapshot")
+	if err != nil {
+		return err
+	}
+	snap, err := decodeSnapshot(body)
+	if err != nil {
+		return err
+	}
+	if err := n.b.Restore(snap); err != nil {
+		return err
+	}
+	msgs := 0
+	for _, c := range snap.Channels {
+		msgs += len(c.Messages)
+	}
+	n.log.Info("restored snapshot", "from", from.name, "channels", len(snap.Channels), "messages", msgs, "bytes", len(body))
+	return nil
+}
+
+// startApplying applies what arrived while the snapshot was restored and
+// from now on applies incoming events directly.
+func (n *Node) startApplying() {
+	for {
+		n.bmu.Lock()
+		evs := n.buffered
+		n.buffered = nil
+		if len(evs) == 0 {
+			n.applying = true
+			n.bmu.Unlock()
+			return
+		}
+		n.bmu.Unlock()
+		if _, err := n.b.Apply(evs); err != nil {
+			n.log.Warn("applying buffered events", "err", err)
+		}
+	}
+}
+
+// receive applies events that came from a peer, and returns the indexes
+// of those seen here for the first time.
+func (n *Node) receive(evs []broker.Event) []int {
+	n.received.Add(uint64(len(evs)))
+	n.bmu.Lock()
+	if !n.applying {
+		room := maxBuffered - len(n.buffered)
+		if room < len(evs) {
+			n.bufDropped.Add(uint64(len(evs) - max(room, 0)))
+			evs = evs[:max(room, 0)]
+		}
+		n.buffered = append(n.buffered, evs...)
+		n.bmu.Unlock()
+		return nil
+	}
+	n.bmu.Unlock()
+	st, err := n.b.Apply(evs)
+	if err != nil {
+		return nil // shutting down
+	}
+	return st.Fresh
+}
+
+// numNodes is memberlist's member count, for the broadcast queue.
+func (n *Node) numNodes() int {
+	n.pmu.Lock()
+	ml := n.ml
+	n.pmu.Unlock()
+	if ml == nil {
+		return 1
+	}
+	return ml.NumMembers()
+}
+
+// localMeta is this node's metadata.
+func (n *Node) localMeta() meta {
+	origin := ""
+	if n.b != nil {
+		origin = hex.EncodeToString(u64bytes(n.b.Origin()))
+	}
+	return meta{HTTP: n.cfg.HTTP, Origin: origin, Ready: n.Ready()}
+}
+
+// updateMeta tells the others this node's metadata changed (ready).
+func (n *Node) updateMeta() {
+	if n.ml != nil {
+		if err := n.ml.UpdateNode(n.cfg.LeaveTimeout); err != nil {
+			n.log.Debug("updating node metadata", "err", err)
+		}
+	}
+}
+
+func u64bytes(v uint64) []byte {
+	b := make([]byte, 8)
+	for i := range 8 {
+		b[7-i] = byte(v >> (8 * i))
+	}
+	return b
+}
+
+func parseOrigin(s string) uint64 {
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != 8 {
+		return 0
+	}
+	var v uint64
+	for _, x := range b {
+		v = v<<8 | uint64(x)
+	}
+	return v
+}
+
+// memberlistConfig builds memberlist's configuration from ours.
+func (n *Node) memberlistConfig() (*memberlist.Config, error) {
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = n.cfg.NodeName
+	host, port, err := splitHostPort(n.cfg.Bind)
+	if err != nil {
+		return nil, err
+	}
+	mc.BindAddr, mc.BindPort = host, port
+	if mc.BindAddr == "" {
+		mc.BindAddr = "0.0.0.0"
+	}
+	if n.cfg.Advertise != "" {
+		ah, ap, err := splitHostPort(n.cfg.Advertise)
+		if err != nil {
+			return nil, err
+		}
+		mc.AdvertiseAddr, mc.AdvertisePort = ah, ap
+	} else if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		mc.AdvertiseAddr, mc.AdvertisePort = host, port
+	}
+	mc.SecretKey = n.cfg.gossipKey()
+	mc.GossipInterval = n.cfg.GossipInterval
+	mc.PushPullInterval = n.cfg.PushPullInterval
+	mc.ProbeInterval = n.cfg.ProbeInterval
+	mc.ProbeTimeout = n.cfg.ProbeTimeout
+	mc.Delegate = &delegate{n: n}
+	mc.Events = &events{n: n}
+	mc.Logger = slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)
+	return mc, nil
+}
+
+// Close leaves the cluster gracefully: it stops reporting ready, gives the
+// peers what is still queued for them (until ctx ends), tells them it is
+// leaving, and stops every goroutine it owns.
+func (n *Node) Close(ctx context.Context) error {
+	if !n.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	if n.ml == nil {
+		return nil
+	}
+	n.updateMeta()
+	n.drain(ctx)
+	err := n.ml.Leave(n.cfg.LeaveTimeout)
+	if serr := n.ml.Shutdown(); err == nil {
+		err = serr
+	}
+	close(n.stop)
+	n.pmu.Lock()
+	for _, p := range n.peers {
+		if p.sender != nil {
+			p.sender.close()
+		}
+	}
+	n.pmu.Unlock()
+	n.wg.Wait()
+	return err
+}
+
+// drain waits until this node's events have left its queues.
+func (n *Node) drain(ctx context.Context) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n.omu.Lock()
+		left := len(n.outbox)
+		n.omu.Unlock()
+		n.pmu.Lock()
+		for _, p := range n.peers {
+			if p.sender != nil && p.state == memberlist.StateAlive {
+				left += p.sender.queued()
+			}
+		}
+		n.pmu.Unlock()
+		left += int(n.gossiping.Load())
+		if left == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			n.log.Warn("leaving with events not yet replicated", "queued", left)
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// get fetches an internal URL from a peer.
+func (n *Node) get(ctx context.Context, u string) ([]byte, error) {
+	body, _, err := n.getStatus(ctx, u)
+	return body, err
+}
+
+// statusError is a peer's non-200 answer.
+type statusError struct {
+	code   int
+	header http.Header
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("cluster: peer answered %d", e.code) }
+
+func (n *Node) getStatus(ctx context.Context, u string) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	if n.cfg.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+n.cfg.Key)
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	body, err := readAllLimit(resp.Body, maxBody)
+	if err != nil {
+		return nil, resp.StatusCode, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return body, resp.StatusCode, &statusError{code: resp.StatusCode, header: resp.Header}
+	}
+	return body, resp.StatusCode, nil
+}
+
+// metaOf decodes a member's metadata.
+func metaOf(b []byte) meta {
+	var m meta
+	_ = json.Unmarshal(b, &m) // a member without ours is simply not ready
+	return m
+}
