@@ -68,13 +68,17 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 // events is memberlist's membership hook.
 type events struct{ n *Node }
 
-func (e *events) NotifyJoin(node *memberlist.Node)   { e.n.memberChanged(node) }
-func (e *events) NotifyUpdate(node *memberlist.Node) { e.n.memberChanged(node) }
-func (e *events) NotifyLeave(node *memberlist.Node)  { e.n.memberChanged(node) }
+// The callback says whether a member is alive: the State of the Node
+// memberlist passes to NotifyLeave is not updated (memberlist keeps the
+// state in a field that shadows it).
+func (e *events) NotifyJoin(node *memberlist.Node)   { e.n.memberChanged(node, true) }
+func (e *events) NotifyUpdate(node *memberlist.Node) { e.n.memberChanged(node, true) }
+func (e *events) NotifyLeave(node *memberlist.Node)  { e.n.memberChanged(node, false) }
 
 // memberChanged records a member's state and metadata, and in unicast mode
-// starts or stops the stream to it.
-func (n *Node) memberChanged(node *memberlist.Node) {
+// starts or stops the stream to it. It runs in memberlist's callbacks, so
+// it must not block.
+func (n *Node) memberChanged(node *memberlist.Node, alive bool) {
 	if node.Name == n.cfg.NodeName {
 		return
 	}
@@ -90,8 +94,11 @@ func (n *Node) memberChanged(node *memberlist.Node) {
 	if m.Origin != p.meta.Origin {
 		p.has = map[uint64]uint64{} // a new boot of the node
 	}
-	p.meta, p.state, p.node = m, node.State, node
-	alive := node.State == memberlist.StateAlive || node.State == memberlist.StateSuspect
+	p.meta, p.node = m, node
+	p.state = memberlist.StateAlive
+	if !alive {
+		p.state = memberlist.StateDead // failed, or left: memberlist does not say which
+	}
 	if n.cfg.Mode != ModeUnicast || n.closing.Load() {
 		return
 	}
@@ -107,6 +114,6 @@ func (n *Node) memberChanged(node *memberlist.Node) {
 		// repairs if it comes back; a restart is a new origin anyway.
 		p.sender.close()
 		p.sender = nil
-		n.log.Info("peer gone; stopped streaming to it", "peer", node.Name, "state", node.State)
+		n.log.Info("peer gone; stopped streaming to it", "peer", node.Name)
 	}
 }

@@ -21,6 +21,7 @@ const eventsPerPull = 1000
 //	POST /internal/v1/stream    a peer's replication stream (Upgrade)
 //	GET  /internal/v1/events    ?origin=<hex>&from=<seq>: events for repair
 //	GET  /internal/v1/snapshot  this node's state, for a joining node
+//	GET  /internal/v1/positions what this node holds of every origin
 //
 // All need "Authorization: Bearer <cluster key>" when a key is set.
 func (n *Node) Handler() http.Handler {
@@ -28,6 +29,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("POST /internal/v1/stream", n.serveStream)
 	mux.HandleFunc("GET /internal/v1/events", n.serveEvents)
 	mux.HandleFunc("GET /internal/v1/snapshot", n.serveSnapshot)
+	mux.HandleFunc("GET /internal/v1/positions", n.servePositions)
 	return n.authenticate(mux)
 }
 
@@ -96,4 +98,15 @@ func readAllLimit(r io.Reader, limit int64) ([]byte, error) {
 		return nil, errors.New("cluster: answer too large")
 	}
 	return b, err
+}
+
+// servePositions tells a joining node what this node holds, so it can
+// catch up before it reports ready.
+func (n *Node) servePositions(w http.ResponseWriter, r *http.Request) {
+	if n.b == nil {
+		http.Error(w, ErrNotStarted.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(encodePositions(msgDigest, n.cfg.NodeName, n.positions(false)))
 }

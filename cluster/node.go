@@ -59,6 +59,10 @@ type Node struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
+	// transport, when set (tests), replaces memberlist's network
+	// transport.
+	transport memberlist.Transport
+
 	// Counters for Status and metrics.
 	received, repaired, skipped, bufDropped atomic.Uint64
 	// gossiping counts this node's event broadcasts memberlist has not
@@ -224,8 +228,54 @@ func (n *Node) fetchSnapshot(ctx context.Context) error {
 	for _, c := range snap.Channels {
 		msgs += len(c.Messages)
 	}
-	n.log.Info("restored snapshot", "from", from.name, "channels", len(snap.Channels), "messages", msgs, "bytes", len(body))
+	n.log.Info("restored snapshot", "from", from.name, "url", from.meta.HTTP, "channels", len(snap.Channels), "messages", msgs, "bytes", len(body))
+	n.startApplying() // what arrived meanwhile, and from now on directly
+	n.catchUp(ctx)
 	return nil
+}
+
+// catchUp pulls, from every ready peer, what it holds beyond the restored
+// snapshot (the giver may have lagged behind another peer). Events
+// committed after this node joined reach it through the peers' streams or
+// gossip, so once this is done the node is as complete as its peers.
+func (n *Node) catchUp(ctx context.Context) {
+	n.pmu.Lock()
+	var srcs []source
+	for _, p := range n.peers {
+		if p.meta.Ready && p.meta.HTTP != "" && p.state == memberlist.StateAlive {
+			srcs = append(srcs, source{p.name, p.meta.HTTP})
+		}
+	}
+	n.pmu.Unlock()
+	pulled := 0
+	for _, src := range srcs {
+		body, err := n.get(ctx, src.http+"/internal/v1/positions")
+		if err != nil {
+			n.log.Debug("catch-up: no positions from peer", "peer", src.name, "err", err)
+			continue
+		}
+		_, _, theirs, err := decodePositions(body)
+		if err != nil {
+			continue
+		}
+		n.heard(src.name, theirs)
+		mine := map[uint64]uint64{}
+		for _, p := range n.b.Positions() {
+			mine[p.Origin] = p.Seq
+		}
+		for _, p := range theirs {
+			if p.Seq > mine[p.Origin] && p.Origin != n.b.Origin() {
+				if err := n.pull(p.Origin, mine[p.Origin]+1, src); err != nil {
+					n.log.Debug("catch-up pull failed; anti-entropy will retry", "peer", src.name, "err", err)
+				} else {
+					pulled++
+				}
+			}
+		}
+	}
+	if pulled > 0 {
+		n.log.Info("caught up with peers after the snapshot", "origins", pulled)
+	}
 }
 
 // startApplying applies what arrived while the snapshot was restored and
@@ -345,6 +395,9 @@ func (n *Node) memberlistConfig() (*memberlist.Config, error) {
 	mc.PushPullInterval = n.cfg.PushPullInterval
 	mc.ProbeInterval = n.cfg.ProbeInterval
 	mc.ProbeTimeout = n.cfg.ProbeTimeout
+	if n.transport != nil {
+		mc.Transport = n.transport
+	}
 	mc.Delegate = &delegate{n: n}
 	mc.Events = &events{n: n}
 	mc.Logger = slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)
@@ -375,7 +428,7 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 	}
 	n.pmu.Unlock()
-	n.wg.Wait()
+	n.wg.Wait() // the senders' goroutines too
 	return err
 }
 
@@ -429,6 +482,7 @@ func (n *Node) getStatus(ctx context.Context, u string) ([]byte, int, error) {
 	if n.cfg.Key != "" {
 		req.Header.Set("Authorization", "Bearer "+n.cfg.Key)
 	}
+	req.Header.Set("X-Pushup-Node", n.cfg.NodeName)
 	resp, err := n.client.Do(req)
 	if err != nil {
 		return nil, 0, err

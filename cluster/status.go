@@ -32,7 +32,8 @@ type MemberStatus struct {
 	Name    string `json:"name"`
 	Address string `json:"address"`
 	HTTP    string `json:"http,omitempty"`
-	// State is alive, suspect, dead or left.
+	// State is alive, or dead (failed or left; memberlist's callbacks do
+	// not tell the two apart).
 	State  string `json:"state"`
 	Origin string `json:"origin,omitempty"`
 	Ready  bool   `json:"ready"`

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,10 +35,11 @@ type sender struct {
 
 	mu    sync.Mutex
 	queue []broker.Event
+	conn  net.Conn // the live stream, closed by stop to unblock a write
 	kick  chan struct{}
-	stop  chan struct{}
+	ctx   context.Context // cancelled by stop: ends a dial in progress
+	stop  context.CancelFunc
 	done  chan struct{}
-	once  sync.Once
 
 	connected                 atomic.Bool
 	sent, dropped, reconnects atomic.Uint64
@@ -45,8 +47,12 @@ type sender struct {
 }
 
 func newSender(n *Node, peer, u string) *sender {
-	s := &sender{n: n, peer: peer, url: u, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	go s.run()
+	s := &sender{n: n, peer: peer, url: u, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	s.ctx, s.stop = context.WithCancel(context.Background())
+	n.wg.Go(func() {
+		defer close(s.done)
+		s.run()
+	})
 	return s
 }
 
@@ -72,23 +78,28 @@ func (s *sender) queued() int {
 	return len(s.queue)
 }
 
-// close stops the sender and waits for it.
+// close stops the sender without waiting: it runs in memberlist's
+// callbacks, which must not block. A write or dial in progress is cut
+// short. The Node's WaitGroup waits for the goroutine.
 func (s *sender) close() {
-	s.once.Do(func() { close(s.stop) })
-	<-s.done
+	s.stop()
+	s.mu.Lock()
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	s.mu.Unlock()
 }
 
 func (s *sender) run() {
-	defer close(s.done)
 	backoff := 100 * time.Millisecond
-	for {
-		conn, err := dialStream(s.url, s.n.cfg.Key, s.n.cfg.NodeName)
+	for s.ctx.Err() == nil {
+		conn, err := dialStream(s.ctx, s.url, s.n.cfg.Key, s.n.cfg.NodeName)
 		if err != nil {
 			msg := err.Error()
 			s.lastErr.Store(&msg)
 			s.n.log.Debug("stream to peer failed; retrying", "peer", s.peer, "in", backoff, "err", err)
 			select {
-			case <-s.stop:
+			case <-s.ctx.Done():
 				return
 			case <-time.After(backoff):
 			}
@@ -96,12 +107,19 @@ func (s *sender) run() {
 			s.reconnects.Add(1)
 			continue
 		}
+		s.mu.Lock()
+		s.conn = conn
+		s.mu.Unlock()
+		if s.ctx.Err() != nil { // stopped while connecting
+			conn.Close()
+			return
+		}
 		backoff = 100 * time.Millisecond
 		s.connected.Store(true)
 		err = s.stream(conn)
 		s.connected.Store(false)
 		conn.Close()
-		if err == nil {
+		if err == nil || s.ctx.Err() != nil {
 			return // stopped
 		}
 		msg := err.Error()
@@ -123,7 +141,7 @@ func (s *sender) stream(conn net.Conn) error {
 		s.mu.Unlock()
 		if n == 0 {
 			select {
-			case <-s.stop:
+			case <-s.ctx.Done():
 				return nil
 			case <-s.kick:
 				continue
@@ -157,12 +175,13 @@ func encodeFrame(dst []byte, evs []broker.Event) []byte {
 
 // dialStream opens a replication stream to a peer's HTTP port: an HTTP/1.1
 // Upgrade, then raw frames.
-func dialStream(base, key, from string) (net.Conn, error) {
+func dialStream(ctx context.Context, base, key, from string) (net.Conn, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	d := net.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", u.Host)
 	if err != nil {
 		return nil, err
 	}
