@@ -42,9 +42,7 @@ type ApplyStats struct {
 // accepted the publication, and replicas follow it.
 func (b *Broker) Apply(events []Event) (ApplyStats, error) {
 	var st ApplyStats
-	var fans []*fanout
-	var closed [][]channel.Waiter
-	var touched []*chanRef
+	var fx effects
 	b.commitMu.Lock()
 	if b.isClosed() {
 		b.commitMu.Unlock()
@@ -78,35 +76,60 @@ func (b *Broker) Apply(events []Event) (ApplyStats, error) {
 		}
 		st.Fresh = append(st.Fresh, i)
 		// ev is next: apply it, then whatever it unblocks.
-		for {
-			f, ws, refs := b.applyLocked(o, ev, now)
-			st.Applied++
-			if f != nil {
-				fans = append(fans, f)
-			}
-			if ws != nil {
-				closed = append(closed, ws)
-			}
-			touched = append(touched, refs...)
-			next, ok := o.pending[o.seq+1]
-			if !ok {
-				break
-			}
-			delete(o.pending, o.seq+1)
-			st.Pending--
-			ev = next
-		}
+		fx.add(b.applyLocked(o, ev, now))
+		st.Applied++
+		k := b.drainLocked(o, now, &fx)
+		st.Applied += k
+		st.Pending -= k
 	}
 	b.commitMu.Unlock()
+	b.finish(&fx)
+	return st, nil
+}
 
-	for _, r := range touched {
+// effects collects what applying events leaves to do once the commit lock
+// is released: answers to deliver, channel closes to announce, channels
+// to schedule.
+type effects struct {
+	fans    []*fanout
+	closed  [][]channel.Waiter
+	touched []*chanRef
+}
+
+func (e *effects) add(f *fanout, ws []channel.Waiter, refs []*chanRef) {
+	if f != nil {
+		e.fans = append(e.fans, f)
+	}
+	if ws != nil {
+		e.closed = append(e.closed, ws)
+	}
+	e.touched = append(e.touched, refs...)
+}
+
+// finish does the work effects collected. Caller does not hold commitMu.
+func (b *Broker) finish(e *effects) {
+	for _, r := range e.touched {
 		b.sched.ensure(r, r.NextDue())
 	}
-	for _, ws := range closed {
+	for _, ws := range e.closed {
 		b.answerClosed(ws)
 	}
-	b.answerFanouts(fans)
-	return st, nil
+	b.answerFanouts(e.fans)
+}
+
+// drainLocked applies origin o's held events that now follow its committed
+// position, and returns how many. Caller holds commitMu.
+func (b *Broker) drainLocked(o *originState, now time.Time, fx *effects) int {
+	n := 0
+	for {
+		next, ok := o.pending[o.seq+1]
+		if !ok {
+			return n
+		}
+		delete(o.pending, o.seq+1)
+		fx.add(b.applyLocked(o, next, now))
+		n++
+	}
 }
 
 // applyLocked applies and commits the next event of origin o. It returns
@@ -175,9 +198,7 @@ func (b *Broker) Events(origin, from uint64, limit int) ([]Event, error) {
 // loss is held (Apply it first): its time bounds what may be lost. It
 // returns how many events were skipped.
 func (b *Broker) Skip(origin, upTo uint64) int {
-	var fans []*fanout
-	var closed [][]channel.Waiter
-	var touched []*chanRef
+	var fx effects
 	b.commitMu.Lock()
 	o := b.origins.find(origin)
 	if o == nil || origin == b.local.id || upTo <= o.seq {
@@ -201,29 +222,9 @@ func (b *Broker) Skip(origin, upTo uint64) int {
 		// with the last committed one may have lost something.
 		o.lost = max(o.lost, channel.Timestamp(o.ts.Load())+1)
 	}
-	for {
-		next, ok := o.pending[o.seq+1]
-		if !ok {
-			break
-		}
-		delete(o.pending, o.seq+1)
-		f, ws, refs := b.applyLocked(o, next, now)
-		if f != nil {
-			fans = append(fans, f)
-		}
-		if ws != nil {
-			closed = append(closed, ws)
-		}
-		touched = append(touched, refs...)
-	}
+	b.drainLocked(o, now, &fx)
 	b.commitMu.Unlock()
-	for _, r := range touched {
-		b.sched.ensure(r, r.NextDue())
-	}
-	for _, ws := range closed {
-		b.answerClosed(ws)
-	}
-	b.answerFanouts(fans)
+	b.finish(&fx)
 	return skipped
 }
 
