@@ -11,7 +11,7 @@ import (
 )
 
 // Models pushupd may be asked to run with -model.
-var Models = []string{"event", "goroutine"}
+var Models = []string{"event", "goroutine", "thread"}
 
 // FanoutConfig configures the fan-out experiment (issue 3): park many
 // long-polling subscribers on one channel of one local pushupd, measure
@@ -21,7 +21,7 @@ type FanoutConfig struct {
 	// Pushupd is the pushupd binary; empty builds ./cmd/pushupd into a
 	// temporary directory (the command must then run inside the module).
 	Pushupd string
-	// Model, if set, is passed as -model (event or goroutine). Empty
+	// Model, if set, is passed as -model (one of Models). Empty
 	// passes nothing, so builds without the flag work; the report then
 	// names the model the server logs, or its default.
 	Model string
@@ -211,6 +211,9 @@ func (r FanoutReport) WriteTable(w io.Writer) error {
 	row("peak during fan-out", "%s = %.2f x parked (%d samples, every %s)",
 		size(mem.PeakRSS), r.PeakToParked, mem.PublishSamples, mem.SampleInterval)
 	row("final", "%s", size(mem.FinalRSS))
+	if th := run.Threads; th.Peak > 0 {
+		row("server OS threads", "%d baseline, %d parked, %d peak", th.Baseline, th.Parked, th.Peak)
+	}
 	row("server CPU", "%.2f s parking, %.2f s fan-out", run.CPU.ParkSeconds, run.CPU.PublishSeconds)
 	row("load tester CPU", "%.2f s fan-out (same machine as the server)", run.CPU.LoadTesterPublishSeconds)
 	d := run.Delivery

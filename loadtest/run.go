@@ -166,6 +166,19 @@ type CPU struct {
 	LoadTesterPublishSeconds float64 `json:"load_tester_publish_seconds"`
 }
 
+// Threads is the servers' OS thread count, summed, from /proc; zero for
+// servers sampled through /metrics. The thread model holds one per
+// waiting request; the others a handful whatever the load.
+type Threads struct {
+	// Baseline is the count when the baseline RSS was taken.
+	Baseline int64 `json:"baseline"`
+	// Parked is the count when the parked RSS was taken.
+	Parked int64 `json:"parked"`
+	// Peak is the highest count sampled from the baseline to the end of
+	// the drain.
+	Peak int64 `json:"peak"`
+}
+
 // Timeline is how long each phase took.
 type Timeline struct {
 	Connect time.Duration `json:"connect_ns"` // until every subscriber started
@@ -187,6 +200,7 @@ type RunResult struct {
 	PayloadSize  int           `json:"payload_bytes"`
 	Timeline     Timeline      `json:"timeline"`
 	Memory       Memory        `json:"memory"`
+	Threads      Threads       `json:"threads"`
 	CPU          CPU           `json:"cpu"`
 	// Traffic is NT over the whole run; PublishTraffic over the publish
 	// window (first publish to end of drain) only.
@@ -435,6 +449,11 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 	res.Memory.PublishSamples = pw.Samples
 	res.CPU.PublishSeconds = pw.CPUSeconds()
 	res.CPU.ParkSeconds = window(ticks, baselineAt, parkedAt).CPUSeconds()
+	res.Threads = Threads{
+		Baseline: window(ticks, time.Time{}, baselineAt).Last.Threads,
+		Parked:   window(ticks, time.Time{}, parkedAt).Last.Threads,
+		Peak:     window(ticks, baselineAt, end).PeakThreads,
+	}
 	res.MonitorErrors, _ = mon.Errors()
 	setPhase("stop")
 	pop.Stop()
