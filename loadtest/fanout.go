@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -134,21 +133,11 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (FanoutReport, error) {
 		return rep, err
 	}
 
-	binary := cfg.Pushupd
-	if binary == "" {
-		dir, err := os.MkdirTemp("", "pushup-loadtest-")
-		if err != nil {
-			return rep, err
-		}
-		defer os.RemoveAll(dir)
-		if binary, err = BuildPushupd(ctx, dir); err != nil {
-			return rep, err
-		}
-	}
-	flags, err := PushupdFlags(ctx, binary)
+	binary, flags, cleanup, err := PreparePushupd(ctx, cfg.Pushupd)
 	if err != nil {
 		return rep, err
 	}
+	defer cleanup()
 	def, hasModel := flags["model"]
 	rep.ModelFlag = hasModel
 	args := slices.Clone(cfg.ServerArgs)

@@ -56,6 +56,12 @@ type RunConfig struct {
 	// Drain bounds phase 4. A run that drains early ends early; one that
 	// does not reports the missing messages.
 	Drain time.Duration
+	// TrafficWindow, if positive, also measures the subscribers' traffic
+	// over exactly [first publish, first publish + TrafficWindow]
+	// (RunResult.WindowTraffic), and the run lasts at least that long.
+	// push-vs-pull sets it to the publish schedule's whole intervals, so
+	// NT per interval counts every poll of every interval once.
+	TrafficWindow time.Duration
 	// SampleInterval is how often servers are sampled through /proc.
 	// Servers sampled through /metrics are scraped every 250 ms at most
 	// often: a scrape makes the server allocate.
@@ -111,8 +117,8 @@ func (c RunConfig) Validate() error {
 		return bad("more Server.PIDs than Server.URLs")
 	case len(c.Publishers) == 0:
 		return bad("no Publishers")
-	case c.WarmUp < 0 || c.Drain < 0:
-		return bad("WarmUp and Drain must not be negative")
+	case c.WarmUp < 0 || c.Drain < 0 || c.TrafficWindow < 0:
+		return bad("WarmUp, Drain and TrafficWindow must not be negative")
 	case c.ConnectTimeout <= 0 || c.SampleInterval <= 0 || c.Timeout <= 0:
 		return bad("ConnectTimeout, SampleInterval and Timeout must be positive")
 	case c.Settle.Window <= 0 || c.Settle.Timeout <= 0 || c.Settle.Tolerance < 0:
@@ -206,6 +212,9 @@ type RunResult struct {
 	// window (first publish to end of drain) only.
 	Traffic        Traffic `json:"traffic"`
 	PublishTraffic Traffic `json:"publish_traffic"`
+	// WindowTraffic is NT over RunConfig.TrafficWindow from the first
+	// publish; zero without one.
+	WindowTraffic Traffic `json:"window_traffic"`
 	// TripTime is the publish trip time (MPT is its Mean).
 	TripTime LatencySummary `json:"trip_time"`
 	// PublishLatency is how long publish requests took to be answered.
@@ -425,8 +434,23 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 	setPhase("drain")
 	expected := pop.Expected(res.Publishes)
 	drainBy := published.Add(cfg.Drain)
-	for pop.Stats().Fresh < expected && time.Now().Before(drainBy) {
-		if !sleep(ctx, 5*time.Millisecond) {
+	windowEnd := publishStart.Add(cfg.TrafficWindow)
+	windowTaken := cfg.TrafficWindow <= 0
+	for {
+		now := time.Now()
+		if !windowTaken && !now.Before(windowEnd) {
+			res.WindowTraffic = pop.Traffic().Sub(trafficBefore)
+			windowTaken = true
+		}
+		drained := pop.Stats().Fresh >= expected || !now.Before(drainBy)
+		if drained && windowTaken {
+			break
+		}
+		step := 5 * time.Millisecond
+		if !windowTaken {
+			step = min(step, windowEnd.Sub(now)) // take the window on time
+		}
+		if !sleep(ctx, step) {
 			return res, interrupted()
 		}
 	}
