@@ -1,0 +1,187 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+)
+
+// A sweep is an experiment of the paper's kind: runs that differ in one or
+// two settings (the method or model, the concurrent connections, the
+// publish interval, the number of nodes), each reduced to one Point of
+// figures for tables and plots. push-vs-pull and event-vs-thread are
+// sweeps, and scale-out will be one: a run per (nodes, cc) whose
+// ServerSetup has that many daemons behind a balancer, its points put
+// in Series by node count.
+
+// Point is one run of a sweep: where it sits in the sweep, and the
+// paper's figures from it. A failed run has Error set and no figures.
+type Point struct {
+	// Series is the line the point belongs to in tables and plots: a
+	// push-vs-pull method (CP, MLP, ELP), a server model (event,
+	// goroutine, thread), or a node count.
+	Series string `json:"series"`
+	// Model is the server's -model; Mode the subscribers' polling mode.
+	Model string `json:"model"`
+	Mode  Mode   `json:"mode"`
+	// CC is the number of concurrent connections: subscribers, one TCP
+	// connection each.
+	CC int `json:"cc"`
+	// Nodes is the number of servers.
+	Nodes int `json:"nodes"`
+	// PaperInterval is the publish interval this point stands for, and
+	// PublishInterval the one run: PaperInterval times the time scale.
+	PaperInterval   time.Duration `json:"paper_interval_ns"`
+	PublishInterval time.Duration `json:"publish_interval_ns"`
+	// PollInterval is the pull period (client pull) or the hold (long
+	// polling), as run.
+	PollInterval time.Duration `json:"poll_interval_ns"`
+	// Messages is how many messages were published, one per interval.
+	Messages int `json:"messages"`
+
+	// NTPerInterval is NT per publish interval: the subscribers' wire
+	// bytes (HTTP, headers included) over Messages whole intervals from
+	// the first publish, divided by Messages. Zero without a traffic
+	// window (RunConfig.TrafficWindow). RequestsPerInterval likewise
+	// counts subscribe requests.
+	NTPerInterval       float64 `json:"nt_bytes_per_interval"`
+	RequestsPerInterval float64 `json:"requests_per_interval"`
+	// TripTime is the publish trip time; its Mean is MPT.
+	TripTime LatencySummary `json:"trip_time"`
+	// RMP and the counts behind it (see Delivery).
+	RMP        float64 `json:"rmp_percent"`
+	Expected   int64   `json:"expected"`
+	Received   int64   `json:"received"`
+	Duplicates int64   `json:"duplicates"`
+	// SMU is server RSS with every subscriber connected (and waiting, for
+	// long polling), once settled; BaselineRSS before any connected;
+	// PeakRSS the highest while publishing.
+	SMU         int64 `json:"smu_bytes"`
+	BaselineRSS int64 `json:"baseline_rss_bytes"`
+	PeakRSS     int64 `json:"peak_rss_bytes"`
+	// ParkedThreads and PeakThreads are the servers' OS threads.
+	ParkedThreads int64 `json:"parked_threads"`
+	PeakThreads   int64 `json:"peak_threads"`
+	// ServerCPUSeconds is server CPU time while publishing.
+	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
+	// Errors counts subscriber connection errors of every kind.
+	Errors int64 `json:"errors"`
+	// Drained reports whether every expected message arrived in time.
+	Drained bool `json:"drained"`
+	// Error says why the run failed; empty if it did not.
+	Error string `json:"error,omitempty"`
+}
+
+// OK reports whether the run behind the point succeeded.
+func (p Point) OK() bool { return p.Error == "" }
+
+// SMUPerSubscriber is server memory per connected subscriber, bytes:
+// (SMU - BaselineRSS) / CC.
+func (p Point) SMUPerSubscriber() float64 {
+	if p.CC == 0 {
+		return 0
+	}
+	return float64(p.SMU-p.BaselineRSS) / float64(p.CC)
+}
+
+// fill sets the figures of p from a run's result.
+func (p *Point) fill(r RunResult) {
+	if p.Messages > 0 && r.WindowTraffic.Requests > 0 {
+		p.NTPerInterval = float64(r.WindowTraffic.Total) / float64(p.Messages)
+		p.RequestsPerInterval = float64(r.WindowTraffic.Requests) / float64(p.Messages)
+	}
+	p.TripTime = r.TripTime
+	d := r.Delivery
+	p.RMP, p.Expected, p.Received, p.Duplicates = d.RMP, d.Expected, d.Received, d.Duplicates
+	p.SMU, p.BaselineRSS, p.PeakRSS = r.Memory.ParkedRSS, r.Memory.BaselineRSS, r.Memory.PeakRSS
+	p.ParkedThreads, p.PeakThreads = r.Threads.Parked, r.Threads.Peak
+	p.ServerCPUSeconds = r.CPU.PublishSeconds
+	for _, n := range r.Errors {
+		p.Errors += n
+	}
+	p.Drained = r.Timeline.Drained
+}
+
+// sweepRun is one run of a sweep and the point it is to give, whose
+// coordinates are set and whose figures the run fills in.
+type sweepRun struct {
+	point Point
+	rc    RunConfig
+}
+
+// runSweep runs the runs in order as one Experiment (RunAll: a failed run
+// is a point with its Error, and the sweep goes on) and returns a point
+// and the full result of each. log, if not nil, gets a line as each run
+// starts and one for each failure.
+func runSweep(ctx context.Context, name string, runs []sweepRun, log io.Writer) ([]Point, []RunResult) {
+	e := Experiment{Name: name}
+	for _, r := range runs {
+		e.Runs = append(e.Runs, r.rc)
+	}
+	start := time.Now()
+	results, errs := e.RunAll(ctx, func(i int) {
+		if log != nil {
+			fmt.Fprintf(log, "== %s run %d/%d: %s (%s so far)\n", name, i+1, len(runs), runs[i].rc.Name, time.Since(start).Round(time.Second))
+		}
+	})
+	points := make([]Point, len(runs))
+	for i, r := range runs {
+		points[i] = r.point
+		if errs[i] != nil {
+			points[i].Error = errs[i].Error()
+			if log != nil {
+				fmt.Fprintf(log, "== %s run %d/%d FAILED: %v\n", name, i+1, len(runs), errs[i])
+			}
+			continue
+		}
+		points[i].fill(results[i])
+	}
+	return points, results
+}
+
+// estimateDuration guesses how long runs take: every phase that waits a
+// fixed time (warm-up, settling, the publish schedule or traffic window)
+// plus a few seconds each for starting servers, connecting and draining.
+// Settling can take longer (up to Settle.Timeout) on a busy machine.
+func estimateDuration(runs []sweepRun) time.Duration {
+	var d time.Duration
+	for _, r := range runs {
+		rc := r.rc
+		publish := rc.TrafficWindow
+		for _, p := range rc.Publishers {
+			publish = max(publish, time.Duration(p.Messages-1)*p.Interval)
+		}
+		connect := time.Duration(rc.Subscribers.Subscribers) * 200 * time.Microsecond
+		d += rc.WarmUp + 2*rc.Settle.Window + publish + connect + 3*time.Second
+	}
+	return d
+}
+
+// checkTimeScale reports a time scale that is not a shrink factor.
+func checkTimeScale(s float64) error {
+	if !(s > 0 && s <= 1) {
+		return fmt.Errorf("%w: time scale %g: want 0 < scale <= 1 (1 runs the paper's intervals)", ErrInvalidConfig, s)
+	}
+	return nil
+}
+
+// scaled is d times the time scale s, to the microsecond.
+func scaled(d time.Duration, s float64) time.Duration {
+	return time.Duration(float64(d) * s).Round(time.Microsecond)
+}
+
+// threadsFor is the -max-threads a thread-model server needs for cc
+// waiting subscribers: one thread each plus room for the runtime, and
+// never below Go's default.
+func threadsFor(cc int) int { return max(10_000, cc+1024) }
+
+// modelArgs returns pushupd's flags for model: -model, and -max-threads
+// for the thread model.
+func modelArgs(model string, cc int) []string {
+	args := []string{"-model", model}
+	if model == "thread" {
+		args = append(args, "-max-threads", fmt.Sprint(threadsFor(cc)))
+	}
+	return args
+}
