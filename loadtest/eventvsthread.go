@@ -18,7 +18,10 @@ import (
 type EventVsThreadConfig struct {
 	// Pushupd is the pushupd binary; empty builds ./cmd/pushupd.
 	Pushupd string
-	// ServerArgs are extra pushupd flags for every run.
+	// ServerArgs are extra pushupd flags for every run. They come after
+	// the flags a run sets (-model, and -max-threads for the thread
+	// model), so they may override -max-threads; -model they may not
+	// set (each point's model is the experiment's to choose).
 	ServerArgs []string
 	// CCs are the numbers of concurrent connections. The largest must fit
 	// in the open-file limit of this process and of pushupd
@@ -79,6 +82,9 @@ func (c EventVsThreadConfig) Validate() error {
 	if err := checkTimeScale(c.TimeScale); err != nil {
 		return err
 	}
+	if err := checkServerArgs(c.ServerArgs); err != nil {
+		return err
+	}
 	switch {
 	case len(c.CCs) == 0 || slices.Min(c.CCs) < 1:
 		return bad("want at least one cc, each at least 1; got %v", c.CCs)
@@ -109,7 +115,7 @@ func (c EventVsThreadConfig) runs(binary string) []sweepRun {
 			rc.Name = fmt.Sprintf("%s cc=%d", model, cc)
 			dc := DefaultDaemonConfig()
 			dc.Binary = binary
-			dc.Args = append(slices.Clone(c.ServerArgs), modelArgs(model, cc)...)
+			dc.Args = append(modelArgs(model, cc), c.ServerArgs...)
 			dc.Log = c.DaemonLog
 			rc.Server = ServerSetup{Daemons: []DaemonConfig{dc}}
 			rc.Subscribers.Subscribers = cc
@@ -190,7 +196,7 @@ func RunEventVsThread(ctx context.Context, cfg EventVsThreadConfig) (Report, err
 		fmt.Sprintf("MPT is the mean of (receive time - publisher's timestamp) over %d messages to every subscriber; "+
 			"RMP is distinct expected messages received within the drain (%s after the last publish) over those expected.", cfg.Messages, cfg.Drain),
 		"event: no goroutine or thread per waiting request; goroutine: a goroutine each; thread: a goroutine and an OS thread each " +
-			"(-max-threads raised to cc + 1024). OS threads are sampled from /proc/<pid>/status.",
+			"(pushupd gets -max-threads of cc + 1,024, at least 10,000). OS threads are sampled from /proc/<pid>/status.",
 		"The load tester and the server share this machine's cores and memory.",
 	}
 	rep.Tables, rep.Figures = eventVsThreadOutputs(rep.Points, cfg)
@@ -234,5 +240,7 @@ func eventVsThreadOutputs(points []Point, cfg EventVsThreadConfig) ([]Table, []F
 		fig("fig10-mpt", "Mean publish trip time", "mean publish trip time (s)", 0, func(p Point) float64 { return p.TripTime.Mean.Seconds() }),
 		fig("fig11-rmp", "Received message percentage", "received messages (%)", 100, func(p Point) float64 { return p.RMP }),
 	}
+	// RMP sits at the top: keep the legend off it.
+	figs[2].LegendBottom = true
 	return tables, figs
 }

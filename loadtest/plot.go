@@ -28,8 +28,11 @@ type Figure struct {
 	LogX bool
 	// YMax, if positive, is the least upper bound of the y axis (100 for
 	// percentages, so 100% does not fill the whole height).
-	YMax   float64
-	Series []FigureSeries
+	YMax float64
+	// LegendBottom puts the legend at the bottom left instead of the top
+	// left, for lines that run along the top.
+	LegendBottom bool
+	Series       []FigureSeries
 }
 
 // FigureSeries is one line. Points are drawn in the order given; failed
@@ -79,7 +82,7 @@ func (f Figure) plot() (*plot.Plot, error) {
 	p.Title.Text = f.Title
 	p.X.Label.Text = f.XLabel
 	p.Y.Label.Text = f.YLabel
-	p.Legend.Top = true
+	p.Legend.Top = !f.LegendBottom
 	p.Legend.Left = true
 	p.Add(plotter.NewGrid())
 	var xs []float64

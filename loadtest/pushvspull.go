@@ -49,7 +49,10 @@ func methodSetup(method string) (model string, mode Mode) {
 type PushVsPullConfig struct {
 	// Pushupd is the pushupd binary; empty builds ./cmd/pushupd.
 	Pushupd string
-	// ServerArgs are extra pushupd flags for every run.
+	// ServerArgs are extra pushupd flags for every run. They come after
+	// the flags a run sets (-model, and -max-threads for the thread
+	// model), so they may override -max-threads; -model they may not
+	// set (each point's model is the experiment's to choose).
 	ServerArgs []string
 	// CCs are the numbers of concurrent connections (subscribers).
 	CCs []int
@@ -114,6 +117,9 @@ func (c PushVsPullConfig) Validate() error {
 	if err := checkTimeScale(c.TimeScale); err != nil {
 		return err
 	}
+	if err := checkServerArgs(c.ServerArgs); err != nil {
+		return err
+	}
 	switch {
 	case len(c.CCs) == 0 || slices.Min(c.CCs) < 1:
 		return bad("want at least one cc, each at least 1; got %v", c.CCs)
@@ -153,7 +159,7 @@ func (c PushVsPullConfig) runs(binary string) []sweepRun {
 				rc.Name = fmt.Sprintf("%s cc=%d interval=%s", method, cc, paper)
 				dc := DefaultDaemonConfig()
 				dc.Binary = binary
-				dc.Args = append(slices.Clone(c.ServerArgs), modelArgs(model, cc)...)
+				dc.Args = append(modelArgs(model, cc), c.ServerArgs...)
 				dc.Log = c.DaemonLog
 				rc.Server = ServerSetup{Daemons: []DaemonConfig{dc}}
 				rc.Subscribers.Subscribers = cc

@@ -43,14 +43,15 @@ func samplePoints() []Point {
 
 func TestPointFill(t *testing.T) {
 	r := RunResult{
-		WindowTraffic: Traffic{Total: 50_000, Requests: 500},
-		TripTime:      LatencySummary{Count: 40, Mean: 30 * time.Millisecond},
-		Delivery:      Delivery{Expected: 40, Received: 39, Duplicates: 1, RMP: 97.5},
-		Memory:        Memory{BaselineRSS: 10 << 20, ParkedRSS: 12 << 20, PeakRSS: 13 << 20},
-		Threads:       Threads{Baseline: 7, Parked: 18, Peak: 19},
-		CPU:           CPU{PublishSeconds: 0.25},
-		Errors:        map[string]int64{"read_timeout": 2, "status_503": 1},
-		Timeline:      Timeline{Drained: true},
+		WindowTraffic:  Traffic{Total: 50_000, Requests: 500},
+		TripTime:       LatencySummary{Count: 40, Mean: 30 * time.Millisecond},
+		Delivery:       Delivery{Expected: 40, Received: 39, Duplicates: 1, RMP: 97.5},
+		Memory:         Memory{BaselineRSS: 10 << 20, ParkedRSS: 12 << 20, PeakRSS: 13 << 20},
+		Threads:        Threads{Baseline: 7, Parked: 18, Peak: 19},
+		CPU:            CPU{PublishSeconds: 0.25},
+		PublishLatency: LatencySummary{Max: 3 * time.Second},
+		Errors:         map[string]int64{"read_timeout": 2, "status_503": 1},
+		Timeline:       Timeline{Drained: true},
 	}
 	p := Point{CC: 8, Messages: 5}
 	p.fill(r)
@@ -64,6 +65,7 @@ func TestPointFill(t *testing.T) {
 	assert.Equal(t, int64(18), p.ParkedThreads)
 	assert.Equal(t, int64(19), p.PeakThreads)
 	assert.Equal(t, int64(3), p.Errors)
+	assert.Equal(t, 3*time.Second, p.PublishLatencyMax)
 	assert.True(t, p.Drained)
 
 	var none Point
@@ -167,6 +169,7 @@ func TestReportText(t *testing.T) {
 	cfg.TimeScale = 0.1
 	rep := Report{Experiment: "push-vs-pull", Points: samplePoints(), Scaling: cfg.scaling(), Duration: 90 * time.Second,
 		Notes: []string{"NT is ..."}}
+	rep.Points[0].PublishLatencyMax = 2849 * time.Millisecond
 	rep.Tables, rep.Figures = pushVsPullOutputs(rep.Points, cfg)
 	var b bytes.Buffer
 	require.NoError(t, rep.WriteText(&b))
@@ -178,6 +181,7 @@ func TestReportText(t *testing.T) {
 	assert.Contains(t, out, "  ELP   0.100  failed\n")
 	assert.Contains(t, out, "- NT is ...\n")
 	assert.Contains(t, out, "FAILED ELP cc=100 interval=20s: loadtest: pushupd: exited during the run\n")
+	assert.Contains(t, out, "CHECK CP cc=10 interval=10s: a publish took 2.849s to be answered")
 
 	require.Len(t, rep.Figures, 2)
 	nt := rep.Figures[0]
@@ -269,12 +273,12 @@ func TestPushVsPullRuns(t *testing.T) {
 	assert.False(t, cp.rc.WaitParked)
 	assert.Equal(t, 3*time.Second, cp.rc.Publishers[0].Interval)
 	assert.Equal(t, 15*time.Second, cp.rc.TrafficWindow, "5 whole intervals")
-	assert.Equal(t, []string{"-gc-percent", "100", "-model", "event"}, cp.rc.Server.Daemons[0].Args)
+	assert.Equal(t, []string{"-model", "event", "-gc-percent", "100"}, cp.rc.Server.Daemons[0].Args, "extra flags last")
 	mlp := byName["MLP cc=1000 interval=30s"]
 	assert.Equal(t, ModeLongPoll, mlp.rc.Subscribers.Mode)
 	assert.Equal(t, 5*time.Second, mlp.rc.Subscribers.PollInterval, "50 s x 0.1")
 	assert.True(t, mlp.rc.WaitParked)
-	assert.Equal(t, []string{"-gc-percent", "100", "-model", "thread", "-max-threads", "10000"}, mlp.rc.Server.Daemons[0].Args)
+	assert.Equal(t, []string{"-model", "thread", "-max-threads", "10000", "-gc-percent", "100"}, mlp.rc.Server.Daemons[0].Args)
 	assert.Equal(t, Point{Series: "MLP", Model: "thread", Mode: ModeLongPoll, CC: 1000, Nodes: 1, PaperInterval: 30 * time.Second,
 		PublishInterval: 3 * time.Second, PollInterval: 5 * time.Second, Messages: 5}, mlp.point)
 	assert.Equal(t, "event", byName["ELP cc=10 interval=10s"].point.Model)
@@ -319,6 +323,12 @@ func TestSweepsRefuseBadSettingsBeforeStarting(t *testing.T) {
 	pvp.Methods = []string{"push"}
 	_, err = RunPushVsPull(ctx, pvp)
 	require.ErrorIs(t, err, ErrInvalidConfig)
+	pvp = DefaultPushVsPullConfig()
+	pvp.Pushupd = "/nonexistent/pushupd"
+	pvp.ServerArgs = []string{"-gc-percent", "50", "--model=goroutine"}
+	_, err = RunPushVsPull(ctx, pvp)
+	require.ErrorIs(t, err, ErrInvalidConfig, "each point's model is the experiment's")
+	assert.Contains(t, err.Error(), "-model")
 }
 
 func TestExperimentRunAllGoesOnAfterAFailure(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -65,6 +66,11 @@ type Point struct {
 	PeakThreads   int64 `json:"peak_threads"`
 	// ServerCPUSeconds is server CPU time while publishing.
 	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
+	// PublishLatencyMax is the slowest publish request's answer time. On
+	// loopback a publish takes milliseconds; seconds mean the machine
+	// stalled (it is shared with other work), and the point is suspect:
+	// run that cell again.
+	PublishLatencyMax time.Duration `json:"publish_latency_max_ns"`
 	// Errors counts subscriber connection errors of every kind.
 	Errors int64 `json:"errors"`
 	// Drained reports whether every expected message arrived in time.
@@ -97,6 +103,7 @@ func (p *Point) fill(r RunResult) {
 	p.SMU, p.BaselineRSS, p.PeakRSS = r.Memory.ParkedRSS, r.Memory.BaselineRSS, r.Memory.PeakRSS
 	p.ParkedThreads, p.PeakThreads = r.Threads.Parked, r.Threads.Peak
 	p.ServerCPUSeconds = r.CPU.PublishSeconds
+	p.PublishLatencyMax = r.PublishLatency.Max
 	for _, n := range r.Errors {
 		p.Errors += n
 	}
@@ -156,6 +163,18 @@ func estimateDuration(runs []sweepRun) time.Duration {
 		d += rc.WarmUp + 2*rc.Settle.Window + publish + connect + 3*time.Second
 	}
 	return d
+}
+
+// checkServerArgs refuses extra pushupd flags that set -model: a sweep
+// labels each point with the model it chose.
+func checkServerArgs(args []string) error {
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "model" {
+			return fmt.Errorf("%w: extra pushupd flags must not set -model: the experiment sets it for each run", ErrInvalidConfig)
+		}
+	}
+	return nil
 }
 
 // checkTimeScale reports a time scale that is not a shrink factor.
