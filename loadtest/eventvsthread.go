@@ -3,7 +3,6 @@ package loadtest
 import (
 	"context"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -16,13 +15,7 @@ import (
 // the mean publish trip time (MPT) and the received message percentage
 // (RMP). Every run starts its own pushupd.
 type EventVsThreadConfig struct {
-	// Pushupd is the pushupd binary; empty builds ./cmd/pushupd.
-	Pushupd string
-	// ServerArgs are extra pushupd flags for every run. They come after
-	// the flags a run sets (-model, and -max-threads for the thread
-	// model), so they may override -max-threads; -model they may not
-	// set (each point's model is the experiment's to choose).
-	ServerArgs []string
+	SweepConfig
 	// CCs are the numbers of concurrent connections. The largest must fit
 	// in the open-file limit of this process and of pushupd
 	// (CheckFileBudget); asking for more is refused, not capped.
@@ -30,47 +23,21 @@ type EventVsThreadConfig struct {
 	// Models are the server models to compare (see Models).
 	Models []string
 	// Hold is the long polls' hold and Interval the time between two
-	// publishes, at the paper's scale.
+	// publishes, at the paper's scale (multiplied by TimeScale).
 	Hold     time.Duration
 	Interval time.Duration
-	// Messages is how many messages each run publishes once everyone
-	// waits, and PayloadSize their data size in bytes.
-	Messages    int
-	PayloadSize int
-	// TimeScale multiplies Hold and Interval: 0 < TimeScale <= 1.
-	TimeScale float64
-	// WarmUp, Settle, ConnectTimeout and Drain are as in RunConfig, not
-	// scaled.
-	WarmUp         time.Duration
-	Settle         SettleConfig
-	ConnectTimeout time.Duration
-	Drain          time.Duration
-	// Log, if not nil, gets a line as each run starts and a progress line
-	// every ProgressInterval.
-	Log              io.Writer
-	ProgressInterval time.Duration
-	// DaemonLog, if not nil, gets every pushupd's log.
-	DaemonLog io.Writer
 }
 
 // DefaultEventVsThreadConfig returns the paper's range, 500 to 16,000
 // concurrent connections doubling, for every model, with 50 s holds and
 // 5 messages of 64 bytes 10 s apart.
 func DefaultEventVsThreadConfig() EventVsThreadConfig {
-	rc := DefaultRunConfig()
 	return EventVsThreadConfig{
-		CCs:              []int{500, 1000, 2000, 4000, 8000, 16000},
-		Models:           slices.Clone(Models),
-		Hold:             50 * time.Second,
-		Interval:         10 * time.Second,
-		Messages:         5,
-		PayloadSize:      64,
-		TimeScale:        1,
-		WarmUp:           rc.WarmUp,
-		Settle:           rc.Settle,
-		ConnectTimeout:   rc.ConnectTimeout,
-		Drain:            rc.Drain,
-		ProgressInterval: 5 * time.Second,
+		SweepConfig: defaultSweepConfig(),
+		CCs:         []int{500, 1000, 2000, 4000, 8000, 16000},
+		Models:      slices.Clone(Models),
+		Hold:        50 * time.Second,
+		Interval:    10 * time.Second,
 	}
 }
 
@@ -79,10 +46,7 @@ func (c EventVsThreadConfig) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: event-vs-thread: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
-	if err := checkTimeScale(c.TimeScale); err != nil {
-		return err
-	}
-	if err := checkServerArgs(c.ServerArgs); err != nil {
+	if err := c.validate("event-vs-thread"); err != nil {
 		return err
 	}
 	switch {
@@ -92,10 +56,6 @@ func (c EventVsThreadConfig) Validate() error {
 		return bad("no models")
 	case c.Hold <= 0 || c.Interval < 0:
 		return bad("Hold must be positive and Interval not negative")
-	case c.Messages < 1:
-		return bad("Messages must be at least 1")
-	case c.Log != nil && c.ProgressInterval <= 0:
-		return bad("ProgressInterval must be positive")
 	}
 	for _, m := range c.Models {
 		if !slices.Contains(Models, m) {
@@ -111,26 +71,7 @@ func (c EventVsThreadConfig) runs(binary string) []sweepRun {
 	var out []sweepRun
 	for _, cc := range c.CCs {
 		for _, model := range c.Models {
-			rc := DefaultRunConfig()
-			rc.Name = fmt.Sprintf("%s cc=%d", model, cc)
-			dc := DefaultDaemonConfig()
-			dc.Binary = binary
-			dc.Args = append(modelArgs(model, cc), c.ServerArgs...)
-			dc.Log = c.DaemonLog
-			rc.Server = ServerSetup{Daemons: []DaemonConfig{dc}}
-			rc.Subscribers.Subscribers = cc
-			rc.Subscribers.Channels = []string{"event-vs-thread"}
-			rc.Subscribers.Mode = ModeLongPoll
-			rc.Subscribers.PollInterval = hold
-			pc := DefaultPublisherConfig()
-			pc.Channels = rc.Subscribers.Channels
-			pc.Messages, pc.Interval, pc.PayloadSize = c.Messages, interval, c.PayloadSize
-			rc.Publishers = []PublisherConfig{pc}
-			rc.WaitParked = true
-			rc.WarmUp, rc.Settle, rc.ConnectTimeout, rc.Drain = c.WarmUp, c.Settle, c.ConnectTimeout, c.Drain
-			rc.Timeout = rc.WarmUp + 2*rc.Settle.Timeout + rc.ConnectTimeout +
-				time.Duration(c.Messages)*interval + rc.Drain + time.Minute
-			rc.Progress, rc.ProgressInterval = c.Log, c.ProgressInterval
+			rc := c.run(binary, fmt.Sprintf("%s cc=%d", model, cc), "event-vs-thread", model, cc, ModeLongPoll, hold, interval)
 			out = append(out, sweepRun{rc: rc, point: Point{
 				Series: model, Model: model, Mode: ModeLongPoll, CC: cc, Nodes: 1,
 				PaperInterval: c.Interval, PublishInterval: interval, PollInterval: hold, Messages: c.Messages,
@@ -183,7 +124,7 @@ func RunEventVsThread(ctx context.Context, cfg EventVsThreadConfig) (Report, err
 	rep.Scaling = cfg.scaling()
 	if cfg.Log != nil {
 		fmt.Fprintf(cfg.Log, "event-vs-thread: %d runs, about %s; time scale %s\n",
-			len(runs), estimateDuration(runs).Round(time.Minute), rep.Scaling)
+			len(runs), roundEstimate(estimateDuration(runs)), rep.Scaling)
 	}
 	rep.Points, rep.Runs = runSweep(ctx, rep.Experiment, runs, cfg.Log)
 	rep.Duration = time.Since(rep.Started)

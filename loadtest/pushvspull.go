@@ -3,7 +3,6 @@ package loadtest
 import (
 	"context"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -47,13 +46,7 @@ func methodSetup(method string) (model string, mode Mode) {
 // client pull and of long polling against the thread and event models.
 // Every run starts its own pushupd.
 type PushVsPullConfig struct {
-	// Pushupd is the pushupd binary; empty builds ./cmd/pushupd.
-	Pushupd string
-	// ServerArgs are extra pushupd flags for every run. They come after
-	// the flags a run sets (-model, and -max-threads for the thread
-	// model), so they may override -max-threads; -model they may not
-	// set (each point's model is the experiment's to choose).
-	ServerArgs []string
+	SweepConfig
 	// CCs are the numbers of concurrent connections (subscribers).
 	CCs []int
 	// Intervals are the publish intervals, at the paper's scale; each run
@@ -65,47 +58,22 @@ type PushVsPullConfig struct {
 	// (the timeout parameter), at the paper's scale: 1 s and 50 s.
 	PullInterval time.Duration
 	Hold         time.Duration
-	// Messages is how many messages each run publishes, one per interval;
-	// NT is measured over that many whole intervals.
-	Messages int
-	// PayloadSize is each message's data size in bytes.
-	PayloadSize int
-	// TimeScale multiplies every interval above (publish, pull, hold), so
-	// the grid runs in minutes instead of hours: 0 < TimeScale <= 1.
-	TimeScale float64
-	// WarmUp, Settle, ConnectTimeout and Drain are as in RunConfig, not
-	// scaled.
-	WarmUp         time.Duration
-	Settle         SettleConfig
-	ConnectTimeout time.Duration
-	Drain          time.Duration
-	// Log, if not nil, gets a line as each run starts and a progress line
-	// every ProgressInterval.
-	Log              io.Writer
-	ProgressInterval time.Duration
-	// DaemonLog, if not nil, gets every pushupd's log.
-	DaemonLog io.Writer
 }
 
 // DefaultPushVsPullConfig returns the paper's grid at full scale: cc in
 // {10, 100, 1000} x publish interval in {10, 20, 30, 40, 50} s, client
-// pull every 1 s, long polls held 50 s, 5 messages of 64 bytes per run.
+// pull every 1 s, long polls held 50 s, 5 messages of 64 bytes per run,
+// so NT is measured over 5 whole intervals.
 func DefaultPushVsPullConfig() PushVsPullConfig {
-	rc := DefaultRunConfig()
+	sc := defaultSweepConfig()
+	sc.ConnectTimeout = time.Minute // at most 1,000 subscribers
 	return PushVsPullConfig{
-		CCs:              []int{10, 100, 1000},
-		Intervals:        []time.Duration{10 * time.Second, 20 * time.Second, 30 * time.Second, 40 * time.Second, 50 * time.Second},
-		Methods:          slices.Clone(Methods),
-		PullInterval:     time.Second,
-		Hold:             50 * time.Second,
-		Messages:         5,
-		PayloadSize:      64,
-		TimeScale:        1,
-		WarmUp:           rc.WarmUp,
-		Settle:           rc.Settle,
-		ConnectTimeout:   time.Minute,
-		Drain:            rc.Drain,
-		ProgressInterval: 5 * time.Second,
+		SweepConfig:  sc,
+		CCs:          []int{10, 100, 1000},
+		Intervals:    []time.Duration{10 * time.Second, 20 * time.Second, 30 * time.Second, 40 * time.Second, 50 * time.Second},
+		Methods:      slices.Clone(Methods),
+		PullInterval: time.Second,
+		Hold:         50 * time.Second,
 	}
 }
 
@@ -114,10 +82,7 @@ func (c PushVsPullConfig) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: push-vs-pull: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
 	}
-	if err := checkTimeScale(c.TimeScale); err != nil {
-		return err
-	}
-	if err := checkServerArgs(c.ServerArgs); err != nil {
+	if err := c.validate("push-vs-pull"); err != nil {
 		return err
 	}
 	switch {
@@ -129,10 +94,6 @@ func (c PushVsPullConfig) Validate() error {
 		return bad("no methods")
 	case c.PullInterval <= 0 || c.Hold <= 0:
 		return bad("PullInterval and Hold must be positive")
-	case c.Messages < 1:
-		return bad("Messages must be at least 1")
-	case c.Log != nil && c.ProgressInterval <= 0:
-		return bad("ProgressInterval must be positive")
 	}
 	for _, m := range c.Methods {
 		if !slices.Contains(Methods, m) {
@@ -155,26 +116,8 @@ func (c PushVsPullConfig) runs(binary string) []sweepRun {
 				if mode == ModePull {
 					poll = scaled(c.PullInterval, c.TimeScale)
 				}
-				rc := DefaultRunConfig()
-				rc.Name = fmt.Sprintf("%s cc=%d interval=%s", method, cc, paper)
-				dc := DefaultDaemonConfig()
-				dc.Binary = binary
-				dc.Args = append(modelArgs(model, cc), c.ServerArgs...)
-				dc.Log = c.DaemonLog
-				rc.Server = ServerSetup{Daemons: []DaemonConfig{dc}}
-				rc.Subscribers.Subscribers = cc
-				rc.Subscribers.Channels = []string{"push-vs-pull"}
-				rc.Subscribers.Mode = mode
-				rc.Subscribers.PollInterval = poll
-				pc := DefaultPublisherConfig()
-				pc.Channels = rc.Subscribers.Channels
-				pc.Messages, pc.Interval, pc.PayloadSize = c.Messages, interval, c.PayloadSize
-				rc.Publishers = []PublisherConfig{pc}
-				rc.WaitParked = mode == ModeLongPoll
+				rc := c.run(binary, fmt.Sprintf("%s cc=%d interval=%s", method, cc, paper), "push-vs-pull", model, cc, mode, poll, interval)
 				rc.TrafficWindow = time.Duration(c.Messages) * interval
-				rc.WarmUp, rc.Settle, rc.ConnectTimeout, rc.Drain = c.WarmUp, c.Settle, c.ConnectTimeout, c.Drain
-				rc.Timeout = rc.WarmUp + 2*rc.Settle.Timeout + rc.ConnectTimeout + rc.TrafficWindow + rc.Drain + time.Minute
-				rc.Progress, rc.ProgressInterval = c.Log, c.ProgressInterval
 				out = append(out, sweepRun{rc: rc, point: Point{
 					Series: method, Model: model, Mode: mode, CC: cc, Nodes: 1,
 					PaperInterval: paper, PublishInterval: interval, PollInterval: poll, Messages: c.Messages,
@@ -232,7 +175,7 @@ func RunPushVsPull(ctx context.Context, cfg PushVsPullConfig) (Report, error) {
 	rep.Scaling = cfg.scaling()
 	if cfg.Log != nil {
 		fmt.Fprintf(cfg.Log, "push-vs-pull: %d runs, about %s; time scale %s\n",
-			len(runs), estimateDuration(runs).Round(time.Minute), rep.Scaling)
+			len(runs), roundEstimate(estimateDuration(runs)), rep.Scaling)
 	}
 	rep.Points, rep.Runs = runSweep(ctx, rep.Experiment, runs, cfg.Log)
 	rep.Duration = time.Since(rep.Started)

@@ -254,6 +254,8 @@ func TestTimeScale(t *testing.T) {
 	}
 	assert.Equal(t, 500*time.Millisecond, scaled(50*time.Second, 0.01))
 	assert.Equal(t, 333333*time.Microsecond, scaled(time.Second, 1.0/3))
+	assert.Equal(t, 16*time.Second, roundEstimate(16400*time.Millisecond))
+	assert.Equal(t, 27*time.Minute, roundEstimate(26*time.Minute+40*time.Second))
 }
 
 func TestPushVsPullRuns(t *testing.T) {

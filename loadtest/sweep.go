@@ -16,6 +16,99 @@ import (
 // ServerSetup has that many daemons behind a balancer, its points put
 // in Series by node count.
 
+// SweepConfig is what the configuration of every sweep has: where pushupd
+// comes from, the time scale, the size of each run's publish schedule, the
+// phases of each run, and where logs go.
+type SweepConfig struct {
+	// Pushupd is the pushupd binary; empty builds ./cmd/pushupd.
+	Pushupd string
+	// ServerArgs are extra pushupd flags for every run. They come after
+	// the flags a run sets (-model, and -max-threads for the thread
+	// model), so they may override -max-threads; -model they may not
+	// set (each point's model is the sweep's to choose).
+	ServerArgs []string
+	// Messages is how many messages each run publishes, one per publish
+	// interval, and PayloadSize their data size in bytes.
+	Messages    int
+	PayloadSize int
+	// TimeScale multiplies every interval of the paper (publish
+	// intervals, client pull's period, long polls' hold), so a grid runs
+	// in minutes instead of hours: 0 < TimeScale <= 1.
+	TimeScale float64
+	// WarmUp, Settle, ConnectTimeout and Drain are as in RunConfig; they
+	// are the harness's, not the paper's, and are not scaled.
+	WarmUp         time.Duration
+	Settle         SettleConfig
+	ConnectTimeout time.Duration
+	Drain          time.Duration
+	// Log, if not nil, gets a line as each run starts and a progress line
+	// every ProgressInterval.
+	Log              io.Writer
+	ProgressInterval time.Duration
+	// DaemonLog, if not nil, gets every pushupd's log.
+	DaemonLog io.Writer
+}
+
+// defaultSweepConfig: the paper's scale, 5 messages of 64 bytes per run,
+// a progress line every 5 s (runs last minutes at full scale).
+func defaultSweepConfig() SweepConfig {
+	rc := DefaultRunConfig()
+	return SweepConfig{
+		Messages:         5,
+		PayloadSize:      64,
+		TimeScale:        1,
+		WarmUp:           rc.WarmUp,
+		Settle:           rc.Settle,
+		ConnectTimeout:   rc.ConnectTimeout,
+		Drain:            rc.Drain,
+		ProgressInterval: 5 * time.Second,
+	}
+}
+
+// validate reports settings that cannot work; name is the sweep's.
+func (c SweepConfig) validate(name string) error {
+	if err := checkTimeScale(c.TimeScale); err != nil {
+		return err
+	}
+	if err := checkServerArgs(c.ServerArgs); err != nil {
+		return err
+	}
+	switch {
+	case c.Messages < 1:
+		return fmt.Errorf("%w: %s: Messages must be at least 1", ErrInvalidConfig, name)
+	case c.Log != nil && c.ProgressInterval <= 0:
+		return fmt.Errorf("%w: %s: ProgressInterval must be positive", ErrInvalidConfig, name)
+	}
+	return nil
+}
+
+// run returns one run of a sweep against binary: one pushupd with model,
+// cc subscribers on channel polling in mode (poll is the pull period or
+// the hold), and one publisher sending Messages messages interval apart.
+// Long-polling runs publish once every subscriber waits.
+func (c SweepConfig) run(binary, name, channel, model string, cc int, mode Mode, poll, interval time.Duration) RunConfig {
+	rc := DefaultRunConfig()
+	rc.Name = name
+	dc := DefaultDaemonConfig()
+	dc.Binary = binary
+	dc.Args = append(modelArgs(model, cc), c.ServerArgs...)
+	dc.Log = c.DaemonLog
+	rc.Server = ServerSetup{Daemons: []DaemonConfig{dc}}
+	rc.Subscribers.Subscribers = cc
+	rc.Subscribers.Channels = []string{channel}
+	rc.Subscribers.Mode = mode
+	rc.Subscribers.PollInterval = poll
+	pc := DefaultPublisherConfig()
+	pc.Channels = rc.Subscribers.Channels
+	pc.Messages, pc.Interval, pc.PayloadSize = c.Messages, interval, c.PayloadSize
+	rc.Publishers = []PublisherConfig{pc}
+	rc.WaitParked = mode == ModeLongPoll
+	rc.WarmUp, rc.Settle, rc.ConnectTimeout, rc.Drain = c.WarmUp, c.Settle, c.ConnectTimeout, c.Drain
+	rc.Timeout = rc.WarmUp + 2*rc.Settle.Timeout + rc.ConnectTimeout + time.Duration(c.Messages)*interval + rc.Drain + time.Minute
+	rc.Progress, rc.ProgressInterval = c.Log, c.ProgressInterval
+	return rc
+}
+
 // Point is one run of a sweep: where it sits in the sweep, and the
 // paper's figures from it. A failed run has Error set and no figures.
 type Point struct {
@@ -163,6 +256,15 @@ func estimateDuration(runs []sweepRun) time.Duration {
 		d += rc.WarmUp + 2*rc.Settle.Window + publish + connect + 3*time.Second
 	}
 	return d
+}
+
+// roundEstimate rounds an estimated duration as people say it: seconds
+// under a minute, minutes above.
+func roundEstimate(d time.Duration) time.Duration {
+	if d < time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Minute)
 }
 
 // checkServerArgs refuses extra pushupd flags that set -model: a sweep

@@ -16,7 +16,7 @@ func parseEventVsThread(args []string, stderr io.Writer) (loadtest.EventVsThread
 	f := &sweepFlags{}
 	fs := flag.NewFlagSet("pushup-loadtest event-vs-thread", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	f.register(fs, &cfg.TimeScale, &cfg.Messages, &cfg.PayloadSize, &cfg.WarmUp, &cfg.ConnectTimeout, &cfg.Drain, "docs/results/event-vs-thread")
+	f.register(fs, &cfg.SweepConfig, "docs/results/event-vs-thread")
 	ccs := fs.String("cc", joinInts(cfg.CCs), "numbers of concurrent connections (subscribers), comma-separated; more than the open-file limit holds is refused")
 	models := fs.String("models", strings.Join(cfg.Models, ","), "server models to compare: "+strings.Join(loadtest.Models, ", "))
 	fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "long polls' hold at the paper's scale (multiplied by -time-scale; at most pushupd's -max-timeout)")
@@ -39,9 +39,7 @@ func parseEventVsThread(args []string, stderr io.Writer) (loadtest.EventVsThread
 	if cfg.Models, err = wordList(*models, loadtest.Models); err != nil {
 		return cfg, nil, fmt.Errorf("-models: %w", err)
 	}
-	cfg.Pushupd = f.pushupd
-	cfg.ServerArgs = strings.Fields(f.serverArgs)
-	cfg.Log, cfg.DaemonLog = f.logs(stderr)
+	f.finish(&cfg.SweepConfig, stderr)
 	return cfg, f, cfg.Validate()
 }
 

@@ -16,7 +16,7 @@ func parsePushVsPull(args []string, stderr io.Writer) (loadtest.PushVsPullConfig
 	f := &sweepFlags{}
 	fs := flag.NewFlagSet("pushup-loadtest push-vs-pull", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	f.register(fs, &cfg.TimeScale, &cfg.Messages, &cfg.PayloadSize, &cfg.WarmUp, &cfg.ConnectTimeout, &cfg.Drain, "docs/results/push-vs-pull")
+	f.register(fs, &cfg.SweepConfig, "docs/results/push-vs-pull")
 	ccs := fs.String("cc", joinInts(cfg.CCs), "numbers of concurrent connections (subscribers), comma-separated")
 	intervals := fs.String("intervals", joinDurations(cfg.Intervals), "publish intervals at the paper's scale (multiplied by -time-scale), comma-separated")
 	methods := fs.String("methods", strings.Join(cfg.Methods, ","), "methods to compare: CP (client pull, -model=event), MLP (long polling, -model=thread), ELP (long polling, -model=event)")
@@ -44,9 +44,7 @@ func parsePushVsPull(args []string, stderr io.Writer) (loadtest.PushVsPullConfig
 	if cfg.Methods, err = wordList(*methods, loadtest.Methods); err != nil {
 		return cfg, nil, fmt.Errorf("-methods: %w", err)
 	}
-	cfg.Pushupd = f.pushupd
-	cfg.ServerArgs = strings.Fields(f.serverArgs)
-	cfg.Log, cfg.DaemonLog = f.logs(stderr)
+	f.finish(&cfg.SweepConfig, stderr)
 	return cfg, f, cfg.Validate()
 }
 

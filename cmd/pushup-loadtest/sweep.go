@@ -17,7 +17,6 @@ import (
 // shares: where pushupd comes from, the time scale, and where the output
 // goes.
 type sweepFlags struct {
-	pushupd    string
 	serverArgs string
 	out        string
 	formats    string
@@ -26,18 +25,17 @@ type sweepFlags struct {
 	serverLog  bool
 }
 
-// register adds the shared flags to fs, with the time scale and run
-// phases written into the experiment's own config fields.
-func (f *sweepFlags) register(fs *flag.FlagSet, timeScale *float64, messages, payload *int,
-	warmUp, connect, drain *time.Duration, outExample string) {
-	fs.StringVar(&f.pushupd, "pushupd", "", "pushupd binary to run (default: go build ./cmd/pushupd into a temporary directory)")
-	fs.StringVar(&f.serverArgs, "pushupd-args", "", "extra pushupd flags for every run, space-separated, e.g. \"-gc-percent 100\"")
-	fs.Float64Var(timeScale, "time-scale", *timeScale, "multiply every interval of the paper (publish, pull, hold) by this, 0 < scale <= 1, so the grid runs in minutes; the output states it")
-	fs.IntVar(messages, "messages", *messages, "messages each run publishes, one per publish interval")
-	fs.IntVar(payload, "payload", *payload, fmt.Sprintf("bytes of data per message (at least %d)", loadtest.MinPayloadSize))
-	fs.DurationVar(warmUp, "warmup", *warmUp, "how long each server runs before its baseline RSS is taken")
-	fs.DurationVar(connect, "connect-timeout", *connect, "how long connecting (and parking) every subscriber of a run may take")
-	fs.DurationVar(drain, "drain", *drain, "after a run's last publish, how long to wait for every delivery")
+// register adds the shared flags to fs; those with a home in sc write
+// there.
+func (f *sweepFlags) register(fs *flag.FlagSet, sc *loadtest.SweepConfig, outExample string) {
+	fs.StringVar(&sc.Pushupd, "pushupd", "", "pushupd binary to run (default: go build ./cmd/pushupd into a temporary directory)")
+	fs.StringVar(&f.serverArgs, "pushupd-args", "", "extra pushupd flags for every run, space-separated, e.g. \"-gc-percent 100\" (not -model)")
+	fs.Float64Var(&sc.TimeScale, "time-scale", sc.TimeScale, "multiply every interval of the paper (publish, pull, hold) by this, 0 < scale <= 1, so the grid runs in minutes; the output states it")
+	fs.IntVar(&sc.Messages, "messages", sc.Messages, "messages each run publishes, one per publish interval")
+	fs.IntVar(&sc.PayloadSize, "payload", sc.PayloadSize, fmt.Sprintf("bytes of data per message (at least %d)", loadtest.MinPayloadSize))
+	fs.DurationVar(&sc.WarmUp, "warmup", sc.WarmUp, "how long each server runs before its baseline RSS is taken")
+	fs.DurationVar(&sc.ConnectTimeout, "connect-timeout", sc.ConnectTimeout, "how long connecting (and parking) every subscriber of a run may take")
+	fs.DurationVar(&sc.Drain, "drain", sc.Drain, "after a run's last publish, how long to wait for every delivery")
 	fs.StringVar(&f.out, "out", "", "write the report into this directory (created): <experiment>.txt, .md, .csv, .json and the figures, e.g. "+outExample)
 	fs.StringVar(&f.formats, "formats", strings.Join(loadtest.PlotFormats, ","), "figure formats to write with -out, comma-separated: svg, png")
 	fs.BoolVar(&f.quiet, "quiet", false, "no run headers or progress lines on stderr")
@@ -124,16 +122,18 @@ func (f *sweepFlags) parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// logs returns where run headers and progress lines, and servers' logs,
+// finish sets what the shared flags mean for sc once parsed: the extra
+// server flags, and where run headers, progress lines and servers' logs
 // go.
-func (f *sweepFlags) logs(stderr io.Writer) (progress, server io.Writer) {
+func (f *sweepFlags) finish(sc *loadtest.SweepConfig, stderr io.Writer) {
+	sc.ServerArgs = strings.Fields(f.serverArgs)
+	sc.Log, sc.DaemonLog = nil, nil
 	if !f.quiet {
-		progress = stderr
+		sc.Log = stderr
 	}
 	if f.serverLog {
-		server = stderr
+		sc.DaemonLog = stderr
 	}
-	return progress, server
 }
 
 // writeReport prints the report's tables to stdout and, with -out, writes
