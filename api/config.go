@@ -15,9 +15,20 @@ import (
 type Config struct {
 	// Model is how waiting subscribe requests are held: ModelEvent (no
 	// goroutine per waiting request; Linux only, elsewhere it falls back
-	// to ModelGoroutine) or ModelGoroutine. Requests over TLS or HTTP/2
-	// always use the goroutine path: they cannot be hijacked.
+	// to ModelGoroutine), ModelGoroutine or ModelThread. In ModelEvent,
+	// requests over TLS or HTTP/2 use the goroutine path: they cannot be
+	// hijacked.
 	Model Model
+	// MaxThreads is, in ModelThread, the process's limit on OS threads:
+	// New raises the Go runtime's limit (runtime/debug.SetMaxThreads,
+	// 10,000 by default) to it if it is lower, and never lowers it. At
+	// most MaxThreads less a margin for the runtime's own threads (64 +
+	// GOMAXPROCS) requests wait at once; more, or more than the OS limits
+	// allow (kernel.threads-max, kernel.pid_max, the pids cgroup,
+	// RLIMIT_NPROC), are refused with 503 thread_limit, because Go ends
+	// the whole process when it cannot have a thread. Other models ignore
+	// it.
+	MaxThreads int
 	// DefaultTimeout is how long a subscribe waits when the request names
 	// no timeout. 30 seconds sits well below the 60s idle limits common in
 	// proxies and load balancers.
@@ -71,6 +82,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Model:             ModelEvent,
+		MaxThreads:        10_000, // Go's own default
 		DefaultTimeout:    30 * time.Second,
 		MaxTimeout:        120 * time.Second,
 		MaxBodyBytes:      1 << 20,
@@ -89,6 +101,8 @@ func (c Config) Validate() error {
 		return err
 	}
 	switch {
+	case c.Model == ModelThread && c.MaxThreads <= threadMargin():
+		return fmt.Errorf("api: MaxThreads (%d) leaves no thread for waiting requests: the runtime keeps %d", c.MaxThreads, threadMargin())
 	case c.MaxTimeout <= 0:
 		return fmt.Errorf("api: MaxTimeout must be positive, got %s", c.MaxTimeout)
 	case c.DefaultTimeout < 0 || c.DefaultTimeout > c.MaxTimeout:

@@ -7,7 +7,10 @@
 // Server owns the http.Server and its timeouts, maps broker errors to
 // status codes in one place (errors.go), and runs the graceful shutdown:
 // stop accepting, answer every waiting subscriber with its cursor, wait for
-// handlers. Its handlers are safe for concurrent use; a waiting subscriber
-// costs a Subscription record in the broker and, in this model, the handler
-// goroutine that waits for the broker's answer.
+// handlers. Its handlers are safe for concurrent use. A waiting subscriber
+// costs a Subscription record in the broker and, depending on
+// Config.Model, a parked connection record in the event loop
+// (ModelEvent), the handler goroutine that waits for the broker's answer
+// (ModelGoroutine), or that goroutine plus an OS thread of its own
+// (ModelThread, the paper's multithreaded baseline).
 package api

@@ -67,6 +67,9 @@ func toAPIError(err error) *apiError {
 		return &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
 			msg: "request body exceeds the limit of " + strconv.FormatInt(tooBig.Limit, 10) + " bytes"}
 	}
+	if errors.Is(err, ErrThreadLimit) {
+		return &apiError{status: http.StatusServiceUnavailable, code: "thread_limit", msg: strings.TrimPrefix(err.Error(), "api: ")}
+	}
 	for _, m := range brokerErrors {
 		if errors.Is(err, m.err) {
 			// The package prefix helps in logs, not in a client's message.

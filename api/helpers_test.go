@@ -36,7 +36,7 @@ type options struct {
 
 // models are the ways a waiting request can be held; the HTTP suite runs
 // against each.
-var models = []Model{ModelEvent, ModelGoroutine}
+var models = []Model{ModelEvent, ModelGoroutine, ModelThread}
 
 // eachModel runs fn as a subtest per model.
 func eachModel(t *testing.T, fn func(t *testing.T, m Model)) {

@@ -14,13 +14,20 @@ const (
 	// ModelGoroutine keeps a waiting request's handler goroutine (and the
 	// connection's buffers) until the answer: the idiomatic net/http way.
 	ModelGoroutine Model = "goroutine"
+	// ModelThread holds an OS thread for each waiting request, for the
+	// whole wait: the handler goroutine locks itself to its thread, so the
+	// process has as many threads as requests waiting at once. The paper's
+	// multithreaded long polling (MLP), kept as a baseline to measure the
+	// event model against, not for production. Requests go through
+	// http.Server; see Config.MaxThreads for its limits.
+	ModelThread Model = "thread"
 )
 
 // ParseModel parses a -model flag value.
 func ParseModel(s string) (Model, error) {
 	switch m := Model(s); m {
-	case ModelEvent, ModelGoroutine:
+	case ModelEvent, ModelGoroutine, ModelThread:
 		return m, nil
 	}
-	return "", fmt.Errorf("api: unknown model %q (want %q or %q)", s, ModelEvent, ModelGoroutine)
+	return "", fmt.Errorf("api: unknown model %q (want %q, %q or %q)", s, ModelEvent, ModelGoroutine, ModelThread)
 }

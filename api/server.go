@@ -30,7 +30,8 @@ type Server struct {
 	// demoFiles are the demo page's assets, loaded when Config.Demo is set.
 	demoFiles map[string]staticFile
 	http      *http.Server
-	parker    *parker // nil in the goroutine model
+	parker    *parker     // nil unless in the event model
+	threads   *threadGate // nil unless in the thread model
 }
 
 // New builds a server in front of b.
@@ -52,6 +53,12 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	}
 	s.reg, s.metrics = newMetrics(b)
 	s.handler = s.routes()
+	if cfg.Model == ModelThread {
+		raiseMaxThreads(cfg.MaxThreads)
+		s.threads = newThreadGate(cfg.MaxThreads, osThreadLimits())
+		s.reg.MustRegister(newThreadCollector(s.threads))
+		s.log.Info("thread model: each waiting request holds an OS thread", "bounds", s.threads.describe())
+	}
 	if cfg.Model == ModelEvent {
 		if !epoll.Supported {
 			s.log.Warn("the event model needs epoll (Linux); using the goroutine model")
@@ -188,8 +195,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Model returns the model in use (ModelGoroutine when the event model was
 // asked for but is not supported here).
 func (s *Server) Model() Model {
-	if s.parker != nil {
+	switch {
+	case s.parker != nil:
 		return ModelEvent
+	case s.threads != nil:
+		return ModelThread
 	}
 	return ModelGoroutine
 }

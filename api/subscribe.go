@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -173,7 +174,8 @@ func (s *Server) writeResult(w http.ResponseWriter, res broker.Result) {
 
 // handleSubscribe serves GET /v1/subscribe. In the event model a request
 // that has to wait is parked (see subscribeParked); otherwise it keeps its
-// handler goroutine until the broker answers or the client goes.
+// handler goroutine until the broker answers or the client goes, and in
+// the thread model an OS thread of its own too (see threadGate).
 func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) error {
 	req, err := parseSubscribeQuery(r.URL.RawQuery, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
 	if err != nil {
@@ -188,17 +190,35 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if sub != nil {
-		select {
-		case res = <-answer:
-		case <-r.Context().Done():
-			if sub.Cancel() {
-				return nil // client gone: nothing to write, nothing left behind
+		ok := false
+		if s.threads != nil {
+			if res, ok, err = s.threads.await(r.Context(), sub, answer); err != nil {
+				return err
 			}
-			res = <-answer // answered meanwhile; try to write it anyway
+		} else {
+			res, ok = awaitAnswer(r.Context(), sub, answer)
+		}
+		if !ok {
+			return nil // client gone: nothing to write, nothing left behind
 		}
 	}
 	s.writeResult(w, res)
 	return nil
+}
+
+// awaitAnswer waits for the answer of sub, which the broker's deliver
+// function sends to answer. ok is false if ctx ended first and sub was
+// withdrawn; if sub was answered meanwhile, that answer is returned.
+func awaitAnswer(ctx context.Context, sub *broker.Subscription, answer <-chan broker.Result) (res broker.Result, ok bool) {
+	select {
+	case res = <-answer:
+	case <-ctx.Done():
+		if sub.Cancel() {
+			return res, false
+		}
+		res = <-answer // answered meanwhile; try to write it anyway
+	}
+	return res, true
 }
 
 // writeChunk is how much of an answer is written per write deadline: small

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -218,6 +219,41 @@ func BuildPushupd(ctx context.Context, dir string) (string, error) {
 			ErrDaemon, err, bytes.TrimSpace(out))
 	}
 	return bin, nil
+}
+
+// PreparePushupd returns the pushupd binary to run and its flags (see
+// PushupdFlags): binary itself if not empty, else one built from
+// ./cmd/pushupd (see BuildPushupd) into a temporary directory that cleanup
+// removes. cleanup is never nil.
+func PreparePushupd(ctx context.Context, binary string) (bin string, flags map[string]string, cleanup func(), err error) {
+	cleanup = func() {}
+	if binary == "" {
+		dir, err := os.MkdirTemp("", "pushup-loadtest-")
+		if err != nil {
+			return "", nil, cleanup, err
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+		if binary, err = BuildPushupd(ctx, dir); err != nil {
+			cleanup()
+			return "", nil, func() {}, err
+		}
+	}
+	if flags, err = PushupdFlags(ctx, binary); err != nil {
+		cleanup()
+		return "", nil, func() {}, err
+	}
+	return binary, flags, cleanup, nil
+}
+
+// requireFlags fails with ErrUnsupportedFlag, naming why, if binary lacks
+// one of the flags a run needs.
+func requireFlags(binary string, flags map[string]string, why string, names ...string) error {
+	for _, n := range names {
+		if _, ok := flags[n]; !ok {
+			return fmt.Errorf("%w: %s has no -%s flag, which %s needs; build pushupd from this tree", ErrUnsupportedFlag, binary, n, why)
+		}
+	}
+	return nil
 }
 
 // usageLineRE matches a flag in pushupd's -h output:

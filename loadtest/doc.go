@@ -11,14 +11,23 @@
 // much per connection to hold tens of thousands of them), in long-poll or
 // client-pull mode, passing back the cursor of each answer. A Publisher
 // posts timestamped, sequence-numbered payloads on a schedule. A Monitor
-// samples server memory and CPU time from /proc or from /metrics. A Daemon
-// is a pushupd child process this package started and must stop.
+// samples server memory, CPU time and OS threads from /proc (memory and
+// CPU also from /metrics). A Daemon is a pushupd child process this
+// package started and must stop.
 //
 // An experiment is a list of runs (Experiment); a run (RunConfig) is a
 // server setup, a subscriber population, a publisher schedule and the
-// metrics taken over it. Fanout is the first experiment: park many
-// subscribers on one channel, measure memory per parked subscriber, then
-// publish a few messages and measure how fast all of them get each one.
+// metrics taken over it. Fanout parks many subscribers on one channel,
+// measures memory per parked subscriber, then publishes a few messages and
+// measures how fast all of them get each one. The paper's comparisons are
+// sweeps: RunPushVsPull (Tables 1 and 2, Figures 7 and 8) and
+// RunEventVsThread (Figures 9-11) lay out a grid of runs, shrink every
+// interval of the paper by a time scale, turn each run into a Point, and
+// return a Report with the paper-shaped tables (text and Markdown), CSV,
+// JSON and figures (SVG and PNG, drawn with gonum/plot). A run that fails
+// in a sweep is a point with its error, not the end of the sweep. The
+// scale-out experiment (Figures 12 and 13) waits for the cluster; it will
+// be a sweep of runs with several daemons behind a balancer.
 //
 // # Bounds and ownership
 //

@@ -177,3 +177,87 @@ type testWriter struct{ b []byte }
 
 func (w *testWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
 func (w *testWriter) String() string              { return string(w.b) }
+
+// TestE2EPushVsPull runs a tiny scaled push-vs-pull grid against real
+// pushupd processes (client pull and long polling on the event model,
+// long polling on the thread model): every message arrives once, client
+// pull costs more traffic per interval the longer the interval, long
+// polling about one round trip per subscriber and interval, and the
+// outputs are written.
+func TestE2EPushVsPull(t *testing.T) {
+	cfg := DefaultPushVsPullConfig()
+	cfg.Pushupd = pushupdBinary(t)
+	cfg.CCs = []int{6}
+	cfg.Intervals = []time.Duration{10 * time.Second, 20 * time.Second}
+	cfg.TimeScale = 0.01 // publish every 100 and 200 ms, pull every 10 ms, hold 500 ms
+	cfg.Messages = 2
+	cfg.Drain = 10 * time.Second
+	quick(&cfg.Settle, &cfg.WarmUp)
+
+	rep, err := RunPushVsPull(context.Background(), cfg)
+	require.NoError(t, err)
+	require.Len(t, rep.Points, 2*3)
+	nt := map[string]float64{}
+	for _, p := range rep.Points {
+		name := p.Series + " " + p.PaperInterval.String()
+		require.True(t, p.OK(), "%s: %s", name, p.Error)
+		assert.Equal(t, 100.0, p.RMP, name)
+		assert.Equal(t, int64(12), p.Received, name)
+		assert.Zero(t, p.Duplicates, name)
+		assert.Zero(t, p.Errors, name)
+		assert.Positive(t, p.NTPerInterval, name)
+		nt[name] = p.NTPerInterval
+	}
+	for _, iv := range []string{"10s", "20s"} {
+		assert.Greater(t, nt["CP "+iv], 2*nt["ELP "+iv], "client pull polls ~10 times per interval, long polling about once")
+	}
+	assert.Greater(t, nt["CP 20s"], 1.5*nt["CP 10s"], "client pull traffic grows with the interval")
+	assert.InDelta(t, nt["ELP 10s"], nt["ELP 20s"], 0.5*nt["ELP 10s"], "long polling traffic does not")
+	assert.Contains(t, rep.Scaling, "client pull every 10ms (paper 1s)")
+
+	dir := t.TempDir()
+	files, err := rep.WriteFiles(dir, []string{"svg", "png"})
+	require.NoError(t, err)
+	assert.Len(t, files, 4+2*2)
+	var table testWriter
+	require.NoError(t, rep.WriteText(&table))
+	assert.Contains(t, table.String(), "Table 1: Network traffic per publish interval (KB)")
+	for _, r := range rep.Runs {
+		assert.True(t, gone(r.Servers[0].PID), "pushupd stopped")
+	}
+}
+
+// TestE2EEventVsThread runs a tiny scaled event-vs-thread sweep: every
+// model delivers every message once, and the thread model really runs an
+// OS thread per waiting subscriber, which the event model does not.
+func TestE2EEventVsThread(t *testing.T) {
+	const cc = 40
+	cfg := DefaultEventVsThreadConfig()
+	cfg.Pushupd = pushupdBinary(t)
+	cfg.CCs = []int{cc}
+	cfg.TimeScale = 0.02 // hold 1 s, publish every 200 ms
+	cfg.Messages = 2
+	cfg.Drain = 10 * time.Second
+	quick(&cfg.Settle, &cfg.WarmUp)
+
+	rep, err := RunEventVsThread(context.Background(), cfg)
+	require.NoError(t, err)
+	require.Len(t, rep.Points, 3)
+	threads := map[string]int64{}
+	for _, p := range rep.Points {
+		require.True(t, p.OK(), "%s: %s", p.Series, p.Error)
+		assert.Equal(t, 100.0, p.RMP, p.Series)
+		assert.Equal(t, int64(2*cc), p.Received, p.Series)
+		assert.Zero(t, p.Duplicates, p.Series)
+		assert.Positive(t, p.SMU, p.Series)
+		assert.Positive(t, p.TripTime.Mean, p.Series)
+		threads[p.Series] = p.PeakThreads
+	}
+	t.Logf("peak OS threads of pushupd with %d waiting subscribers: %v", cc, threads)
+	assert.Greater(t, threads["thread"], threads["event"]+cc/2, "an OS thread per waiting subscriber: %v", threads)
+	assert.Less(t, threads["event"], int64(cc), "the event model's threads do not follow the subscribers: %v", threads)
+	require.Len(t, rep.Tables, 5)
+	require.Len(t, rep.Figures, 3)
+	assert.Equal(t, []float64{cc}, rep.Figures[0].Series[2].X)
+	assert.Contains(t, rep.Notes[0], "cc up to 40")
+}

@@ -4,14 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
 )
 
 // Models pushupd may be asked to run with -model.
-var Models = []string{"event", "goroutine"}
+var Models = []string{"event", "goroutine", "thread"}
 
 // FanoutConfig configures the fan-out experiment (issue 3): park many
 // long-polling subscribers on one channel of one local pushupd, measure
@@ -21,7 +20,7 @@ type FanoutConfig struct {
 	// Pushupd is the pushupd binary; empty builds ./cmd/pushupd into a
 	// temporary directory (the command must then run inside the module).
 	Pushupd string
-	// Model, if set, is passed as -model (event or goroutine). Empty
+	// Model, if set, is passed as -model (one of Models). Empty
 	// passes nothing, so builds without the flag work; the report then
 	// names the model the server logs, or its default.
 	Model string
@@ -134,21 +133,11 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (FanoutReport, error) {
 		return rep, err
 	}
 
-	binary := cfg.Pushupd
-	if binary == "" {
-		dir, err := os.MkdirTemp("", "pushup-loadtest-")
-		if err != nil {
-			return rep, err
-		}
-		defer os.RemoveAll(dir)
-		if binary, err = BuildPushupd(ctx, dir); err != nil {
-			return rep, err
-		}
-	}
-	flags, err := PushupdFlags(ctx, binary)
+	binary, flags, cleanup, err := PreparePushupd(ctx, cfg.Pushupd)
 	if err != nil {
 		return rep, err
 	}
+	defer cleanup()
 	def, hasModel := flags["model"]
 	rep.ModelFlag = hasModel
 	args := slices.Clone(cfg.ServerArgs)
@@ -211,6 +200,9 @@ func (r FanoutReport) WriteTable(w io.Writer) error {
 	row("peak during fan-out", "%s = %.2f x parked (%d samples, every %s)",
 		size(mem.PeakRSS), r.PeakToParked, mem.PublishSamples, mem.SampleInterval)
 	row("final", "%s", size(mem.FinalRSS))
+	if th := run.Threads; th.Peak > 0 {
+		row("server OS threads", "%d baseline, %d parked, %d peak", th.Baseline, th.Parked, th.Peak)
+	}
 	row("server CPU", "%.2f s parking, %.2f s fan-out", run.CPU.ParkSeconds, run.CPU.PublishSeconds)
 	row("load tester CPU", "%.2f s fan-out (same machine as the server)", run.CPU.LoadTesterPublishSeconds)
 	d := run.Delivery

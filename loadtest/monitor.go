@@ -17,6 +17,10 @@ type ServerSample struct {
 	RSS int64 `json:"rss_bytes"`
 	// CPUSeconds is user plus system CPU time the process has used.
 	CPUSeconds float64 `json:"cpu_seconds"`
+	// Threads is the process's OS thread count (Threads: in
+	// /proc/<pid>/status); 0 when sampled through /metrics, which has no
+	// current count.
+	Threads int64 `json:"threads"`
 }
 
 // ServerProbe reads one server's resource usage. ProcProbe and
@@ -30,8 +34,8 @@ type ServerProbe interface {
 // cgo to ask).
 const userHZ = 100
 
-// ProcProbe reads a local process's figures from /proc: VmRSS from
-// /proc/<pid>/status and utime+stime from /proc/<pid>/stat. It is cheap
+// ProcProbe reads a local process's figures from /proc: VmRSS and Threads
+// from /proc/<pid>/status and utime+stime from /proc/<pid>/stat. It is cheap
 // enough to sample every few milliseconds and, unlike a /metrics scrape,
 // makes the server allocate nothing.
 type ProcProbe struct {
@@ -49,6 +53,10 @@ func (p ProcProbe) Probe(context.Context) (ServerSample, error) {
 	if err != nil {
 		return ServerSample{}, fmt.Errorf("%s/status: %w", dir, err)
 	}
+	threads, err := parseThreads(status)
+	if err != nil {
+		return ServerSample{}, fmt.Errorf("%s/status: %w", dir, err)
+	}
 	stat, err := os.ReadFile(dir + "/stat")
 	if err != nil {
 		return ServerSample{}, err
@@ -57,7 +65,7 @@ func (p ProcProbe) Probe(context.Context) (ServerSample, error) {
 	if err != nil {
 		return ServerSample{}, fmt.Errorf("%s/stat: %w", dir, err)
 	}
-	return ServerSample{RSS: rss, CPUSeconds: cpu}, nil
+	return ServerSample{RSS: rss, CPUSeconds: cpu, Threads: threads}, nil
 }
 
 // parseVmRSS returns the VmRSS line of /proc/<pid>/status in bytes.
@@ -76,6 +84,20 @@ func parseVmRSS(status []byte) (int64, error) {
 		return 0, fmt.Errorf("VmRSS line %q: %w", line, err)
 	}
 	return kb << 10, nil
+}
+
+// parseThreads returns the Threads line of /proc/<pid>/status.
+func parseThreads(status []byte) (int64, error) {
+	_, rest, ok := bytes.Cut(status, []byte("\nThreads:"))
+	if !ok {
+		return 0, fmt.Errorf("no Threads line")
+	}
+	line, _, _ := bytes.Cut(rest, []byte{'\n'})
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(line)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("Threads line %q: %w", line, err)
+	}
+	return n, nil
 }
 
 // parseProcStatCPU returns utime+stime of /proc/<pid>/stat in seconds.
@@ -209,6 +231,7 @@ func (m *Monitor) sample(ctx context.Context) error {
 		t.Nodes[i] = s
 		t.Total.RSS += s.RSS
 		t.Total.CPUSeconds += s.CPUSeconds
+		t.Total.Threads += s.Threads
 	}
 	m.mu.Lock()
 	m.ticks = append(m.ticks, t)
@@ -308,6 +331,8 @@ type Window struct {
 	First, Last ServerSample
 	// PeakRSS is the highest total RSS in the window.
 	PeakRSS int64
+	// PeakThreads is the highest total thread count in the window.
+	PeakThreads int64
 	// Samples is how many ticks fell in the window.
 	Samples int
 }
@@ -327,6 +352,7 @@ func window(ticks []Tick, from, to time.Time) Window {
 		}
 		w.Last = t.Total
 		w.PeakRSS = max(w.PeakRSS, t.Total.RSS)
+		w.PeakThreads = max(w.PeakThreads, t.Total.Threads)
 		w.Samples++
 	}
 	return w

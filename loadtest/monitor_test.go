@@ -21,6 +21,16 @@ func TestParseVmRSS(t *testing.T) {
 	}
 }
 
+func TestParseThreads(t *testing.T) {
+	n, err := parseThreads([]byte("Name:\tpushupd\nVmRSS:\t 1 kB\nThreads:\t16066\nSigQ:\t0/96365\n"))
+	require.NoError(t, err)
+	assert.Equal(t, int64(16066), n)
+	for _, bad := range []string{"Name:\tx\n", "Name:\tx\nThreads:\tmany\n"} {
+		_, err := parseThreads([]byte(bad))
+		assert.Error(t, err, bad)
+	}
+}
+
 func TestParseProcStatCPU(t *testing.T) {
 	// The command name may hold spaces and parentheses.
 	stat := "4242 (push up) d) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 130 0 0 20 0 12 0 5000 1000000 20000 rest"
@@ -38,6 +48,7 @@ func TestProcProbeSelf(t *testing.T) {
 	require.NoError(t, err)
 	assert.Greater(t, s.RSS, int64(1<<20))
 	assert.GreaterOrEqual(t, s.CPUSeconds, 0.0)
+	assert.Positive(t, s.Threads)
 }
 
 func ticksOf(start time.Time, step time.Duration, rss ...int64) []Tick {
@@ -79,8 +90,15 @@ func TestSteady(t *testing.T) {
 func TestWindow(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	ticks := ticksOf(t0, time.Second, 10, 50, 30, 70, 20)
+	for i := range ticks {
+		ticks[i].Total.Threads = int64(100 - i) // falls while RSS wanders
+	}
 	w := window(ticks, t0.Add(time.Second), t0.Add(3*time.Second))
-	assert.Equal(t, Window{First: ServerSample{RSS: 50, CPUSeconds: 1}, Last: ServerSample{RSS: 70, CPUSeconds: 3}, PeakRSS: 70, Samples: 3}, w)
+	assert.Equal(t, Window{
+		First:   ServerSample{RSS: 50, CPUSeconds: 1, Threads: 99},
+		Last:    ServerSample{RSS: 70, CPUSeconds: 3, Threads: 97},
+		PeakRSS: 70, PeakThreads: 99, Samples: 3,
+	}, w)
 	assert.InDelta(t, 2.0, w.CPUSeconds(), 1e-9)
 	assert.Equal(t, Window{}, window(ticks, t0.Add(10*time.Second), t0.Add(20*time.Second)))
 }

@@ -56,6 +56,12 @@ type RunConfig struct {
 	// Drain bounds phase 4. A run that drains early ends early; one that
 	// does not reports the missing messages.
 	Drain time.Duration
+	// TrafficWindow, if positive, also measures the subscribers' traffic
+	// over exactly [first publish, first publish + TrafficWindow]
+	// (RunResult.WindowTraffic), and the run lasts at least that long.
+	// push-vs-pull sets it to the publish schedule's whole intervals, so
+	// NT per interval counts every poll of every interval once.
+	TrafficWindow time.Duration
 	// SampleInterval is how often servers are sampled through /proc.
 	// Servers sampled through /metrics are scraped every 250 ms at most
 	// often: a scrape makes the server allocate.
@@ -111,8 +117,8 @@ func (c RunConfig) Validate() error {
 		return bad("more Server.PIDs than Server.URLs")
 	case len(c.Publishers) == 0:
 		return bad("no Publishers")
-	case c.WarmUp < 0 || c.Drain < 0:
-		return bad("WarmUp and Drain must not be negative")
+	case c.WarmUp < 0 || c.Drain < 0 || c.TrafficWindow < 0:
+		return bad("WarmUp, Drain and TrafficWindow must not be negative")
 	case c.ConnectTimeout <= 0 || c.SampleInterval <= 0 || c.Timeout <= 0:
 		return bad("ConnectTimeout, SampleInterval and Timeout must be positive")
 	case c.Settle.Window <= 0 || c.Settle.Timeout <= 0 || c.Settle.Tolerance < 0:
@@ -166,6 +172,19 @@ type CPU struct {
 	LoadTesterPublishSeconds float64 `json:"load_tester_publish_seconds"`
 }
 
+// Threads is the servers' OS thread count, summed, from /proc; zero for
+// servers sampled through /metrics. The thread model holds one per
+// waiting request; the others a handful whatever the load.
+type Threads struct {
+	// Baseline is the count when the baseline RSS was taken.
+	Baseline int64 `json:"baseline"`
+	// Parked is the count when the parked RSS was taken.
+	Parked int64 `json:"parked"`
+	// Peak is the highest count sampled from the baseline to the end of
+	// the drain.
+	Peak int64 `json:"peak"`
+}
+
 // Timeline is how long each phase took.
 type Timeline struct {
 	Connect time.Duration `json:"connect_ns"` // until every subscriber started
@@ -187,11 +206,15 @@ type RunResult struct {
 	PayloadSize  int           `json:"payload_bytes"`
 	Timeline     Timeline      `json:"timeline"`
 	Memory       Memory        `json:"memory"`
+	Threads      Threads       `json:"threads"`
 	CPU          CPU           `json:"cpu"`
 	// Traffic is NT over the whole run; PublishTraffic over the publish
 	// window (first publish to end of drain) only.
 	Traffic        Traffic `json:"traffic"`
 	PublishTraffic Traffic `json:"publish_traffic"`
+	// WindowTraffic is NT over RunConfig.TrafficWindow from the first
+	// publish; zero without one.
+	WindowTraffic Traffic `json:"window_traffic"`
 	// TripTime is the publish trip time (MPT is its Mean).
 	TripTime LatencySummary `json:"trip_time"`
 	// PublishLatency is how long publish requests took to be answered.
@@ -411,8 +434,23 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 	setPhase("drain")
 	expected := pop.Expected(res.Publishes)
 	drainBy := published.Add(cfg.Drain)
-	for pop.Stats().Fresh < expected && time.Now().Before(drainBy) {
-		if !sleep(ctx, 5*time.Millisecond) {
+	windowEnd := publishStart.Add(cfg.TrafficWindow)
+	windowTaken := cfg.TrafficWindow <= 0
+	for {
+		now := time.Now()
+		if !windowTaken && !now.Before(windowEnd) {
+			res.WindowTraffic = pop.Traffic().Sub(trafficBefore)
+			windowTaken = true
+		}
+		drained := pop.Stats().Fresh >= expected || !now.Before(drainBy)
+		if drained && windowTaken {
+			break
+		}
+		step := 5 * time.Millisecond
+		if !windowTaken {
+			step = min(step, windowEnd.Sub(now)) // take the window on time
+		}
+		if !sleep(ctx, step) {
 			return res, interrupted()
 		}
 	}
@@ -435,6 +473,11 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 	res.Memory.PublishSamples = pw.Samples
 	res.CPU.PublishSeconds = pw.CPUSeconds()
 	res.CPU.ParkSeconds = window(ticks, baselineAt, parkedAt).CPUSeconds()
+	res.Threads = Threads{
+		Baseline: window(ticks, time.Time{}, baselineAt).Last.Threads,
+		Parked:   window(ticks, time.Time{}, parkedAt).Last.Threads,
+		Peak:     window(ticks, baselineAt, end).PeakThreads,
+	}
 	res.MonitorErrors, _ = mon.Errors()
 	setPhase("stop")
 	pop.Stop()

@@ -32,8 +32,8 @@ func TestDispatch(t *testing.T) {
 	assert.Contains(t, errOut.String(), `unknown experiment "fanout-typo"`)
 
 	err := dispatch(ctx, []string{"scale-out"}, &out, &errOut)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "not implemented yet")
+	require.ErrorIs(t, err, errNeedsCluster)
+	assert.Contains(t, err.Error(), "needs the cluster (issue 4)")
 
 	err = dispatch(ctx, []string{"fanout", "stray"}, &out, &errOut)
 	require.Error(t, err)
@@ -66,4 +66,61 @@ func TestParseFanout(t *testing.T) {
 	assert.Equal(t, 15_000, cfg.Subscribers, "issue 3's default")
 	assert.Empty(t, cfg.Model, "pass no -model unless asked")
 	assert.NotNil(t, cfg.Progress)
+}
+
+func TestParsePushVsPull(t *testing.T) {
+	var errOut bytes.Buffer
+	cfg, f, err := parsePushVsPull([]string{
+		"-cc", "10,100", "-intervals", "10s,20,1m", "-methods", "CP,ELP", "-time-scale", "0.1",
+		"-messages", "3", "-payload", "100", "-pull-interval", "2s", "-hold", "40s",
+		"-pushupd", "/bin/pushupd", "-pushupd-args", "-gc-percent 100", "-out", "out", "-formats", "png", "-quiet",
+	}, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, []int{10, 100}, cfg.CCs)
+	assert.Equal(t, []time.Duration{10 * time.Second, 20 * time.Second, time.Minute}, cfg.Intervals)
+	assert.Equal(t, []string{"CP", "ELP"}, cfg.Methods)
+	assert.Equal(t, 0.1, cfg.TimeScale)
+	assert.Equal(t, 3, cfg.Messages)
+	assert.Equal(t, 100, cfg.PayloadSize)
+	assert.Equal(t, 2*time.Second, cfg.PullInterval)
+	assert.Equal(t, 40*time.Second, cfg.Hold)
+	assert.Equal(t, "/bin/pushupd", cfg.Pushupd)
+	assert.Equal(t, []string{"-gc-percent", "100"}, cfg.ServerArgs)
+	assert.Equal(t, "out", f.out)
+	assert.Equal(t, []string{"png"}, f.plots)
+	assert.Nil(t, cfg.Log, "-quiet")
+
+	cfg, f, err = parsePushVsPull(nil, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, []int{10, 100, 1000}, cfg.CCs, "the paper's grid")
+	assert.Len(t, cfg.Intervals, 5)
+	assert.Equal(t, 1.0, cfg.TimeScale)
+	assert.Equal(t, []string{"svg", "png"}, f.plots)
+	assert.NotNil(t, cfg.Log)
+
+	for _, bad := range [][]string{
+		{"-cc", "10,x"}, {"-intervals", "soon"}, {"-methods", "CP,push"}, {"-time-scale", "2"}, {"-formats", "gif"}, {"stray"},
+	} {
+		_, _, err := parsePushVsPull(bad, &errOut)
+		assert.Error(t, err, "%v", bad)
+	}
+}
+
+func TestParseEventVsThread(t *testing.T) {
+	var errOut bytes.Buffer
+	cfg, _, err := parseEventVsThread([]string{"-cc", "500,1000", "-models", "event,thread", "-hold", "30s", "-interval", "5s", "-time-scale", "0.5"}, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, []int{500, 1000}, cfg.CCs)
+	assert.Equal(t, []string{"event", "thread"}, cfg.Models)
+	assert.Equal(t, 30*time.Second, cfg.Hold)
+	assert.Equal(t, 5*time.Second, cfg.Interval)
+	assert.Equal(t, 0.5, cfg.TimeScale)
+
+	cfg, _, err = parseEventVsThread(nil, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, []int{500, 1000, 2000, 4000, 8000, 16000}, cfg.CCs)
+	assert.Equal(t, []string{"event", "goroutine", "thread"}, cfg.Models)
+
+	_, _, err = parseEventVsThread([]string{"-models", "threads"}, &errOut)
+	assert.ErrorContains(t, err, "-models")
 }

@@ -25,6 +25,18 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, []string{"*"}, c.API.CORSOrigins)
 	assert.Equal(t, api.ModelEvent, c.API.Model)
 	assert.False(t, c.API.Demo, "the demo lets anyone post: off unless asked for")
+	assert.Equal(t, 10_000, c.API.MaxThreads, "Go's own default")
+}
+
+func TestThreadModelFlags(t *testing.T) {
+	c, err := parseConfig([]string{"-model", "thread", "-max-threads", "20000"}, env(nil), &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, api.ModelThread, c.API.Model)
+	assert.Equal(t, 20_000, c.API.MaxThreads)
+	c, err = parseConfig(nil, env(map[string]string{"PUSHUP_MODEL": "thread", "PUSHUP_MAX_THREADS": "12000"}), &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, api.ModelThread, c.API.Model)
+	assert.Equal(t, 12_000, c.API.MaxThreads)
 }
 
 func TestEnvAndFlagPrecedence(t *testing.T) {
@@ -65,6 +77,7 @@ func TestConfigErrors(t *testing.T) {
 		{[]string{"-nope"}, nil, "not defined"},
 		{[]string{"-model", "threads"}, nil, "-model"},
 		{[]string{"-gc-percent", "-5"}, nil, "-gc-percent"},
+		{[]string{"-model", "thread", "-max-threads", "10"}, nil, "MaxThreads"},
 		{[]string{"-tls-cert", "c.pem"}, nil, "go together"},
 	} {
 		_, err := parseConfig(tc.args, env(tc.env), &bytes.Buffer{})
@@ -85,10 +98,11 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout", "demo",
 		"shutdown-timeout", "log-level", "log-format", "model", "tls-cert", "tls-key", "pprof", "gc-percent",
 		"node-name", "cluster-bind", "cluster-advertise", "join", "replication", "cluster-key", "advertise-http", "join-timeout", "gossip-interval",
+		"max-threads",
 	} {
 		line := "  -" + name + "  (default "
 		assert.Contains(t, help, line, name)
 		assert.Contains(t, help, "[$"+envName(name)+"]", name)
 	}
-	assert.Equal(t, strings.Count(help, "  -"), 37, "no flag left undocumented here")
+	assert.Equal(t, strings.Count(help, "  -"), 38, "no flag left undocumented here")
 }

@@ -1,0 +1,308 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// A sweep is an experiment of the paper's kind: runs that differ in one or
+// two settings (the method or model, the concurrent connections, the
+// publish interval, the number of nodes), each reduced to one Point of
+// figures for tables and plots. push-vs-pull and event-vs-thread are
+// sweeps, and scale-out will be one: a run per (nodes, cc) whose
+// ServerSetup has that many daemons behind a balancer, its points put
+// in Series by node count.
+
+// SweepConfig is what the configuration of every sweep has: where pushupd
+// comes from, the time scale, the size of each run's publish schedule, the
+// phases of each run, and where logs go.
+type SweepConfig struct {
+	// Pushupd is the pushupd binary; empty builds ./cmd/pushupd.
+	Pushupd string
+	// ServerArgs are extra pushupd flags for every run. They come after
+	// the flags a run sets (-model, and -max-threads for the thread
+	// model), so they may override -max-threads; -model they may not
+	// set (each point's model is the sweep's to choose).
+	ServerArgs []string
+	// Messages is how many messages each run publishes, one per publish
+	// interval, and PayloadSize their data size in bytes.
+	Messages    int
+	PayloadSize int
+	// TimeScale multiplies every interval of the paper (publish
+	// intervals, client pull's period, long polls' hold), so a grid runs
+	// in minutes instead of hours: 0 < TimeScale <= 1.
+	TimeScale float64
+	// WarmUp, Settle, ConnectTimeout and Drain are as in RunConfig; they
+	// are the harness's, not the paper's, and are not scaled.
+	WarmUp         time.Duration
+	Settle         SettleConfig
+	ConnectTimeout time.Duration
+	Drain          time.Duration
+	// Log, if not nil, gets a line as each run starts and a progress line
+	// every ProgressInterval.
+	Log              io.Writer
+	ProgressInterval time.Duration
+	// DaemonLog, if not nil, gets every pushupd's log.
+	DaemonLog io.Writer
+}
+
+// defaultSweepConfig: the paper's scale, 5 messages of 64 bytes per run,
+// a progress line every 5 s (runs last minutes at full scale).
+func defaultSweepConfig() SweepConfig {
+	rc := DefaultRunConfig()
+	return SweepConfig{
+		Messages:         5,
+		PayloadSize:      64,
+		TimeScale:        1,
+		WarmUp:           rc.WarmUp,
+		Settle:           rc.Settle,
+		ConnectTimeout:   rc.ConnectTimeout,
+		Drain:            rc.Drain,
+		ProgressInterval: 5 * time.Second,
+	}
+}
+
+// validate reports settings that cannot work; name is the sweep's.
+func (c SweepConfig) validate(name string) error {
+	if err := checkTimeScale(c.TimeScale); err != nil {
+		return err
+	}
+	if err := checkServerArgs(c.ServerArgs); err != nil {
+		return err
+	}
+	switch {
+	case c.Messages < 1:
+		return fmt.Errorf("%w: %s: Messages must be at least 1", ErrInvalidConfig, name)
+	case c.Log != nil && c.ProgressInterval <= 0:
+		return fmt.Errorf("%w: %s: ProgressInterval must be positive", ErrInvalidConfig, name)
+	}
+	return nil
+}
+
+// run returns one run of a sweep against binary: one pushupd with model,
+// cc subscribers on channel polling in mode (poll is the pull period or
+// the hold), and one publisher sending Messages messages interval apart.
+// Long-polling runs publish once every subscriber waits.
+func (c SweepConfig) run(binary, name, channel, model string, cc int, mode Mode, poll, interval time.Duration) RunConfig {
+	rc := DefaultRunConfig()
+	rc.Name = name
+	dc := DefaultDaemonConfig()
+	dc.Binary = binary
+	dc.Args = append(modelArgs(model, cc), c.ServerArgs...)
+	dc.Log = c.DaemonLog
+	rc.Server = ServerSetup{Daemons: []DaemonConfig{dc}}
+	rc.Subscribers.Subscribers = cc
+	rc.Subscribers.Channels = []string{channel}
+	rc.Subscribers.Mode = mode
+	rc.Subscribers.PollInterval = poll
+	pc := DefaultPublisherConfig()
+	pc.Channels = rc.Subscribers.Channels
+	pc.Messages, pc.Interval, pc.PayloadSize = c.Messages, interval, c.PayloadSize
+	rc.Publishers = []PublisherConfig{pc}
+	rc.WaitParked = mode == ModeLongPoll
+	rc.WarmUp, rc.Settle, rc.ConnectTimeout, rc.Drain = c.WarmUp, c.Settle, c.ConnectTimeout, c.Drain
+	rc.Timeout = rc.WarmUp + 2*rc.Settle.Timeout + rc.ConnectTimeout + time.Duration(c.Messages)*interval + rc.Drain + time.Minute
+	rc.Progress, rc.ProgressInterval = c.Log, c.ProgressInterval
+	return rc
+}
+
+// Point is one run of a sweep: where it sits in the sweep, and the
+// paper's figures from it. A failed run has Error set and no figures.
+type Point struct {
+	// Series is the line the point belongs to in tables and plots: a
+	// push-vs-pull method (CP, MLP, ELP), a server model (event,
+	// goroutine, thread), or a node count.
+	Series string `json:"series"`
+	// Model is the server's -model; Mode the subscribers' polling mode.
+	Model string `json:"model"`
+	Mode  Mode   `json:"mode"`
+	// CC is the number of concurrent connections: subscribers, one TCP
+	// connection each.
+	CC int `json:"cc"`
+	// Nodes is the number of servers.
+	Nodes int `json:"nodes"`
+	// PaperInterval is the publish interval this point stands for, and
+	// PublishInterval the one run: PaperInterval times the time scale.
+	PaperInterval   time.Duration `json:"paper_interval_ns"`
+	PublishInterval time.Duration `json:"publish_interval_ns"`
+	// PollInterval is the pull period (client pull) or the hold (long
+	// polling), as run.
+	PollInterval time.Duration `json:"poll_interval_ns"`
+	// Messages is how many messages were published, one per interval.
+	Messages int `json:"messages"`
+
+	// NTPerInterval is NT per publish interval: the subscribers' wire
+	// bytes (HTTP, headers included) over Messages whole intervals from
+	// the first publish, divided by Messages. Zero without a traffic
+	// window (RunConfig.TrafficWindow). RequestsPerInterval likewise
+	// counts subscribe requests.
+	NTPerInterval       float64 `json:"nt_bytes_per_interval"`
+	RequestsPerInterval float64 `json:"requests_per_interval"`
+	// TripTime is the publish trip time; its Mean is MPT.
+	TripTime LatencySummary `json:"trip_time"`
+	// RMP and the counts behind it (see Delivery).
+	RMP        float64 `json:"rmp_percent"`
+	Expected   int64   `json:"expected"`
+	Received   int64   `json:"received"`
+	Duplicates int64   `json:"duplicates"`
+	// SMU is server RSS with every subscriber connected (and waiting, for
+	// long polling), once settled; BaselineRSS before any connected;
+	// PeakRSS the highest while publishing.
+	SMU         int64 `json:"smu_bytes"`
+	BaselineRSS int64 `json:"baseline_rss_bytes"`
+	PeakRSS     int64 `json:"peak_rss_bytes"`
+	// ParkedThreads and PeakThreads are the servers' OS threads.
+	ParkedThreads int64 `json:"parked_threads"`
+	PeakThreads   int64 `json:"peak_threads"`
+	// ServerCPUSeconds is server CPU time while publishing.
+	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
+	// PublishLatencyMax is the slowest publish request's answer time. On
+	// loopback a publish takes milliseconds; seconds mean the machine
+	// stalled (it is shared with other work), and the point is suspect:
+	// run that cell again.
+	PublishLatencyMax time.Duration `json:"publish_latency_max_ns"`
+	// Errors counts subscriber connection errors of every kind.
+	Errors int64 `json:"errors"`
+	// Drained reports whether every expected message arrived in time.
+	Drained bool `json:"drained"`
+	// Error says why the run failed; empty if it did not.
+	Error string `json:"error,omitempty"`
+}
+
+// OK reports whether the run behind the point succeeded.
+func (p Point) OK() bool { return p.Error == "" }
+
+// SMUPerSubscriber is server memory per connected subscriber, bytes:
+// (SMU - BaselineRSS) / CC.
+func (p Point) SMUPerSubscriber() float64 {
+	if p.CC == 0 {
+		return 0
+	}
+	return float64(p.SMU-p.BaselineRSS) / float64(p.CC)
+}
+
+// fill sets the figures of p from a run's result.
+func (p *Point) fill(r RunResult) {
+	if p.Messages > 0 && r.WindowTraffic.Requests > 0 {
+		p.NTPerInterval = float64(r.WindowTraffic.Total) / float64(p.Messages)
+		p.RequestsPerInterval = float64(r.WindowTraffic.Requests) / float64(p.Messages)
+	}
+	p.TripTime = r.TripTime
+	d := r.Delivery
+	p.RMP, p.Expected, p.Received, p.Duplicates = d.RMP, d.Expected, d.Received, d.Duplicates
+	p.SMU, p.BaselineRSS, p.PeakRSS = r.Memory.ParkedRSS, r.Memory.BaselineRSS, r.Memory.PeakRSS
+	p.ParkedThreads, p.PeakThreads = r.Threads.Parked, r.Threads.Peak
+	p.ServerCPUSeconds = r.CPU.PublishSeconds
+	p.PublishLatencyMax = r.PublishLatency.Max
+	for _, n := range r.Errors {
+		p.Errors += n
+	}
+	p.Drained = r.Timeline.Drained
+}
+
+// sweepRun is one run of a sweep and the point it is to give, whose
+// coordinates are set and whose figures the run fills in.
+type sweepRun struct {
+	point Point
+	rc    RunConfig
+}
+
+// runSweep runs the runs in order as one Experiment (RunAll: a failed run
+// is a point with its Error, and the sweep goes on) and returns a point
+// and the full result of each. log, if not nil, gets a line as each run
+// starts and one for each failure.
+func runSweep(ctx context.Context, name string, runs []sweepRun, log io.Writer) ([]Point, []RunResult) {
+	e := Experiment{Name: name}
+	for _, r := range runs {
+		e.Runs = append(e.Runs, r.rc)
+	}
+	start := time.Now()
+	results, errs := e.RunAll(ctx, func(i int) {
+		if log != nil {
+			fmt.Fprintf(log, "== %s run %d/%d: %s (%s so far)\n", name, i+1, len(runs), runs[i].rc.Name, time.Since(start).Round(time.Second))
+		}
+	})
+	points := make([]Point, len(runs))
+	for i, r := range runs {
+		points[i] = r.point
+		if errs[i] != nil {
+			points[i].Error = errs[i].Error()
+			if log != nil {
+				fmt.Fprintf(log, "== %s run %d/%d FAILED: %v\n", name, i+1, len(runs), errs[i])
+			}
+			continue
+		}
+		points[i].fill(results[i])
+	}
+	return points, results
+}
+
+// estimateDuration guesses how long runs take: every phase that waits a
+// fixed time (warm-up, settling, the publish schedule or traffic window)
+// plus a few seconds each for starting servers, connecting and draining.
+// Settling can take longer (up to Settle.Timeout) on a busy machine.
+func estimateDuration(runs []sweepRun) time.Duration {
+	var d time.Duration
+	for _, r := range runs {
+		rc := r.rc
+		publish := rc.TrafficWindow
+		for _, p := range rc.Publishers {
+			publish = max(publish, time.Duration(p.Messages-1)*p.Interval)
+		}
+		connect := time.Duration(rc.Subscribers.Subscribers) * 200 * time.Microsecond
+		d += rc.WarmUp + 2*rc.Settle.Window + publish + connect + 3*time.Second
+	}
+	return d
+}
+
+// roundEstimate rounds an estimated duration as people say it: seconds
+// under a minute, minutes above.
+func roundEstimate(d time.Duration) time.Duration {
+	if d < time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Minute)
+}
+
+// checkServerArgs refuses extra pushupd flags that set -model: a sweep
+// labels each point with the model it chose.
+func checkServerArgs(args []string) error {
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "model" {
+			return fmt.Errorf("%w: extra pushupd flags must not set -model: the experiment sets it for each run", ErrInvalidConfig)
+		}
+	}
+	return nil
+}
+
+// checkTimeScale reports a time scale that is not a shrink factor.
+func checkTimeScale(s float64) error {
+	if !(s > 0 && s <= 1) {
+		return fmt.Errorf("%w: time scale %g: want 0 < scale <= 1 (1 runs the paper's intervals)", ErrInvalidConfig, s)
+	}
+	return nil
+}
+
+// scaled is d times the time scale s, to the microsecond.
+func scaled(d time.Duration, s float64) time.Duration {
+	return time.Duration(float64(d) * s).Round(time.Microsecond)
+}
+
+// threadsFor is the -max-threads a thread-model server needs for cc
+// waiting subscribers: one thread each plus room for the runtime, and
+// never below Go's default.
+func threadsFor(cc int) int { return max(10_000, cc+1024) }
+
+// modelArgs returns pushupd's flags for model: -model, and -max-threads
+// for the thread model.
+func modelArgs(model string, cc int) []string {
+	args := []string{"-model", model}
+	if model == "thread" {
+		args = append(args, "-max-threads", fmt.Sprint(threadsFor(cc)))
+	}
+	return args
+}
