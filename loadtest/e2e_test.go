@@ -177,3 +177,23 @@ type testWriter struct{ b []byte }
 
 func (w *testWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
 func (w *testWriter) String() string              { return string(w.b) }
+
+// TestE2EDaemonKill: Kill ends pushupd at once, as a crash would, and Stop
+// afterwards says it had already exited (not zero: it was killed).
+func TestE2EDaemonKill(t *testing.T) {
+	cfg := DefaultDaemonConfig()
+	cfg.Binary = pushupdBinary(t)
+	d, err := StartDaemon(cfg)
+	require.NoError(t, err)
+	d.Kill()
+	select {
+	case <-d.Exited():
+	default:
+		t.Fatal("Kill returned before the process exited")
+	}
+	assert.True(t, gone(d.PID))
+	err = d.Stop()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "had already exited")
+	d.Kill() // a second Kill is harmless
+}
