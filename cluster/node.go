@@ -84,6 +84,9 @@ type meta struct {
 	HTTP   string `json:"h"`
 	Origin string `json:"o"`
 	Ready  bool   `json:"r"`
+	// Leaving is set once the node shuts down, so the others tell a
+	// graceful leave from a death (memberlist reports both alike).
+	Leaving bool `json:"l,omitempty"`
 }
 
 // New validates cfg and returns a node; nothing runs until Start.
@@ -287,7 +290,7 @@ func (n *Node) localMeta() meta {
 	if n.b != nil {
 		origin = hex.EncodeToString(u64bytes(n.b.Origin()))
 	}
-	return meta{HTTP: n.cfg.HTTP, Origin: origin, Ready: n.Ready()}
+	return meta{HTTP: n.cfg.HTTP, Origin: origin, Ready: n.Ready(), Leaving: n.closing.Load()}
 }
 
 // updateMeta tells the others this node's metadata changed (ready).
