@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,6 +121,24 @@ func (m *memberNode) member(name string) (MemberStatus, bool) {
 	return MemberStatus{}, false
 }
 
+// freeMemberAddr is a loopback host:port free for TCP and UDP.
+func freeMemberAddr(t *testing.T) string {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free loopback port for TCP and UDP")
+	return ""
+}
+
 // TestMemberStatesAfterCrashAndLeave: a member killed without a word is
 // reported dead and, in unicast mode, no longer streamed to; one that
 // shuts down is reported left; and a node whose peers are gone shuts down
@@ -163,6 +182,39 @@ func TestMemberStatesAfterCrashAndLeave(t *testing.T) {
 	// rather than when ctx expires.
 	require.NoError(t, a.n.Close(ctx))
 	assert.NoError(t, ctx.Err(), "Close waited for events no peer will take")
+}
+
+// TestJoinRetriesWhileOnlyItselfAnswers: a node whose seeds name itself
+// (every replica of a compose service joins the service's name, which
+// resolves to all of them, itself included) and whose peers are not up
+// yet has contacted only itself. That is not a cluster: it keeps trying,
+// and joins the peer that comes up, instead of starting alone.
+func TestJoinRetriesWhileOnlyItselfAnswers(t *testing.T) {
+	aAddr, bAddr := freeMemberAddr(t), freeMemberAddr(t)
+	a := newMemberNode(t, fastMemberConfig("a", aAddr, ModeUnicast, aAddr, bAddr))
+	started := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go func() { started <- a.n.Start(ctx, a.b) }()
+	require.Eventually(t, func() bool {
+		// Its first Join is over: it reached itself only.
+		l := a.log.String()
+		return strings.Contains(l, "no other member reached yet") || strings.Contains(l, "joined cluster")
+	}, 10*time.Second, 10*time.Millisecond, "a tries to join while b is down")
+
+	// b starts a cluster of its own (no seeds) and publishes.
+	b := newMemberNode(t, fastMemberConfig("b", bAddr, ModeUnicast))
+	b.start(t)
+	_, err := b.b.Publish(broker.Publication{Channels: []string{"news"}, Data: json.RawMessage(`"before a"`)})
+	require.NoError(t, err)
+
+	require.NoError(t, <-started)
+	assert.Equal(t, 2, a.n.ml.NumMembers(), "a joined b")
+	assert.Contains(t, a.log.String(), `msg="restored snapshot"`, "a copied b's state")
+	assert.NotContains(t, a.log.String(), "starting alone")
+	ms, ok := b.member("a")
+	require.True(t, ok)
+	assert.True(t, ms.Ready)
 }
 
 // syncBuffer collects a node's log.

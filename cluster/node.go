@@ -171,11 +171,16 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	joined := false
 	for time.Now().Before(deadline) {
 		if !joined {
-			if k, err := n.ml.Join(n.cfg.Join); err == nil && k > 0 {
+			// Joining only itself (the seeds name every replica, this
+			// one included, or DNS lists only this one so far) is not
+			// joining: keep trying, the seeds are resolved again each
+			// time, until another member answers.
+			k, err := n.ml.Join(n.cfg.Join)
+			if err == nil && k > 0 && n.ml.NumMembers() > 1 {
 				joined = true
-				n.log.Info("joined cluster", "contacted", k)
+				n.log.Info("joined cluster", "contacted", k, "members", n.ml.NumMembers())
 			} else {
-				n.log.Debug("join failed; retrying", "err", err)
+				n.log.Debug("no other member reached yet; retrying", "contacted", k, "err", err)
 			}
 		}
 		if joined {
