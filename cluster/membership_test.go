@@ -217,6 +217,34 @@ func TestJoinRetriesWhileOnlyItselfAnswers(t *testing.T) {
 	assert.True(t, ms.Ready)
 }
 
+// TestWholeClusterStopsCleanly: every node shutting down at once, as
+// "docker compose down" does, is a clean stop for each of them, although
+// nobody is left to hear the last ones leave.
+func TestWholeClusterStopsCleanly(t *testing.T) {
+	first := newMemberNode(t, fastMemberConfig("n0", "127.0.0.1:0", ModeGossip))
+	first.start(t)
+	nodes := []*memberNode{first}
+	for i := 1; i < 3; i++ {
+		m := newMemberNode(t, fastMemberConfig(fmt.Sprintf("n%d", i), "127.0.0.1:0", ModeGossip, first.addr()))
+		m.start(t)
+		nodes = append(nodes, m)
+	}
+	for _, m := range nodes {
+		require.Eventually(t, func() bool { return m.n.ml.NumMembers() == 3 }, 10*time.Second, 10*time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes))
+	for i, m := range nodes {
+		wg.Go(func() { errs[i] = m.n.Close(ctx) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		assert.NoError(t, err, nodes[i].n.cfg.NodeName)
+	}
+}
+
 // syncBuffer collects a node's log.
 type syncBuffer struct {
 	mu sync.Mutex

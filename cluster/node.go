@@ -371,10 +371,13 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.updateMeta()
 	n.drain(ctx)
-	err := n.ml.Leave(n.cfg.LeaveTimeout)
-	if serr := n.ml.Shutdown(); err == nil {
-		err = serr
+	if err := n.ml.Leave(n.cfg.LeaveTimeout); err != nil {
+		// Typically the others are leaving too (a whole cluster
+		// stopping), so nobody is left to tell. Not a failed shutdown:
+		// peers that are still up find out by probing.
+		n.log.Warn("leave not confirmed; the others will notice this node is gone by probing it", "err", err)
 	}
+	err := n.ml.Shutdown()
 	close(n.stop)
 	n.pmu.Lock()
 	for _, p := range n.peers {
