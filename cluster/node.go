@@ -61,10 +61,7 @@ type Node struct {
 
 	// Counters for Status and metrics.
 	received, repaired, skipped, bufDropped atomic.Uint64
-	// gossiping counts this node's event broadcasts memberlist has not
-	// finished transmitting.
-	gossiping               atomic.Int64
-	repairs, repairFailures atomic.Uint64
+	repairs, repairFailures                 atomic.Uint64
 }
 
 // peer is what this node knows of another member.
@@ -405,7 +402,14 @@ func (n *Node) drain(ctx context.Context) {
 			}
 		}
 		n.pmu.Unlock()
-		left += int(n.gossiping.Load())
+		// What memberlist has yet to gossip (announcements included).
+		// Counting Finished calls instead would hang: memberlist's queue
+		// can replace a broadcast by another with the same transmit
+		// count, length and recycled id without finishing it
+		// (hashicorp/memberlist#263).
+		if n.ml.NumMembers() > 1 {
+			left += n.bq.NumQueued()
+		}
 		if left == 0 {
 			return
 		}

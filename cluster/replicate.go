@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"sync/atomic"
-
 	"github.com/hashicorp/memberlist"
 
 	"github.com/pushuphq/pushup/broker"
@@ -48,8 +46,7 @@ func (n *Node) broadcast(evs []broker.Event, relay bool) {
 	size := 0
 	flush := func() {
 		if len(batch) > 0 {
-			n.gossiping.Add(1)
-			n.bq.QueueBroadcast(&gossipBroadcast{msg: encodeEvents(batch), done: &n.gossiping})
+			n.bq.QueueBroadcast(&gossipBroadcast{msg: encodeEvents(batch)})
 			batch, size = nil, 0
 		}
 	}
@@ -96,18 +93,11 @@ func (n *Node) gossiped(evs []broker.Event) {
 	n.broadcast(relay, true)
 }
 
-// gossipBroadcast is one message in memberlist's broadcast queue. done,
-// if set, counts event broadcasts not yet transmitted as often as
-// memberlist transmits them, so a leaving node can wait for its own.
+// gossipBroadcast is one message in memberlist's broadcast queue.
 type gossipBroadcast struct {
-	msg  []byte
-	done *atomic.Int64
+	msg []byte
 }
 
 func (b *gossipBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
 func (b *gossipBroadcast) Message() []byte                       { return b.msg }
-func (b *gossipBroadcast) Finished() {
-	if b.done != nil {
-		b.done.Add(-1)
-	}
-}
+func (b *gossipBroadcast) Finished()                             {}
