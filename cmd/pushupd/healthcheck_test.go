@@ -94,7 +94,12 @@ func TestAdvertiseHTTP(t *testing.T) {
 			assert.Equal(t, tc.want, got)
 		})
 	}
-	_, err := advertiseHTTP(cluster.Config{Bind: ":7946"}, all, false)
+	privateIP = func() (string, error) { return "fd00::2", nil }
+	got, err := advertiseHTTP(cluster.Config{HTTP: "auto", Bind: ":7946"}, all, false)
+	require.NoError(t, err)
+	assert.Equal(t, "http://[fd00::2]:8080", got, "an IPv6 private address is bracketed")
+
+	_, err = advertiseHTTP(cluster.Config{Bind: ":7946"}, all, false)
 	assert.ErrorContains(t, err, "auto", "the error names the way out")
 	privateIP = func() (string, error) { return "", nil }
 	_, err = advertiseHTTP(cluster.Config{HTTP: "auto", Bind: ":7946"}, all, false)

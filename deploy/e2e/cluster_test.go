@@ -232,6 +232,11 @@ func testKill(t *testing.T, c *testCluster) {
 	t.Logf("acknowledged by survivors: %d; via haproxy: %v failed; subscriber errors: %d",
 		len(keys), len(viaLB.failed), errCount(subs))
 
+	// The container health check (pushupd -healthcheck, as the
+	// Dockerfile runs it, following PUSHUP_LISTEN) tells them apart.
+	assert.NoError(t, c.healthCheck(survivors[0]), "a survivor is healthy")
+	assert.Error(t, c.healthCheck(victim), "the victim is not")
+
 	// The survivors notice and stop sending to it; haproxy too.
 	c.waitServers(map[string]string{victim.name: "DOWN", "n1": "UP", "n2": "UP"})
 	for _, n := range survivors {

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -157,6 +159,18 @@ func (c *testCluster) dumpLogs() {
 	if c.hap != nil {
 		c.t.Logf("--- haproxy:\n%s", c.hap.out.String())
 	}
+}
+
+// healthCheck runs the image's HEALTHCHECK command against node n:
+// pushupd -healthcheck /healthz/ready with PUSHUP_LISTEN set to n's.
+func (c *testCluster) healthCheck(n *node) error {
+	cmd := exec.Command(c.bin, "-healthcheck", "/healthz/ready")
+	cmd.Env = append(os.Environ(), "PUSHUP_LISTEN="+n.http)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, out)
+	}
+	return nil
 }
 
 // waitReady waits until the nodes answer /healthz/ready with 200.
