@@ -61,7 +61,9 @@ type Node struct {
 
 	// Counters for Status and metrics.
 	received, repaired, skipped, bufDropped atomic.Uint64
-	repairs, repairFailures                 atomic.Uint64
+	// gossipDropped counts broadcasts pruned from a full gossip queue.
+	gossipDropped           atomic.Uint64
+	repairs, repairFailures atomic.Uint64
 }
 
 // peer is what this node knows of another member.

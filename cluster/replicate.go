@@ -65,7 +65,19 @@ func (n *Node) broadcast(evs []broker.Event, relay bool) {
 		size += len(one)
 	}
 	flush()
+	// Gossip carries a few dozen batches a second per node; past that
+	// the queue only grows (memory) while anti-entropy repairs what it
+	// holds anyway. Keep the freshest, drop the most transmitted.
+	if over := n.bq.NumQueued() - maxGossipQueue; over > 0 {
+		n.bq.Prune(maxGossipQueue)
+		n.gossipDropped.Add(uint64(over))
+	}
 }
+
+// maxGossipQueue bounds memberlist's broadcast queue, in messages of at
+// most GossipPayload bytes: 1 MiB with the default payload, a minute of
+// what gossip can send, and a few milliseconds of a publisher's burst.
+const maxGossipQueue = 1024
 
 // sendReliably sends msg to every other member over memberlist's TCP.
 func (n *Node) sendReliably(msg []byte) {
@@ -101,3 +113,8 @@ type gossipBroadcast struct {
 func (b *gossipBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
 func (b *gossipBroadcast) Message() []byte                       { return b.msg }
 func (b *gossipBroadcast) Finished()                             {}
+
+// UniqueBroadcast marks gossip broadcasts as never invalidating each
+// other: without it memberlist compares every new broadcast with every
+// queued one (Invalidates), quadratic in a burst.
+func (b *gossipBroadcast) UniqueBroadcast() {}
