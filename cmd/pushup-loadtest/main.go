@@ -23,6 +23,7 @@ type command struct {
 
 var commands = []command{
 	{"fanout", "park N subscribers on one channel, measure RSS per parked subscriber, then fan out a few messages", runFanout},
+	{"cluster", "trip time across nodes and replication throughput of a local cluster, unicast vs gossip", runCluster},
 	{"push-vs-pull", "(planned) network traffic and trip time of long polling vs client pull", nil},
 	{"event-vs-thread", "(planned) memory, trip time and RMP of -model=event vs -model=goroutine as N grows", nil},
 	{"scale-out", "(planned) trip time and RMP with 1 to 4 nodes behind a load balancer", nil},
