@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -291,7 +290,7 @@ func startCluster(ctx context.Context, cfg ClusterConfig, binary, mode string) (
 	}
 	binds := make([]string, cfg.Nodes)
 	for i := range binds {
-		a, err := freeTCPUDPAddr()
+		a, err := FreeLoopbackAddr(true)
 		if err != nil {
 			return nil, err
 		}
@@ -333,25 +332,6 @@ func startCluster(ctx context.Context, cfg ClusterConfig, binary, mode string) (
 		}
 	}
 	return nodes, nil
-}
-
-// freeTCPUDPAddr is a loopback address free for both TCP and UDP, as
-// memberlist binds both.
-func freeTCPUDPAddr() (string, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr, nil
-		}
-	}
-	return "", fmt.Errorf("%w: no loopback port free for TCP and UDP", ErrDaemon)
 }
 
 // measureThroughput publishes to node 1 as fast as the publishers go

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -241,28 +240,13 @@ type clusterStatus struct {
 	} `json:"members"`
 }
 
-// freeAddr returns a loopback host:port nobody listens on; with udp, one
-// free for both TCP and UDP (memberlist binds both). Another process may
-// take it before we do: unlikely on loopback within milliseconds.
+// freeAddr returns a loopback host:port nobody is bound to (with udp,
+// for UDP too: memberlist binds both), outside the ephemeral port range.
 func freeAddr(t *testing.T, udp bool) string {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		addr := l.Addr().String()
-		if udp {
-			u, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				l.Close()
-				continue
-			}
-			u.Close()
-		}
-		l.Close()
-		return addr
-	}
-	t.Fatal("no free loopback port for TCP and UDP")
-	return ""
+	addr, err := loadtest.FreeLoopbackAddr(udp)
+	require.NoError(t, err)
+	return addr
 }
 
 // msgKey identifies a test message: its publisher and its number.
