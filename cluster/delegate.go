@@ -68,21 +68,24 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 // events is memberlist's membership hook.
 type events struct{ n *Node }
 
-// The callback says whether a member is alive: the State of the Node
-// memberlist passes to NotifyLeave is not updated (memberlist keeps the
-// state in a field that shadows it).
-func (e *events) NotifyJoin(node *memberlist.Node)   { e.n.memberChanged(node, true) }
-func (e *events) NotifyUpdate(node *memberlist.Node) { e.n.memberChanged(node, true) }
-func (e *events) NotifyLeave(node *memberlist.Node)  { e.n.memberChanged(node, false) }
+// memberlist passes its Node record, whose State field it never sets (it
+// keeps a member's state in its private nodeState): node.State is always
+// StateAlive, even in NotifyLeave. Which callback runs is the state.
+func (e *events) NotifyJoin(node *memberlist.Node)   { e.n.memberChanged(node, memberlist.StateAlive) }
+func (e *events) NotifyUpdate(node *memberlist.Node) { e.n.memberChanged(node, memberlist.StateAlive) }
+func (e *events) NotifyLeave(node *memberlist.Node)  { e.n.memberChanged(node, memberlist.StateDead) }
 
 // memberChanged records a member's state and metadata, and in unicast mode
-// starts or stops the stream to it. It runs in memberlist's callbacks, so
-// it must not block.
-func (n *Node) memberChanged(node *memberlist.Node, alive bool) {
+// starts or stops the stream to it. A member that is gone (state dead)
+// had left if it said it was leaving, and died otherwise.
+func (n *Node) memberChanged(node *memberlist.Node, state memberlist.NodeStateType) {
 	if node.Name == n.cfg.NodeName {
 		return
 	}
 	m := metaOf(node.Meta)
+	if state == memberlist.StateDead && m.Leaving {
+		state = memberlist.StateLeft
+	}
 	n.pmu.Lock()
 	defer n.pmu.Unlock()
 	p := n.peers[node.Name]
@@ -94,11 +97,8 @@ func (n *Node) memberChanged(node *memberlist.Node, alive bool) {
 	if m.Origin != p.meta.Origin {
 		p.has = map[uint64]uint64{} // a new boot of the node
 	}
-	p.meta, p.node = m, node
-	p.state = memberlist.StateAlive
-	if !alive {
-		p.state = memberlist.StateDead // failed, or left: memberlist does not say which
-	}
+	p.meta, p.state, p.node = m, state, node
+	alive := state == memberlist.StateAlive
 	if n.cfg.Mode != ModeUnicast || n.closing.Load() {
 		return
 	}
@@ -114,6 +114,6 @@ func (n *Node) memberChanged(node *memberlist.Node, alive bool) {
 		// repairs if it comes back; a restart is a new origin anyway.
 		p.sender.close()
 		p.sender = nil
-		n.log.Info("peer gone; stopped streaming to it", "peer", node.Name)
+		n.log.Info("peer gone; stopped streaming to it", "peer", node.Name, "state", stateName(state))
 	}
 }

@@ -65,9 +65,8 @@ type Node struct {
 
 	// Counters for Status and metrics.
 	received, repaired, skipped, bufDropped atomic.Uint64
-	// gossiping counts this node's event broadcasts memberlist has not
-	// finished transmitting.
-	gossiping               atomic.Int64
+	// gossipDropped counts broadcasts pruned from a full gossip queue.
+	gossipDropped           atomic.Uint64
 	repairs, repairFailures atomic.Uint64
 }
 
@@ -88,6 +87,9 @@ type meta struct {
 	HTTP   string `json:"h"`
 	Origin string `json:"o"`
 	Ready  bool   `json:"r"`
+	// Leaving is set once the node shuts down, so the others tell a
+	// graceful leave from a death (memberlist reports both alike).
+	Leaving bool `json:"l,omitempty"`
 }
 
 // New validates cfg and returns a node; nothing runs until Start.
@@ -172,11 +174,16 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	joined := false
 	for time.Now().Before(deadline) {
 		if !joined {
-			if k, err := n.ml.Join(n.cfg.Join); err == nil && k > 0 {
+			// Joining only itself (the seeds name every replica, this
+			// one included, or DNS lists only this one so far) is not
+			// joining: keep trying, the seeds are resolved again each
+			// time, until another member answers.
+			k, err := n.ml.Join(n.cfg.Join)
+			if err == nil && k > 0 && n.ml.NumMembers() > 1 {
 				joined = true
-				n.log.Info("joined cluster", "contacted", k)
+				n.log.Info("joined cluster", "contacted", k, "members", n.ml.NumMembers())
 			} else {
-				n.log.Debug("join failed; retrying", "err", err)
+				n.log.Debug("no other member reached yet; retrying", "contacted", k, "err", err)
 			}
 		}
 		if joined {
@@ -337,7 +344,7 @@ func (n *Node) localMeta() meta {
 	if n.b != nil {
 		origin = hex.EncodeToString(u64bytes(n.b.Origin()))
 	}
-	return meta{HTTP: n.cfg.HTTP, Origin: origin, Ready: n.Ready()}
+	return meta{HTTP: n.cfg.HTTP, Origin: origin, Ready: n.Ready(), Leaving: n.closing.Load()}
 }
 
 // updateMeta tells the others this node's metadata changed (ready).
@@ -416,10 +423,13 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.updateMeta()
 	n.drain(ctx)
-	err := n.ml.Leave(n.cfg.LeaveTimeout)
-	if serr := n.ml.Shutdown(); err == nil {
-		err = serr
+	if err := n.ml.Leave(n.cfg.LeaveTimeout); err != nil {
+		// Typically the others are leaving too (a whole cluster
+		// stopping), so nobody is left to tell. Not a failed shutdown:
+		// peers that are still up find out by probing.
+		n.log.Warn("leave not confirmed; the others will notice this node is gone by probing it", "err", err)
 	}
+	err := n.ml.Shutdown()
 	close(n.stop)
 	n.pmu.Lock()
 	for _, p := range n.peers {
@@ -447,7 +457,14 @@ func (n *Node) drain(ctx context.Context) {
 			}
 		}
 		n.pmu.Unlock()
-		left += int(n.gossiping.Load())
+		// What memberlist has yet to gossip (announcements included).
+		// Counting Finished calls instead would hang: memberlist's queue
+		// can replace a broadcast by another with the same transmit
+		// count, length and recycled id without finishing it
+		// (hashicorp/memberlist#263).
+		if n.ml.NumMembers() > 1 {
+			left += n.bq.NumQueued()
+		}
 		if left == 0 {
 			return
 		}

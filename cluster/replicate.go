@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"sync/atomic"
-
 	"github.com/hashicorp/memberlist"
 
 	"github.com/pushuphq/pushup/broker"
@@ -48,8 +46,7 @@ func (n *Node) broadcast(evs []broker.Event, relay bool) {
 	size := 0
 	flush := func() {
 		if len(batch) > 0 {
-			n.gossiping.Add(1)
-			n.bq.QueueBroadcast(&gossipBroadcast{msg: encodeEvents(batch), done: &n.gossiping})
+			n.bq.QueueBroadcast(&gossipBroadcast{msg: encodeEvents(batch)})
 			batch, size = nil, 0
 		}
 	}
@@ -68,7 +65,19 @@ func (n *Node) broadcast(evs []broker.Event, relay bool) {
 		size += len(one)
 	}
 	flush()
+	// Gossip carries a few dozen batches a second per node; past that
+	// the queue only grows (memory) while anti-entropy repairs what it
+	// holds anyway. Keep the freshest, drop the most transmitted.
+	if over := n.bq.NumQueued() - maxGossipQueue; over > 0 {
+		n.bq.Prune(maxGossipQueue)
+		n.gossipDropped.Add(uint64(over))
+	}
 }
+
+// maxGossipQueue bounds memberlist's broadcast queue, in messages of at
+// most GossipPayload bytes: 1 MiB with the default payload, a minute of
+// what gossip can send, and a few milliseconds of a publisher's burst.
+const maxGossipQueue = 1024
 
 // sendReliably sends msg to every other member over memberlist's TCP.
 func (n *Node) sendReliably(msg []byte) {
@@ -96,18 +105,16 @@ func (n *Node) gossiped(evs []broker.Event) {
 	n.broadcast(relay, true)
 }
 
-// gossipBroadcast is one message in memberlist's broadcast queue. done,
-// if set, counts event broadcasts not yet transmitted as often as
-// memberlist transmits them, so a leaving node can wait for its own.
+// gossipBroadcast is one message in memberlist's broadcast queue.
 type gossipBroadcast struct {
-	msg  []byte
-	done *atomic.Int64
+	msg []byte
 }
 
 func (b *gossipBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
 func (b *gossipBroadcast) Message() []byte                       { return b.msg }
-func (b *gossipBroadcast) Finished() {
-	if b.done != nil {
-		b.done.Add(-1)
-	}
-}
+func (b *gossipBroadcast) Finished()                             {}
+
+// UniqueBroadcast marks gossip broadcasts as never invalidating each
+// other: without it memberlist compares every new broadcast with every
+// queued one (Invalidates), quadratic in a burst.
+func (b *gossipBroadcast) UniqueBroadcast() {}

@@ -25,6 +25,9 @@ type Status struct {
 	Skipped        uint64 `json:"events_skipped"`
 	Repairs        uint64 `json:"repairs"`
 	RepairFailures uint64 `json:"repair_failures"`
+	// GossipDropped counts this node's broadcasts dropped from a full
+	// gossip queue (gossip mode); anti-entropy repairs them.
+	GossipDropped uint64 `json:"gossip_dropped"`
 }
 
 // MemberStatus is one member as this node sees it.
@@ -92,7 +95,7 @@ func (n *Node) Status() Status {
 	st := Status{
 		Node: n.cfg.NodeName, Mode: n.cfg.Mode, Ready: n.Ready(), HTTP: n.cfg.HTTP,
 		Received: n.received.Load(), Repaired: n.repaired.Load(), Skipped: n.skipped.Load(),
-		Repairs: n.repairs.Load(), RepairFailures: n.repairFailures.Load(),
+		Repairs: n.repairs.Load(), RepairFailures: n.repairFailures.Load(), GossipDropped: n.gossipDropped.Load(),
 	}
 	if n.b == nil {
 		return st
@@ -161,10 +164,11 @@ var (
 	descRecv    = prometheus.NewDesc("pushup_cluster_events_received_total", "Events received from peers (streams, gossip, repairs).", nil, nil)
 	descRepair  = prometheus.NewDesc("pushup_cluster_events_repaired_total", "Events pulled from peers by anti-entropy.", nil, nil)
 	descSkipped = prometheus.NewDesc("pushup_cluster_events_skipped_total", "Events no peer kept any more; readers behind them were told they were truncated.", nil, nil)
+	descGossipD = prometheus.NewDesc("pushup_cluster_gossip_dropped_total", "Broadcasts dropped from a full gossip queue; anti-entropy repairs them.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMembers, descReady, descBehind, descQueued, descDropped, descRecv, descRepair, descSkipped} {
+	for _, d := range []*prometheus.Desc{descMembers, descReady, descBehind, descQueued, descDropped, descRecv, descRepair, descSkipped, descGossipD} {
 		ch <- d
 	}
 }
@@ -193,6 +197,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRecv, prometheus.CounterValue, float64(st.Received))
 	ch <- prometheus.MustNewConstMetric(descRepair, prometheus.CounterValue, float64(st.Repaired))
 	ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(st.Skipped))
+	ch <- prometheus.MustNewConstMetric(descGossipD, prometheus.CounterValue, float64(st.GossipDropped))
 }
 
 // Report is Status as a value for the HTTP layer's GET /v1/cluster.

@@ -200,6 +200,19 @@ func (d *Daemon) Stop() error {
 	return d.stopErr
 }
 
+// Kill ends the process with SIGKILL, as a crash would: no graceful
+// shutdown, no goodbye to its cluster. It returns once the process has
+// exited. A later Stop reports that it had already exited.
+func (d *Daemon) Kill() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	_ = d.cmd.Process.Kill()
+	<-d.done
+}
+
 func (d *Daemon) exitError(when string) error {
 	if d.err == nil {
 		return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -260,4 +261,77 @@ func TestE2EEventVsThread(t *testing.T) {
 	require.Len(t, rep.Figures, 3)
 	assert.Equal(t, []float64{cc}, rep.Figures[0].Series[2].X)
 	assert.Contains(t, rep.Notes[0], "cc up to 40")
+}
+
+// TestE2EDaemonKill: Kill ends pushupd at once, as a crash would, and Stop
+// afterwards says it had already exited (not zero: it was killed).
+func TestE2EDaemonKill(t *testing.T) {
+	cfg := DefaultDaemonConfig()
+	cfg.Binary = pushupdBinary(t)
+	d, err := StartDaemon(cfg)
+	require.NoError(t, err)
+	d.Kill()
+	select {
+	case <-d.Exited():
+	default:
+		t.Fatal("Kill returned before the process exited")
+	}
+	assert.True(t, gone(d.PID))
+	err = d.Stop()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "had already exited")
+	d.Kill() // a second Kill is harmless
+}
+
+// TestE2ECluster runs a tiny cluster experiment: three pushupd nodes,
+// subscribers on the nodes the publisher does not post to get every
+// message once, and after a burst every node holds every publication.
+func TestE2ECluster(t *testing.T) {
+	cfg := DefaultClusterConfig()
+	cfg.Pushupd = pushupdBinary(t)
+	cfg.Modes = []string{"unicast"}
+	cfg.Subscribers, cfg.Messages, cfg.Interval = 20, 5, 10*time.Millisecond
+	cfg.ThroughputPublishers, cfg.ThroughputMessages = 2, 50
+	cfg.JoinTimeout = time.Second
+	quick(&cfg.Settle, &cfg.WarmUp)
+	cfg.Drain, cfg.SyncTimeout = 10*time.Second, 10*time.Second
+
+	rep, err := RunCluster(context.Background(), cfg)
+	require.NoError(t, err)
+	require.Len(t, rep.Modes, 1)
+	m := rep.Modes[0]
+	assert.Equal(t, "unicast", m.Mode)
+	for _, run := range []RunResult{m.OtherNodes, *m.SameNode} {
+		assert.Equal(t, Delivery{Published: 5, Expected: 100, Received: 100, RMP: 100}, run.Delivery, run.Name)
+		assert.Equal(t, 100, run.TripTime.Count, run.Name)
+	}
+	for _, s := range m.OtherNodes.Servers {
+		assert.True(t, gone(s.PID), "node %d stopped", s.PID)
+	}
+	tp := m.Throughput
+	assert.Equal(t, 100, tp.Published)
+	assert.Zero(t, tp.Failed)
+	assert.True(t, tp.InSync)
+	assert.Positive(t, tp.PublishRate)
+	assert.Positive(t, tp.SyncedRate)
+
+	var b strings.Builder
+	require.NoError(t, rep.WriteTable(&b))
+	assert.Contains(t, b.String(), "other nodes")
+	assert.Contains(t, b.String(), "all nodes in sync")
+}
+
+func TestClusterConfigValidate(t *testing.T) {
+	assert.NoError(t, DefaultClusterConfig().Validate())
+	for _, mutate := range []func(*ClusterConfig){
+		func(c *ClusterConfig) { c.Nodes = 1 },
+		func(c *ClusterConfig) { c.Modes = []string{"carrier-pigeon"} },
+		func(c *ClusterConfig) { c.Modes = nil },
+		func(c *ClusterConfig) { c.ThroughputPublishers = 0 },
+		func(c *ClusterConfig) { c.SyncTimeout = 0 },
+	} {
+		c := DefaultClusterConfig()
+		mutate(&c)
+		assert.ErrorIs(t, c.Validate(), ErrInvalidConfig)
+	}
 }

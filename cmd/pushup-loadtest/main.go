@@ -23,6 +23,7 @@ type command struct {
 
 var commands = []command{
 	{"fanout", "park N subscribers on one channel, measure RSS per parked subscriber, then fan out a few messages", runFanout},
+	{"cluster", "trip time across nodes and replication throughput of a local cluster, unicast vs gossip", runCluster},
 	{"push-vs-pull", "network traffic and trip time of client pull vs long polling, thread and event (Tables 1-2, Figs 7-8)", runPushVsPull},
 	{"event-vs-thread", "server memory, trip time and RMP of the event, goroutine and thread models as cc grows (Figs 9-11)", runEventVsThread},
 	{"scale-out", "(needs the cluster, issue 4) trip time and RMP with 1 to 4 nodes behind HAProxy (Figs 12-13)", runScaleOut},

@@ -124,3 +124,29 @@ func TestParseEventVsThread(t *testing.T) {
 	_, _, err = parseEventVsThread([]string{"-models", "threads"}, &errOut)
 	assert.ErrorContains(t, err, "-models")
 }
+
+func TestParseCluster(t *testing.T) {
+	var errOut bytes.Buffer
+	cfg, jsonPath, err := parseCluster([]string{
+		"-nodes", "4", "-modes", "gossip, unicast", "-n", "50", "-messages", "7", "-interval", "5ms",
+		"-publishers", "3", "-publish", "99", "-same-node=false", "-pushupd-args", "-gossip-interval 20ms",
+		"-json", "c.json", "-quiet",
+	}, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, 4, cfg.Nodes)
+	assert.Equal(t, []string{"gossip", "unicast"}, cfg.Modes)
+	assert.Equal(t, 50, cfg.Subscribers)
+	assert.Equal(t, 7, cfg.Messages)
+	assert.Equal(t, 5*time.Millisecond, cfg.Interval)
+	assert.Equal(t, 3, cfg.ThroughputPublishers)
+	assert.Equal(t, 99, cfg.ThroughputMessages)
+	assert.False(t, cfg.SameNode)
+	assert.Equal(t, []string{"-gossip-interval", "20ms"}, cfg.ServerArgs)
+	assert.Equal(t, "c.json", jsonPath)
+	assert.Nil(t, cfg.Progress)
+
+	_, _, err = parseCluster([]string{"-modes", "multicast"}, &errOut)
+	assert.Error(t, err)
+	assert.ErrorIs(t, dispatch(context.Background(), []string{"cluster", "-h"}, &errOut, &errOut), flag.ErrHelp)
+	assert.Contains(t, errOut.String(), "-publishers")
+}

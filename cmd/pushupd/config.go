@@ -38,6 +38,9 @@ type config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
 	LogFormat       string
+	// HealthCheck, when set, makes pushupd a health probe instead of a
+	// server: it asks this URL (or path on -listen) and exits 0 on 200.
+	HealthCheck string
 }
 
 // envName returns the environment variable for a flag.
@@ -67,7 +70,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	join := fs.String("join", "", "comma-separated host:port of cluster nodes to join (their -cluster-bind); empty starts a new cluster")
 	mode := fs.String("replication", string(cc.Mode), "how publications reach the other nodes: unicast (a stream to each peer) or gossip (epidemic, through memberlist)")
 	fs.StringVar(&cc.Key, "cluster-key", "", "shared secret authenticating node-to-node traffic and encrypting gossip; every node needs the same (prefer the environment variable)")
-	fs.StringVar(&cc.HTTP, "advertise-http", "", "base URL other nodes reach this node's HTTP API at, e.g. http://10.0.0.5:8080 (default: from -listen, or -cluster-advertise's host and -listen's port)")
+	fs.StringVar(&cc.HTTP, "advertise-http", "", "base URL other nodes reach this node's HTTP API at, e.g. http://10.0.0.5:8080, or auto: this host's private address (what memberlist advertises) and -listen's port, for containers (default: from -listen, or -cluster-advertise's host and -listen's port)")
 	fs.DurationVar(&cc.JoinTimeout, "join-timeout", cc.JoinTimeout, "how long a starting node tries to join and copy a ready peer's state before starting alone")
 	fs.DurationVar(&cc.GossipInterval, "gossip-interval", cc.GossipInterval, "how often memberlist gossips (gossip replication spreads events at this pace)")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go GC target (GOGC): heap growth allowed between collections, in percent of the live heap; 0 keeps Go's default or $GOGC. See docs/BENCHMARKS.md for the memory/CPU trade-off")
@@ -96,6 +99,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.API.IdleTimeout, "idle-timeout", ac.IdleTimeout, "close keep-alive connections idle this long")
 	fs.BoolVar(&c.API.Demo, "demo", ac.Demo, "serve the Q&A demo at /demo/; anyone can then post questions to author:* and tag:* channels, publisher key or not")
 
+	fs.StringVar(&c.HealthCheck, "healthcheck", "", "do not serve: GET this URL, or this path on -listen (e.g. /healthz/ready), and exit 0 if it answers 200, 1 otherwise; for container health checks in images without a shell or curl")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM/SIGINT, how long to wait for answers to be written before closing connections")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error (debug logs every request)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")

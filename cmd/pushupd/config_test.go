@@ -99,10 +99,11 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"shutdown-timeout", "log-level", "log-format", "model", "tls-cert", "tls-key", "pprof", "gc-percent",
 		"node-name", "cluster-bind", "cluster-advertise", "join", "replication", "cluster-key", "advertise-http", "join-timeout", "gossip-interval",
 		"max-threads",
+		"healthcheck",
 	} {
 		line := "  -" + name + "  (default "
 		assert.Contains(t, help, line, name)
 		assert.Contains(t, help, "[$"+envName(name)+"]", name)
 	}
-	assert.Equal(t, strings.Count(help, "  -"), 38, "no flag left undocumented here")
+	assert.Equal(t, strings.Count(help, "  -"), 39, "no flag left undocumented here")
 }

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/hashicorp/go-sockaddr"
+
 	"github.com/pushuphq/pushup/api"
 	"github.com/pushuphq/pushup/broker"
 	"github.com/pushuphq/pushup/cluster"
@@ -28,6 +30,13 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pushupd:", err)
 		os.Exit(2)
+	}
+	if cfg.HealthCheck != "" {
+		if err := healthCheck(cfg, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "pushupd: health check:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -160,11 +169,26 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 	return nil
 }
 
+// autoHTTP is the -advertise-http value that makes pushupd work out its
+// own address: for containers, where each replica has its own IP but
+// shares one configuration (and distroless images have no shell to run
+// $(hostname -i)).
+const autoHTTP = "auto"
+
+// privateIP is the address memberlist advertises when it binds to all
+// interfaces and is given no -cluster-advertise: the first private
+// (RFC 6890) address of an interface that is up, preferring the one with
+// the default route. A variable so tests can stand in for the host.
+var privateIP = sockaddr.GetPrivateIP
+
 // advertiseHTTP is the base URL peers reach this node's HTTP API at:
 // -advertise-http, or the listening address, or (when listening on all
-// interfaces) the cluster address's host with the listening port.
+// interfaces) the cluster address's host with the listening port. With
+// -advertise-http auto, when none of those names a host, it is the
+// private address memberlist advertises too, so peers reach both ports of
+// a node at the same address.
 func advertiseHTTP(cc cluster.Config, addr net.Addr, tls bool) (string, error) {
-	if cc.HTTP != "" {
+	if cc.HTTP != "" && cc.HTTP != autoHTTP {
 		return cc.HTTP, nil
 	}
 	scheme := "http"
@@ -188,8 +212,18 @@ func advertiseHTTP(cc cluster.Config, addr net.Addr, tls bool) (string, error) {
 			}
 		}
 	}
+	if host == "" && cc.HTTP == autoHTTP {
+		ip, err := privateIP()
+		if err != nil {
+			return "", fmt.Errorf("-advertise-http auto: finding this host's private address: %w", err)
+		}
+		if ip == "" {
+			return "", errors.New("-advertise-http auto: this host has no private address on an interface that is up; set -advertise-http")
+		}
+		host = ip
+	}
 	if host == "" {
-		return "", errors.New("listening on all interfaces: set -advertise-http (or -cluster-advertise) so peers know this node's address")
+		return "", errors.New("listening on all interfaces: set -advertise-http (or -advertise-http auto, or -cluster-advertise) so peers know this node's address")
 	}
 	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port)), nil
 }

@@ -1,0 +1,550 @@
+package loadtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ReplicationModes are pushupd's -replication values.
+var ReplicationModes = []string{"unicast", "gossip"}
+
+// ClusterConfig configures the cluster experiment (issue 4): for each
+// replication mode, start a cluster of local pushupd nodes and measure
+//
+//   - the publish trip time to subscribers on other nodes than the one
+//     the publisher posts to (replication plus delivery), and, for
+//     reference, to subscribers on the publisher's own node;
+//   - replication throughput: publications per second posted as fast as
+//     a bounded number of concurrent publishers can to one node, how far
+//     behind the other nodes fall, and how long they take to hold all of
+//     it once publishing stops.
+type ClusterConfig struct {
+	// Pushupd is the pushupd binary; empty builds ./cmd/pushupd.
+	Pushupd string
+	// Nodes is the cluster size, at least 2. Node 1 takes the
+	// publications; the others serve the measured subscribers.
+	Nodes int
+	// Modes are the replication modes to measure, in order.
+	Modes []string
+	// ServerArgs are extra pushupd flags for every node.
+	ServerArgs []string
+	// Subscribers long-poll one channel, spread over the nodes other
+	// than the publisher's (and, in the reference run, all on it).
+	Subscribers int
+	Hold        time.Duration
+	// Messages, Interval and PayloadSize are the trip-time schedule.
+	Messages    int
+	Interval    time.Duration
+	PayloadSize int
+	// SameNode adds a reference run with the subscribers on the
+	// publisher's node: the trip time without replication.
+	SameNode bool
+	// ThroughputPublishers publish concurrently, each one message at a
+	// time as fast as answers come, ThroughputMessages each: at most
+	// ThroughputPublishers publications are in flight.
+	ThroughputPublishers int
+	ThroughputMessages   int
+	// SampleInterval is how often the other nodes' lag is sampled
+	// (GET /v1/cluster) while publishing.
+	SampleInterval time.Duration
+	// SyncTimeout bounds the wait for every node to hold everything.
+	SyncTimeout time.Duration
+	// JoinTimeout is the nodes' -join-timeout: they all start at once,
+	// so each waits this long for a ready peer before starting alone.
+	JoinTimeout time.Duration
+	// WarmUp, Settle, Drain and Timeout are as in RunConfig; Timeout
+	// bounds each trip-time run.
+	WarmUp  time.Duration
+	Settle  SettleConfig
+	Drain   time.Duration
+	Timeout time.Duration
+	// Progress, if not nil, gets status lines.
+	Progress io.Writer
+	// DaemonLog, if not nil, gets every node's log.
+	DaemonLog io.Writer
+}
+
+// DefaultClusterConfig returns the benchmark of docs/BENCHMARKS.md:
+// three nodes, 300 subscribers, 200 messages 20 ms apart, then 8
+// publishers posting 2,500 messages each.
+func DefaultClusterConfig() ClusterConfig {
+	return ClusterConfig{
+		Nodes:                3,
+		Modes:                slices.Clone(ReplicationModes),
+		Subscribers:          300,
+		Hold:                 60 * time.Second,
+		Messages:             200,
+		Interval:             20 * time.Millisecond,
+		PayloadSize:          256,
+		SameNode:             true,
+		ThroughputPublishers: 8,
+		ThroughputMessages:   2500,
+		SampleInterval:       50 * time.Millisecond,
+		SyncTimeout:          60 * time.Second,
+		JoinTimeout:          2 * time.Second,
+		WarmUp:               200 * time.Millisecond,
+		Settle:               SettleConfig{Window: 200 * time.Millisecond, Tolerance: 0.05, MinSpread: 1 << 20, Timeout: 2 * time.Second},
+		Drain:                20 * time.Second,
+		Timeout:              2 * time.Minute,
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c ClusterConfig) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: cluster: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	for _, m := range c.Modes {
+		if !slices.Contains(ReplicationModes, m) {
+			return bad("mode %q: want %s", m, strings.Join(ReplicationModes, " or "))
+		}
+	}
+	switch {
+	case c.Nodes < 2:
+		return bad("Nodes must be at least 2, got %d", c.Nodes)
+	case len(c.Modes) == 0:
+		return bad("no Modes")
+	case c.Subscribers < 1 || c.Messages < 1:
+		return bad("Subscribers and Messages must be at least 1")
+	case c.ThroughputPublishers < 1 || c.ThroughputPublishers >= MaxPublishers:
+		return bad("ThroughputPublishers must be 1 to %d, got %d", MaxPublishers-1, c.ThroughputPublishers)
+	case c.ThroughputMessages < 1 || c.ThroughputMessages > MaxMessages:
+		return bad("ThroughputMessages must be 1 to %d, got %d", MaxMessages, c.ThroughputMessages)
+	case c.SampleInterval <= 0 || c.SyncTimeout <= 0 || c.JoinTimeout <= 0 || c.Timeout <= 0:
+		return bad("SampleInterval, SyncTimeout, JoinTimeout and Timeout must be positive")
+	}
+	return nil
+}
+
+// ClusterReport is the outcome of the cluster experiment, one entry per
+// mode.
+type ClusterReport struct {
+	Nodes int           `json:"nodes"`
+	Modes []ClusterMode `json:"modes"`
+}
+
+// ClusterMode is what was measured in one replication mode.
+type ClusterMode struct {
+	Mode string `json:"mode"`
+	// OtherNodes is the trip-time run with subscribers on the nodes the
+	// publisher does not post to.
+	OtherNodes RunResult `json:"other_nodes"`
+	// SameNode is the reference run, subscribers on the publisher's node.
+	SameNode   *RunResult `json:"same_node,omitempty"`
+	Throughput Throughput `json:"throughput"`
+}
+
+// Throughput is the replication throughput phase of one mode.
+type Throughput struct {
+	Publishers int `json:"publishers"`
+	// Published publications were accepted (201); Failed were not.
+	Published int `json:"published"`
+	Failed    int `json:"failed"`
+	// PublishTime is from the first publish to the last answer;
+	// PublishRate is Published over it.
+	PublishTime time.Duration `json:"publish_ns"`
+	PublishRate float64       `json:"publish_per_second"`
+	// CatchUp is from the last answer until every other node had applied
+	// every accepted publication; InSync says whether that happened
+	// within SyncTimeout.
+	CatchUp time.Duration `json:"catch_up_ns"`
+	InSync  bool          `json:"in_sync"`
+	// SyncedRate is Published over PublishTime + CatchUp: publications
+	// per second the whole cluster took in and replicated everywhere.
+	SyncedRate float64 `json:"synced_per_second"`
+	// MaxBehind is the most publications of the publishing node that any
+	// other node lacked at one sample (those in flight included), and
+	// Samples how many samples were taken.
+	MaxBehind int64 `json:"max_behind"`
+	Samples   int   `json:"samples"`
+	// ServerCPUSeconds sums the nodes' CPU time over PublishTime +
+	// CatchUp; LoadTesterCPUSeconds is this process's.
+	ServerCPUSeconds     float64 `json:"server_cpu_seconds"`
+	LoadTesterCPUSeconds float64 `json:"load_tester_cpu_seconds"`
+}
+
+// RunCluster runs the cluster experiment.
+func RunCluster(ctx context.Context, cfg ClusterConfig) (ClusterReport, error) {
+	rep := ClusterReport{Nodes: cfg.Nodes}
+	if err := cfg.Validate(); err != nil {
+		return rep, err
+	}
+	limit, err := RaiseFileLimit()
+	if err != nil {
+		return rep, err
+	}
+	if err := CheckFileBudget("this load-test process", cfg.Subscribers, limit); err != nil {
+		return rep, err
+	}
+	binary := cfg.Pushupd
+	if binary == "" {
+		dir, err := os.MkdirTemp("", "pushup-loadtest-")
+		if err != nil {
+			return rep, err
+		}
+		defer os.RemoveAll(dir)
+		if binary, err = BuildPushupd(ctx, dir); err != nil {
+			return rep, err
+		}
+	}
+	for _, mode := range cfg.Modes {
+		m, err := runClusterMode(ctx, cfg, binary, mode)
+		if err != nil {
+			return rep, fmt.Errorf("%s: %w", mode, err)
+		}
+		rep.Modes = append(rep.Modes, m)
+	}
+	return rep, nil
+}
+
+// runClusterMode starts a cluster in one mode, measures it and stops it.
+func runClusterMode(ctx context.Context, cfg ClusterConfig, binary, mode string) (res ClusterMode, err error) {
+	res.Mode = mode
+	logf(cfg.Progress, "%s: starting %d nodes", mode, cfg.Nodes)
+	nodes, err := startCluster(ctx, cfg, binary, mode)
+	defer func() {
+		// One after the other: each leaves while the others still hear it.
+		for _, d := range nodes {
+			if serr := d.Stop(); serr != nil && err == nil {
+				err = serr
+			}
+		}
+	}()
+	if err != nil {
+		return res, err
+	}
+	urls := make([]string, len(nodes))
+	pids := make([]int, len(nodes))
+	for i, d := range nodes {
+		urls[i], pids[i] = d.URL, d.PID
+	}
+
+	run := func(name string, subscribeTo []string) (RunResult, error) {
+		logf(cfg.Progress, "%s: trip time, %s", mode, name)
+		rc := cfg.tripTimeRun(mode+"/"+name, urls, pids, subscribeTo)
+		r, err := Run(ctx, rc)
+		if err != nil {
+			return r, fmt.Errorf("%s: %w", name, err)
+		}
+		return r, nil
+	}
+	if res.OtherNodes, err = run("other nodes", urls[1:]); err != nil {
+		return res, err
+	}
+	if cfg.SameNode {
+		r, err := run("same node", urls[:1])
+		if err != nil {
+			return res, err
+		}
+		res.SameNode = &r
+	}
+	logf(cfg.Progress, "%s: throughput, %d publishers x %d messages", mode, cfg.ThroughputPublishers, cfg.ThroughputMessages)
+	res.Throughput, err = measureThroughput(ctx, cfg, urls, pids)
+	return res, err
+}
+
+// tripTimeRun is one trip-time run against the running cluster: the
+// publisher posts to node 1, subscribers long-poll subscribeTo.
+func (c ClusterConfig) tripTimeRun(name string, urls []string, pids []int, subscribeTo []string) RunConfig {
+	rc := DefaultRunConfig()
+	rc.Name = name
+	rc.Server = ServerSetup{URLs: urls, PIDs: pids}
+	// A channel per run: the reference run must not see the first's.
+	ch := "trip-" + strings.NewReplacer("/", "-", " ", "-").Replace(name)
+	rc.Subscribers.Subscribers = c.Subscribers
+	rc.Subscribers.Channels = []string{ch}
+	rc.Subscribers.Targets = subscribeTo
+	rc.Subscribers.Mode = ModeLongPoll
+	rc.Subscribers.PollInterval = c.Hold
+	pc := DefaultPublisherConfig()
+	pc.Targets = urls[:1]
+	pc.Channels = []string{ch}
+	pc.Messages, pc.Interval, pc.PayloadSize = c.Messages, c.Interval, c.PayloadSize
+	rc.Publishers = []PublisherConfig{pc}
+	rc.WarmUp, rc.Settle, rc.Drain, rc.Timeout = c.WarmUp, c.Settle, c.Drain, c.Timeout
+	rc.ConnectTimeout = time.Minute
+	rc.WaitParked = true
+	rc.Progress = c.Progress
+	return rc
+}
+
+// startCluster starts the nodes at once, each naming all of them in
+// -join (as replicas of one compose service do), and waits until every
+// one is ready. It returns the nodes started so far even on error, for
+// the caller to stop.
+func startCluster(ctx context.Context, cfg ClusterConfig, binary, mode string) ([]*Daemon, error) {
+	key := make([]byte, 16)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	binds := make([]string, cfg.Nodes)
+	for i := range binds {
+		a, err := FreeLoopbackAddr(true)
+		if err != nil {
+			return nil, err
+		}
+		binds[i] = a
+	}
+	var nodes []*Daemon
+	for i := range cfg.Nodes {
+		dc := DefaultDaemonConfig()
+		dc.Binary, dc.Log = binary, cfg.DaemonLog
+		dc.Args = append([]string{
+			"-node-name", fmt.Sprintf("n%d", i+1), "-cluster-bind", binds[i], "-join", strings.Join(binds, ","),
+			"-replication", mode, "-cluster-key", hex.EncodeToString(key),
+			"-join-timeout", cfg.JoinTimeout.String(),
+		}, cfg.ServerArgs...)
+		d, err := StartDaemon(dc)
+		if err != nil {
+			return nodes, err
+		}
+		nodes = append(nodes, d)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	by := time.Now().Add(cfg.JoinTimeout + 30*time.Second)
+	for _, d := range nodes {
+		for {
+			resp, err := client.Get(d.URL + "/healthz/ready")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(by) {
+				return nodes, fmt.Errorf("%w: node %s not ready:\n%s", ErrDaemon, d.URL, d.Log())
+			}
+			if !sleep(ctx, 20*time.Millisecond) {
+				return nodes, ctx.Err()
+			}
+		}
+	}
+	return nodes, nil
+}
+
+// measureThroughput publishes to node 1 as fast as the publishers go
+// and follows the other nodes' replication of it.
+func measureThroughput(ctx context.Context, cfg ClusterConfig, urls []string, pids []int) (Throughput, error) {
+	tp := Throughput{Publishers: cfg.ThroughputPublishers}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	// Where the others stand on node 1's events before: all the same
+	// once the trip-time runs' publications have spread.
+	var base int64
+	syncedBy := time.Now().Add(cfg.SyncTimeout)
+	for {
+		applied, err := appliedFrom(ctx, client, urls)
+		if err != nil {
+			return tp, err
+		}
+		if slices.Min(applied) == slices.Max(applied) {
+			base = applied[0]
+			break
+		}
+		if time.Now().After(syncedBy) {
+			return tp, fmt.Errorf("loadtest: nodes never agreed on node 1's events before the throughput phase: %v", applied)
+		}
+		if !sleep(ctx, 50*time.Millisecond) {
+			return tp, ctx.Err()
+		}
+	}
+
+	pubs := make([]*Publisher, cfg.ThroughputPublishers)
+	for i := range pubs {
+		pc := DefaultPublisherConfig()
+		pc.Index, pc.Targets = i, urls[:1]
+		pc.Channels = []string{fmt.Sprintf("throughput-%d", i)}
+		pc.Messages, pc.Interval, pc.PayloadSize = cfg.ThroughputMessages, 0, cfg.PayloadSize
+		p, err := NewPublisher(pc)
+		if err != nil {
+			return tp, err
+		}
+		pubs[i] = p
+	}
+	sent := func() int64 {
+		var n int64
+		for _, p := range pubs {
+			n += p.Sent()
+		}
+		return n
+	}
+	cpu := func() (server, self float64) {
+		for _, pid := range pids {
+			if s, err := (ProcProbe{PID: pid}).Probe(ctx); err == nil {
+				server += s.CPUSeconds
+			}
+		}
+		if s, err := (ProcProbe{PID: os.Getpid()}).Probe(ctx); err == nil {
+			self = s.CPUSeconds
+		}
+		return server, self
+	}
+
+	// The sampler follows how far the others fall behind node 1: what
+	// was sent minus what each has applied.
+	// It owns maxBehind and samples until stopSampling returns.
+	var maxBehind int64
+	var samples int
+	sampleCtx, cancelSampling := context.WithCancel(ctx)
+	var sampler sync.WaitGroup
+	sampler.Go(func() {
+		for sleep(sampleCtx, cfg.SampleInterval) {
+			s := sent()
+			applied, err := appliedFrom(sampleCtx, client, urls)
+			if err != nil {
+				continue
+			}
+			samples++
+			for _, a := range applied {
+				maxBehind = max(maxBehind, base+s-a)
+			}
+		}
+	})
+	stopSampling := func() {
+		cancelSampling()
+		sampler.Wait()
+	}
+	defer stopSampling()
+
+	serverBefore, selfBefore := cpu()
+	start := time.Now()
+	var wg sync.WaitGroup
+	recs := make([][]PublishRecord, len(pubs))
+	for i, p := range pubs {
+		wg.Go(func() { recs[i] = p.Run(ctx) })
+	}
+	wg.Wait()
+	published := time.Now()
+	for _, rs := range recs {
+		for _, r := range rs {
+			if r.OK() {
+				tp.Published++
+			} else {
+				tp.Failed++
+			}
+		}
+	}
+	tp.PublishTime = published.Sub(start)
+	tp.PublishRate = float64(tp.Published) / tp.PublishTime.Seconds()
+	if ctx.Err() != nil {
+		return tp, ctx.Err()
+	}
+
+	want := base + int64(tp.Published)
+	for time.Since(published) < cfg.SyncTimeout {
+		applied, err := appliedFrom(ctx, client, urls)
+		if err == nil && slices.Min(applied) >= want {
+			tp.InSync = true
+			break
+		}
+		if !sleep(ctx, 10*time.Millisecond) {
+			return tp, ctx.Err()
+		}
+	}
+	tp.CatchUp = time.Since(published)
+	serverAfter, selfAfter := cpu()
+	tp.ServerCPUSeconds, tp.LoadTesterCPUSeconds = serverAfter-serverBefore, selfAfter-selfBefore
+	if tp.InSync {
+		tp.SyncedRate = float64(tp.Published) / (tp.PublishTime + tp.CatchUp).Seconds()
+	}
+	stopSampling()
+	tp.MaxBehind, tp.Samples = maxBehind, samples
+	return tp, nil
+}
+
+// appliedFrom returns, for each node but the first, the last of node
+// 1's events it has applied (GET /v1/cluster, member "n1").
+func appliedFrom(ctx context.Context, client *http.Client, urls []string) ([]int64, error) {
+	out := make([]int64, 0, len(urls)-1)
+	for _, u := range urls[1:] {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+"/v1/cluster", nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		var st struct {
+			Members []struct {
+				Name        string `json:"name"`
+				Replication *struct {
+					AppliedSeq int64 `json:"applied_seq"`
+				} `json:"replication"`
+			} `json:"members"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s/v1/cluster: %v", ErrMalformedResponse, u, err)
+		}
+		var applied int64
+		for _, m := range st.Members {
+			if m.Name == "n1" && m.Replication != nil {
+				applied = m.Replication.AppliedSeq
+			}
+		}
+		out = append(out, applied)
+	}
+	return out, nil
+}
+
+// logf writes one status line, if w is set.
+func logf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+}
+
+// WriteTable prints the report for people.
+func (r ClusterReport) WriteTable(w io.Writer) error {
+	var b strings.Builder
+	row := func(k, format string, args ...any) {
+		fmt.Fprintf(&b, "  %-24s %s\n", k, fmt.Sprintf(format, args...))
+	}
+	trip := func(label string, run RunResult) {
+		t, d := run.TripTime, run.Delivery
+		row(label, "p50 %s  p95 %s  p99 %s  max %s  (%d deliveries, RMP %.2f%%, %d duplicates)",
+			ms(t.P50), ms(t.P95), ms(t.P99), ms(t.Max), t.Count, d.RMP, d.Duplicates)
+	}
+	fmt.Fprintf(&b, "PushUp cluster: %d local nodes, publisher posts to node 1\n", r.Nodes)
+	for _, m := range r.Modes {
+		o := m.OtherNodes
+		fmt.Fprintf(&b, "%s\n", m.Mode)
+		if len(o.Publishes) > 0 {
+			row("trip-time schedule", "%d subscribers, %d messages of %d B, %s apart",
+				o.Subscribers, len(o.Publishes), o.PayloadSize, publishInterval(o.Publishes))
+		}
+		trip("other nodes", o)
+		if m.SameNode != nil {
+			trip("same node (reference)", *m.SameNode)
+		}
+		t := m.Throughput
+		row("throughput", "%d published (%d failed) by %d concurrent publishers in %s: %.0f/s",
+			t.Published, t.Failed, t.Publishers, round(t.PublishTime), t.PublishRate)
+		if t.InSync {
+			row("all nodes in sync", "%s after the last publish: %.0f publications/s replicated everywhere",
+				round(t.CatchUp), t.SyncedRate)
+		} else {
+			row("all nodes in sync", "NOT within %s", round(t.CatchUp))
+		}
+		row("most behind", "%d publications (sampled %d times)", t.MaxBehind, t.Samples)
+		window := t.PublishTime + t.CatchUp
+		row("CPU", "nodes %.2f s, load tester %.2f s over %s (%d cores: %.1f s available)", t.ServerCPUSeconds,
+			t.LoadTesterCPUSeconds, round(window), runtime.NumCPU(), float64(runtime.NumCPU())*window.Seconds())
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
