@@ -305,3 +305,23 @@ func TestRoundRobinSubscriberExactlyOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestGossipNodeLeavingHandsOverItsEvents: a gossip node that leaves right
+// after a burst, with its broadcasts not all gossiped, still gets every
+// event to its peers (its HTTP log is gone with it, so they could not pull
+// them later).
+func TestGossipNodeLeavingHandsOverItsEvents(t *testing.T) {
+	c := newTestCluster(t, ModeGossip)
+	c.start("n1")
+	c.start("n2", "n1")
+	c.allAlive("n1", "n2")
+	// Nothing gossiped gets through, and n2 cannot pull from n1: only
+	// memberlist's reliable channel, which the hand-over uses, works.
+	c.f.setLoss(1)
+	c.f.blockHTTP(true)
+	for i := range 200 {
+		publishOn(t, c.nodes["n1"], fmt.Sprint(i), "tail")
+	}
+	c.nodes["n1"].stop()
+	require.Eventually(t, func() bool { return len(ids(c.nodes["n2"], "tail")) == 200 }, 10*time.Second, 10*time.Millisecond)
+}

@@ -30,6 +30,9 @@ type faults struct {
 	rng   *rand.Rand
 	group map[string]int // partition group by node name; same group talks
 	down  map[string]bool
+	// noHTTP refuses node-to-node HTTP (streams, repairs, snapshots)
+	// while memberlist's own traffic still flows.
+	noHTTP bool
 }
 
 func newFaults() *faults {
@@ -68,6 +71,18 @@ func (f *faults) partition(groups map[string]int) {
 
 func (f *faults) heal() { f.partition(map[string]int{}) }
 
+func (f *faults) blockHTTP(block bool) {
+	f.mu.Lock()
+	f.noHTTP = block
+	f.mu.Unlock()
+}
+
+func (f *faults) httpBlocked() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.noHTTP
+}
+
 func (f *faults) setDown(name string, down bool) {
 	f.mu.Lock()
 	f.down[name] = down
@@ -79,7 +94,7 @@ func (f *faults) setDown(name string, down bool) {
 func faultyHandler(name string, f *faults, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		from := r.Header.Get("X-Pushup-Node")
-		if f.cut(from, name) {
+		if f.cut(from, name) || f.httpBlocked() {
 			http.Error(w, "partitioned", http.StatusServiceUnavailable)
 			return
 		}

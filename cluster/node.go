@@ -423,6 +423,9 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.updateMeta()
 	n.drain(ctx)
+	if n.cfg.Mode == ModeGossip {
+		n.handOver()
+	}
 	if err := n.ml.Leave(n.cfg.LeaveTimeout); err != nil {
 		// Typically the others are leaving too (a whole cluster
 		// stopping), so nobody is left to tell. Not a failed shutdown:
@@ -441,6 +444,57 @@ func (n *Node) Close(ctx context.Context) error {
 	n.wg.Wait() // the senders' goroutines too
 	return err
 }
+
+// handOver sends every live peer, reliably, this node's events from the
+// last one it is known to hold. Gossip makes no promise about a broadcast
+// still in flight when its sender stops, and once this node has left no
+// peer can pull from it: so a leaving gossip node delivers its own tail
+// before it goes. A peer ignores what it already has.
+func (n *Node) handOver() {
+	if n.b == nil {
+		return
+	}
+	own := n.b.Origin()
+	var last uint64
+	for _, p := range n.b.Positions() {
+		if p.Local {
+			last = p.Seq
+		}
+	}
+	n.pmu.Lock()
+	type target struct {
+		node *memberlist.Node
+		from uint64
+	}
+	var targets []target
+	for _, p := range n.peers {
+		if p.state == memberlist.StateAlive && p.node != nil && p.has[own] < last {
+			targets = append(targets, target{p.node, p.has[own] + 1})
+		}
+	}
+	n.pmu.Unlock()
+	sent := 0
+	for _, t := range targets {
+		for from := t.from; from <= last; {
+			evs, err := n.b.Events(own, from, handOverBatch)
+			if err != nil || len(evs) == 0 {
+				break // evicted: the peer repairs, or reports a loss
+			}
+			if err := n.ml.SendReliable(t.node, encodeEvents(evs)); err != nil {
+				n.log.Warn("handing over events failed; the peer will repair from another node", "peer", t.node.Name, "err", err)
+				break
+			}
+			sent += len(evs)
+			from = evs[len(evs)-1].Seq + 1
+		}
+	}
+	if sent > 0 {
+		n.log.Info("handed own events over to peers before leaving", "events", sent, "peers", len(targets))
+	}
+}
+
+// handOverBatch caps the events in one reliable message when leaving.
+const handOverBatch = 500
 
 // drain waits until this node's events have left its queues.
 func (n *Node) drain(ctx context.Context) {
