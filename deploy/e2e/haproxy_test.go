@@ -13,10 +13,11 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	haproxycfg "github.com/pushuphq/pushup/deploy/haproxy"
 )
 
 // requireHAProxyEnv, when "1", turns a missing haproxy into a failure.
@@ -48,28 +49,16 @@ func haproxyBinary(t *testing.T) string {
 	return ""
 }
 
-// localConfig is what deploy/haproxy/local.cfg.tmpl needs.
-type localConfig struct {
-	Listen, Stats string
-	Servers       []localServer
-}
+const productionConfig = "../haproxy/haproxy.cfg"
 
-type localServer struct{ Name, Addr string }
-
-const (
-	productionConfig = "../haproxy/haproxy.cfg"
-	localTemplate    = "../haproxy/local.cfg.tmpl"
-)
-
-// renderLocalConfig writes the local HAProxy configuration into dir.
-func renderLocalConfig(t *testing.T, dir string, cfg localConfig) string {
+// renderLocalConfig writes deploy/haproxy/local.cfg.tmpl, filled in with
+// cfg, into dir.
+func renderLocalConfig(t *testing.T, dir string, cfg haproxycfg.LocalConfig) string {
 	t.Helper()
-	tmpl, err := template.ParseFiles(localTemplate)
+	b, err := haproxycfg.RenderLocal(cfg)
 	require.NoError(t, err)
-	var b bytes.Buffer
-	require.NoError(t, tmpl.Execute(&b, cfg))
 	path := filepath.Join(dir, "haproxy.cfg")
-	require.NoError(t, os.WriteFile(path, b.Bytes(), 0o644))
+	require.NoError(t, os.WriteFile(path, b, 0o644))
 	return path
 }
 

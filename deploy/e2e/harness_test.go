@@ -19,6 +19,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	haproxycfg "github.com/pushuphq/pushup/deploy/haproxy"
 	"github.com/pushuphq/pushup/loadtest"
 )
 
@@ -99,9 +100,10 @@ func startCluster(t *testing.T, mode string) *testCluster {
 	c.waitReady(c.nodes...)
 
 	dir := t.TempDir()
-	lc := localConfig{Listen: freeAddr(t, false), Stats: freeAddr(t, false)}
+	lc := haproxycfg.DefaultLocalConfig()
+	lc.Listen, lc.Stats = freeAddr(t, false), freeAddr(t, false)
 	for _, n := range c.nodes {
-		lc.Servers = append(lc.Servers, localServer{n.name, n.http})
+		lc.Servers = append(lc.Servers, haproxycfg.Server{Name: n.name, Addr: n.http})
 	}
 	c.lb, c.stats = "http://"+lc.Listen, "http://"+lc.Stats
 	c.hap = startHAProxy(t, hapBin, renderLocalConfig(t, dir, lc))
