@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -342,4 +343,24 @@ func (h *HAProxy) Kill() {
 	}
 	_ = h.cmd.Process.Kill()
 	<-h.done
+}
+
+// haproxyVersionRE matches the first line of haproxy -v:
+// "HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/".
+var haproxyVersionRE = regexp.MustCompile(`(?i)HA-?Proxy version (\S+)`)
+
+// HAProxyVersion runs "binary -v" and returns the version it names, for
+// reports.
+func HAProxyVersion(ctx context.Context, binary string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "-v").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("%w: %s -v: %v: %s", ErrHAProxy, binary, err, truncate(out))
+	}
+	m := haproxyVersionRE.FindSubmatch(out)
+	if m == nil {
+		return "", fmt.Errorf("%w: %s -v names no version: %s", ErrHAProxy, binary, truncate(out))
+	}
+	return string(m[1]), nil
 }
