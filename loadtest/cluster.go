@@ -281,28 +281,25 @@ func (c ClusterConfig) tripTimeRun(name string, urls []string, pids []int, subsc
 
 // startCluster starts the nodes at once, each naming all of them in
 // -join (as replicas of one compose service do), and waits until every
-// one is ready. It returns the nodes started so far even on error, for
-// the caller to stop.
+// one is ready and sees all the others. It returns the nodes started so
+// far even on error, for the caller to stop.
 func startCluster(ctx context.Context, cfg ClusterConfig, binary, mode string) ([]*Daemon, error) {
-	key := make([]byte, 16)
-	if _, err := rand.Read(key); err != nil {
+	key, err := newClusterKey()
+	if err != nil {
 		return nil, err
 	}
-	binds := make([]string, cfg.Nodes)
-	for i := range binds {
-		a, err := FreeLoopbackAddr(true)
-		if err != nil {
-			return nil, err
-		}
-		binds[i] = a
+	binds, err := freeClusterBinds(cfg.Nodes)
+	if err != nil {
+		return nil, err
 	}
 	var nodes []*Daemon
+	urls := make([]string, 0, cfg.Nodes)
 	for i := range cfg.Nodes {
 		dc := DefaultDaemonConfig()
 		dc.Binary, dc.Log = binary, cfg.DaemonLog
 		dc.Args = append([]string{
-			"-node-name", fmt.Sprintf("n%d", i+1), "-cluster-bind", binds[i], "-join", strings.Join(binds, ","),
-			"-replication", mode, "-cluster-key", hex.EncodeToString(key),
+			"-node-name", nodeName(i), "-cluster-bind", binds[i], "-join", strings.Join(binds, ","),
+			"-replication", mode, "-cluster-key", key,
 			"-join-timeout", cfg.JoinTimeout.String(),
 		}, cfg.ServerArgs...)
 		d, err := StartDaemon(dc)
@@ -310,28 +307,155 @@ func startCluster(ctx context.Context, cfg ClusterConfig, binary, mode string) (
 			return nodes, err
 		}
 		nodes = append(nodes, d)
+		urls = append(urls, d.URL)
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()
-	by := time.Now().Add(cfg.JoinTimeout + 30*time.Second)
-	for _, d := range nodes {
-		for {
-			resp, err := client.Get(d.URL + "/healthz/ready")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if time.Now().After(by) {
-				return nodes, fmt.Errorf("%w: node %s not ready:\n%s", ErrDaemon, d.URL, d.Log())
-			}
-			if !sleep(ctx, 20*time.Millisecond) {
-				return nodes, ctx.Err()
-			}
-		}
+	if err := waitClusterFormed(ctx, client, urls, cfg.JoinTimeout+30*time.Second); err != nil {
+		return nodes, fmt.Errorf("%w%s", err, daemonLogs(nodes))
 	}
 	return nodes, nil
+}
+
+// daemonLogs returns the last lines each daemon logged, for an error
+// message about them all.
+func daemonLogs(ds []*Daemon) string {
+	var b strings.Builder
+	for _, d := range ds {
+		fmt.Fprintf(&b, "\n--- pushupd pid %d (%s):\n%s", d.PID, d.URL, d.Log())
+	}
+	return b.String()
+}
+
+// nodeName is the name of the i-th node (from 0) of a cluster the load
+// tester starts, in -node-name and in HAProxy's backend: n1, n2, ...
+func nodeName(i int) string { return fmt.Sprintf("n%d", i+1) }
+
+// newClusterKey returns a random -cluster-key, one per cluster started.
+func newClusterKey() (string, error) {
+	key := make([]byte, 16)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(key), nil
+}
+
+// freeClusterBinds returns n free loopback addresses, TCP and UDP, for
+// the nodes' memberlist.
+func freeClusterBinds(n int) ([]string, error) {
+	binds := make([]string, n)
+	for i := range binds {
+		a, err := FreeLoopbackAddr(true)
+		if err != nil {
+			return nil, err
+		}
+		binds[i] = a
+	}
+	return binds, nil
+}
+
+// clusterDaemons returns dcs with setup's cluster flags put before each
+// one's own: the first starts a new cluster, the others join it, waiting
+// up to setup.FormTimeout for it to answer (past that a node would start
+// alone, and the run would fail waiting for the cluster to form).
+func clusterDaemons(dcs []DaemonConfig, setup ClusterSetup) ([]DaemonConfig, error) {
+	key, err := newClusterKey()
+	if err != nil {
+		return nil, err
+	}
+	binds, err := freeClusterBinds(len(dcs))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DaemonConfig, len(dcs))
+	for i, dc := range dcs {
+		args := []string{"-node-name", nodeName(i), "-cluster-bind", binds[i], "-replication", setup.Replication, "-cluster-key", key}
+		if i > 0 {
+			args = append(args, "-join", binds[0], "-join-timeout", setup.FormTimeout.String())
+		}
+		dc.Args = append(args, dc.Args...)
+		out[i] = dc
+	}
+	return out, nil
+}
+
+// clusterView is the part of GET /v1/cluster that says whether a node
+// sees the whole cluster.
+type clusterView struct {
+	Node    string `json:"node"`
+	Ready   bool   `json:"ready"`
+	Members []struct {
+		Name  string `json:"name"`
+		State string `json:"state"`
+		Ready bool   `json:"ready"`
+	} `json:"members"`
+}
+
+// alive counts the members the node sees alive and ready, itself
+// included.
+func (v clusterView) alive() int {
+	n := 0
+	for _, m := range v.Members {
+		if m.State == "alive" && m.Ready {
+			n++
+		}
+	}
+	return n
+}
+
+// waitClusterFormed waits until every node at urls is ready and sees all
+// len(urls) alive and ready (GET /v1/cluster), or timeout passes.
+func waitClusterFormed(ctx context.Context, client *http.Client, urls []string, timeout time.Duration) error {
+	by := time.Now().Add(timeout)
+	for {
+		last := ""
+		formed := true
+		for _, u := range urls {
+			v, err := getClusterView(ctx, client, u)
+			switch {
+			case err != nil:
+				last = err.Error()
+			case !v.Ready:
+				last = fmt.Sprintf("%s (%s) is not ready", v.Node, u)
+			case v.alive() < len(urls):
+				last = fmt.Sprintf("%s (%s) sees %d of %d nodes alive and ready", v.Node, u, v.alive(), len(urls))
+			default:
+				continue
+			}
+			formed = false
+			break
+		}
+		if formed {
+			return nil
+		}
+		if time.Now().After(by) {
+			return fmt.Errorf("%w: the cluster did not form within %s: %s", ErrDaemon, timeout, last)
+		}
+		if !sleep(ctx, 20*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+// getClusterView asks the node at u how it sees the cluster.
+func getClusterView(ctx context.Context, client *http.Client, u string) (clusterView, error) {
+	var v clusterView
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+"/v1/cluster", nil)
+	if err != nil {
+		return v, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return v, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return v, fmt.Errorf("%w: %s/v1/cluster: %s", ErrUnexpectedStatus, u, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return v, fmt.Errorf("%w: %s/v1/cluster: %v", ErrMalformedResponse, u, err)
+	}
+	return v, nil
 }
 
 // measureThroughput publishes to node 1 as fast as the publishers go

@@ -56,9 +56,7 @@ type Daemon struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
 	err  error         // its exit status, set before done closes
-
-	mu   sync.Mutex
-	tail []string // last lines of its log, for error messages
+	log  *logTail      // last lines of its log, for error messages
 
 	stopOnce sync.Once
 	stopErr  error
@@ -72,6 +70,62 @@ var (
 
 // tailLines is how many log lines a Daemon keeps for error messages.
 const tailLines = 40
+
+// logTail keeps the last lines a child process logged, for error
+// messages, and copies every line to an optional writer. It is safe for
+// concurrent use.
+type logTail struct {
+	max  int
+	copy io.Writer // may be nil
+
+	mu    sync.Mutex
+	lines []string
+	part  []byte // an unfinished line, for Write
+}
+
+func newLogTail(lines int, copy io.Writer) *logTail { return &logTail{max: lines, copy: copy} }
+
+// add records one line.
+func (t *logTail) add(line string) {
+	if t.copy != nil {
+		fmt.Fprintln(t.copy, line)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == t.max {
+		t.lines = append(t.lines[:0], t.lines[1:]...)
+	}
+	t.lines = append(t.lines, line)
+}
+
+// Write records every whole line of p, keeping a partial last line for
+// the next Write: a child's output stream, as exec.Cmd copies it.
+func (t *logTail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	t.part = append(t.part, p...)
+	var lines []string
+	for {
+		i := bytes.IndexByte(t.part, '\n')
+		if i < 0 {
+			break
+		}
+		lines = append(lines, string(t.part[:i]))
+		t.part = t.part[i+1:]
+	}
+	t.part = append([]byte(nil), t.part...) // do not pin a large buffer
+	t.mu.Unlock()
+	for _, l := range lines {
+		t.add(l)
+	}
+	return len(p), nil
+}
+
+// String returns the lines kept, the oldest first.
+func (t *logTail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}
 
 // StartDaemon starts pushupd and waits until it listens.
 func StartDaemon(cfg DaemonConfig) (*Daemon, error) {
@@ -97,7 +151,7 @@ func StartDaemon(cfg DaemonConfig) (*Daemon, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%w: starting %s: %v", ErrDaemon, cfg.Binary, err)
 	}
-	d := &Daemon{PID: cmd.Process.Pid, cfg: cfg, cmd: cmd, done: make(chan struct{})}
+	d := &Daemon{PID: cmd.Process.Pid, cfg: cfg, cmd: cmd, done: make(chan struct{}), log: newLogTail(tailLines, cfg.Log)}
 	listening := make(chan [2]string, 1)
 	// This goroutine belongs to the process: it ends when the process
 	// closes its stderr, that is, when it exits.
@@ -107,7 +161,7 @@ func StartDaemon(cfg DaemonConfig) (*Daemon, error) {
 		found := false
 		for sc.Scan() {
 			line := sc.Text()
-			d.addLog(line)
+			d.log.add(line)
 			if !found {
 				if addr := matchListen(line); addr != "" {
 					found = true
@@ -152,24 +206,8 @@ func matchModel(line string) string {
 	return m[1] + m[2]
 }
 
-func (d *Daemon) addLog(line string) {
-	if d.cfg.Log != nil {
-		fmt.Fprintln(d.cfg.Log, line)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(d.tail) == tailLines {
-		d.tail = append(d.tail[:0], d.tail[1:]...)
-	}
-	d.tail = append(d.tail, line)
-}
-
 // Log returns the last lines the daemon logged.
-func (d *Daemon) Log() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return strings.Join(d.tail, "\n")
-}
+func (d *Daemon) Log() string { return d.log.String() }
 
 // Exited is closed when the process has exited.
 func (d *Daemon) Exited() <-chan struct{} { return d.done }

@@ -13,21 +13,24 @@
 // posts timestamped, sequence-numbered payloads on a schedule. A Monitor
 // samples server memory, CPU time and OS threads from /proc (memory and
 // CPU also from /metrics). A Daemon is a pushupd child process this
-// package started and must stop.
+// package started and must stop; an HAProxy likewise an haproxy one.
 //
 // An experiment is a list of runs (Experiment); a run (RunConfig) is a
 // server setup, a subscriber population, a publisher schedule and the
 // metrics taken over it. Fanout parks many subscribers on one channel,
 // measures memory per parked subscriber, then publishes a few messages and
 // measures how fast all of them get each one. The paper's comparisons are
-// sweeps: RunPushVsPull (Tables 1 and 2, Figures 7 and 8) and
-// RunEventVsThread (Figures 9-11) lay out a grid of runs, shrink every
-// interval of the paper by a time scale, turn each run into a Point, and
-// return a Report with the paper-shaped tables (text and Markdown), CSV,
-// JSON and figures (SVG and PNG, drawn with gonum/plot). A run that fails
-// in a sweep is a point with its error, not the end of the sweep. The
-// scale-out experiment (Figures 12 and 13) waits for the cluster; it will
-// be a sweep of runs with several daemons behind a balancer.
+// sweeps: RunPushVsPull (Tables 1 and 2, Figures 7 and 8),
+// RunEventVsThread (Figures 9-11) and RunScaleOut (Figures 12 and 13) lay
+// out a grid of runs, shrink every interval of the paper by a time scale,
+// turn each run into a Point, and return a Report with the paper-shaped
+// tables (text and Markdown), CSV, JSON and figures (SVG and PNG, drawn
+// with gonum/plot). A run that fails in a sweep is a point with its
+// error, not the end of the sweep. A run of RunScaleOut forms a cluster of
+// its daemons (ServerSetup.Cluster) and puts an HAProxy child process in
+// front of them (ServerSetup.HAProxy, StartHAProxy, running
+// deploy/haproxy's local configuration); on one machine they all share
+// its cores, which its report says first.
 //
 // # Bounds and ownership
 //
@@ -35,11 +38,13 @@
 // RunConfig.Timeout, and every goroutine the package starts belongs to the
 // object that started it (Population, Publisher, Monitor, Daemon, or a run)
 // and ends when that object's context ends or its Stop method returns.
-// Daemons are stopped (SIGTERM, then SIGKILL) on every path out of a run,
-// and die with this process (Pdeathsig) if it is killed.
+// Daemons and HAProxy processes are stopped (SIGTERM, then SIGKILL) on
+// every path out of a run, and die with this process (Pdeathsig) if it is
+// killed.
 //
 // The number of connections is checked against the open-file limit before
-// anything is dialed: asking for more than fit is an error
+// anything is dialed, in this process, in each server and in HAProxy (two
+// files per connection it carries): asking for more than fit is an error
 // (ErrTooManyConnections), never a silent cap.
 //
 // # Concurrency

@@ -20,6 +20,9 @@ var (
 	// ErrDaemon: a pushupd child process could not be built, started or
 	// stopped cleanly.
 	ErrDaemon = errors.New("loadtest: pushupd")
+	// ErrHAProxy: an haproxy child process could not be found, started,
+	// or stopped cleanly, or its servers did not come up.
+	ErrHAProxy = errors.New("loadtest: haproxy")
 	// ErrUnsupportedFlag: the pushupd binary has no such flag, so the run
 	// cannot configure the server as asked.
 	ErrUnsupportedFlag = errors.New("loadtest: pushupd flag not supported")

@@ -17,7 +17,8 @@ import (
 // run, and what is needed to read them (the machine, the time scale), plus
 // the tables and figures the experiment draws from the points.
 type Report struct {
-	// Experiment names the sweep ("push-vs-pull", "event-vs-thread").
+	// Experiment names the sweep ("push-vs-pull", "event-vs-thread",
+	// "scale-out").
 	Experiment string `json:"experiment"`
 	// Command is the command line that ran it, if the caller sets it.
 	Command  string        `json:"command,omitempty"`
@@ -137,7 +138,8 @@ var csvHeader = []string{
 	"mpt_s", "trip_p50_s", "trip_p95_s", "trip_p99_s", "trip_max_s", "trips",
 	"rmp_percent", "expected", "received", "duplicates",
 	"baseline_rss_bytes", "smu_bytes", "smu_per_subscriber_bytes", "peak_rss_bytes",
-	"parked_threads", "peak_threads", "server_cpu_s", "publish_latency_max_s", "errors", "drained", "error",
+	"parked_threads", "peak_threads", "server_cpu_s", "load_tester_cpu_s", "balancer_cpu_s", "balancer_rss_bytes",
+	"waiting_min", "waiting_max", "publish_latency_max_s", "errors", "drained", "error",
 }
 
 // WriteCSV writes one row per point, failed runs included (with their
@@ -158,7 +160,9 @@ func (r Report) WriteCSV(w io.Writer) error {
 			secs(t.Mean), secs(t.P50), secs(t.P95), secs(t.P99), secs(t.Max), strconv.Itoa(t.Count),
 			num(p.RMP, 3), strconv.FormatInt(p.Expected, 10), strconv.FormatInt(p.Received, 10), strconv.FormatInt(p.Duplicates, 10),
 			strconv.FormatInt(p.BaselineRSS, 10), strconv.FormatInt(p.SMU, 10), num(p.SMUPerSubscriber(), 0), strconv.FormatInt(p.PeakRSS, 10),
-			strconv.FormatInt(p.ParkedThreads, 10), strconv.FormatInt(p.PeakThreads, 10), num(p.ServerCPUSeconds, 2), secs(p.PublishLatencyMax),
+			strconv.FormatInt(p.ParkedThreads, 10), strconv.FormatInt(p.PeakThreads, 10), num(p.ServerCPUSeconds, 2),
+			num(p.LoadTesterCPUSeconds, 2), num(p.BalancerCPUSeconds, 2), strconv.FormatInt(p.BalancerRSS, 10),
+			strconv.FormatInt(p.WaitingMin, 10), strconv.FormatInt(p.WaitingMax, 10), secs(p.PublishLatencyMax),
 			strconv.FormatInt(p.Errors, 10), strconv.FormatBool(p.Drained), p.Error,
 		}
 		if err := cw.Write(row); err != nil {

@@ -7,14 +7,31 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	haproxycfg "github.com/pushuphq/pushup/deploy/haproxy"
 )
 
 // ServerSetup says which servers a run measures.
 type ServerSetup struct {
 	// Daemons are pushupd processes the run starts, and stops at its end.
 	Daemons []DaemonConfig
+	// Cluster, if not nil, makes the Daemons one cluster (ClusterSetup).
+	Cluster *ClusterSetup
+	// HAProxy, if not nil, runs haproxy in front of the Daemons
+	// (StartHAProxy), named n1, n2, ... in its backend, and starts
+	// measuring once it reports every one UP. Subscribers without
+	// Targets poll through it, and so do publishers without Targets
+	// unless PublishToNodes. Its MaxConn must cover them all: clients
+	// beyond it would wait unaccepted. It is measured apart from the
+	// servers (RunResult.Balancer).
+	HAProxy *HAProxyConfig
+	// PublishToNodes sends publishers without Targets straight to the
+	// Daemons, message k to daemon k mod N, instead of through HAProxy.
+	PublishToNodes bool
 	// URLs are servers already running, used when Daemons is empty.
 	URLs []string
 	// PIDs, one per URL, are the servers' local process ids, sampled
@@ -22,10 +39,34 @@ type ServerSetup struct {
 	PIDs []int
 }
 
+// ClusterSetup joins a run's daemons into one cluster with pushupd's
+// cluster flags: daemon 1 starts a new cluster (-cluster-bind, no
+// -join), the others -join it; each gets -node-name n1, n2, ..., a free
+// loopback memberlist port, and the run's random -cluster-key. The run
+// starts measuring once every node is ready and sees all of them alive
+// and ready (GET /v1/cluster). The daemons' own Args must not set these
+// flags.
+type ClusterSetup struct {
+	// Replication is -replication, one of ReplicationModes.
+	Replication string
+	// FormTimeout bounds the wait for every node to see every other.
+	FormTimeout time.Duration
+}
+
+// DefaultClusterSetup returns unicast replication (the paper's "simple
+// unicasting") and 30 s for the cluster to form.
+func DefaultClusterSetup() ClusterSetup {
+	return ClusterSetup{Replication: "unicast", FormTimeout: 30 * time.Second}
+}
+
+// clusterFlags are the pushupd flags a ClusterSetup sets for each daemon.
+var clusterFlags = []string{"cluster-bind", "cluster-advertise", "join", "node-name", "replication", "cluster-key", "advertise-http"}
+
 // RunConfig is one run: a server setup, a subscriber population, a
 // publisher schedule, and how to take the metrics. The phases are:
 //
-//  1. start the servers and warm up; measure baseline RSS once settled;
+//  1. start the servers (form their cluster and start the balancer in
+//     front, if asked) and warm up; measure baseline RSS once settled;
 //  2. connect the subscribers and take their positions; for long polling
 //     (WaitParked) wait until the servers report every one waiting, then
 //     measure parked RSS once settled;
@@ -110,6 +151,9 @@ func (c RunConfig) Validate() error {
 		}
 		seen[p.Index] = true
 	}
+	if err := c.Server.validate(c); err != nil {
+		return bad("%v", err)
+	}
 	switch {
 	case len(c.Server.Daemons) == 0 && len(c.Server.URLs) == 0:
 		return bad("no servers: set Server.Daemons or Server.URLs")
@@ -129,8 +173,65 @@ func (c RunConfig) Validate() error {
 	return nil
 }
 
+// validate reports a cluster or balancer setup that cannot work for run
+// c.
+func (s ServerSetup) validate(c RunConfig) error {
+	if (s.Cluster != nil || s.HAProxy != nil) && len(s.Daemons) == 0 {
+		return fmt.Errorf("Server.Cluster and Server.HAProxy need Server.Daemons")
+	}
+	if s.PublishToNodes && s.HAProxy == nil {
+		return fmt.Errorf("Server.PublishToNodes needs Server.HAProxy")
+	}
+	if s.Cluster != nil {
+		if !slices.Contains(ReplicationModes, s.Cluster.Replication) {
+			return fmt.Errorf("Cluster.Replication %q: want %s", s.Cluster.Replication, strings.Join(ReplicationModes, " or "))
+		}
+		if s.Cluster.FormTimeout <= 0 {
+			return fmt.Errorf("Cluster.FormTimeout must be positive")
+		}
+		for i, d := range s.Daemons {
+			if f := setsFlag(d.Args, clusterFlags...); f != "" {
+				return fmt.Errorf("daemon %d sets -%s, which the cluster setup sets for each node", i+1, f)
+			}
+		}
+	}
+	if s.HAProxy != nil {
+		clients := 0
+		if len(c.Subscribers.Targets) == 0 {
+			clients += c.Subscribers.Subscribers
+		}
+		for _, p := range c.Publishers {
+			if len(p.Targets) == 0 && !s.PublishToNodes {
+				clients++
+			}
+		}
+		if s.HAProxy.MaxConn < clients {
+			return fmt.Errorf("HAProxy.MaxConn %d is below the %d clients that go through it: the rest would wait unaccepted", s.HAProxy.MaxConn, clients)
+		}
+	}
+	return nil
+}
+
+// setsFlag returns the first of names that args set as a flag ("-name",
+// "--name", "-name=value"), or "".
+func setsFlag(args []string, names ...string) string {
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if slices.Contains(names, name) {
+			return name
+		}
+	}
+	return ""
+}
+
 // ServerInfo describes one server of a run.
 type ServerInfo struct {
+	// Name is the node's name in its cluster and balancer (n1, n2, ...),
+	// empty for a lone server.
+	Name  string   `json:"name,omitempty"`
 	URL   string   `json:"url"`
 	PID   int      `json:"pid,omitempty"`
 	Model string   `json:"model,omitempty"`
@@ -196,6 +297,21 @@ type Timeline struct {
 	Drained bool `json:"drained"`
 }
 
+// Balancer is what a run measured of its HAProxy.
+type Balancer struct {
+	URL     string `json:"url"`
+	PID     int    `json:"pid"`
+	Balance string `json:"balance"`
+	MaxConn int    `json:"maxconn"`
+	// ParkedRSS is haproxy's RSS when the servers' parked RSS was taken:
+	// every subscriber connected through it.
+	ParkedRSS int64 `json:"parked_rss_bytes"`
+	// ParkCPUSeconds and PublishCPUSeconds are its CPU time over the same
+	// windows as the servers' (CPU).
+	ParkCPUSeconds    float64 `json:"park_cpu_seconds"`
+	PublishCPUSeconds float64 `json:"publish_cpu_seconds"`
+}
+
 // RunResult is everything measured in one run.
 type RunResult struct {
 	Name         string        `json:"name"`
@@ -220,6 +336,12 @@ type RunResult struct {
 	// PublishLatency is how long publish requests took to be answered.
 	PublishLatency LatencySummary `json:"publish_latency"`
 	Delivery       Delivery       `json:"delivery"`
+	// Waiting is, per server, how many subscriptions it held waiting when
+	// every subscriber was parked (WaitParked only): how evenly a
+	// balancer spread them.
+	Waiting []int64 `json:"waiting_per_server,omitempty"`
+	// Balancer is set when the run had an HAProxy in front.
+	Balancer *Balancer `json:"balancer,omitempty"`
 	// Errors counts subscriber connection errors by kind.
 	Errors map[string]int64 `json:"errors"`
 	// MonitorErrors counts failed rounds of server sampling.
@@ -253,9 +375,12 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 	scraper := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
 	defer scraper.CloseIdleConnections()
 
-	// 1. Servers.
+	// 1. Servers. urls are the servers (sampled, asked how many wait),
+	// entry where clients without Targets go: the servers, or the
+	// balancer in front of them.
 	var probes []ServerProbe
 	urls := cfg.Server.URLs
+	var hap *HAProxy
 	if len(cfg.Server.Daemons) > 0 {
 		urls = nil
 		var daemons []*Daemon
@@ -264,32 +389,82 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 		defer func() {
 			close(stopWatching)
 			watchers.Wait()
+			// The balancer first, so that no poll is sent to a node on
+			// its way out; then the nodes one after the other, each
+			// leaving while the others still hear it.
+			if hap != nil {
+				if serr := hap.Stop(); serr != nil && err == nil {
+					err = serr
+				}
+			}
 			for _, d := range daemons {
 				if serr := d.Stop(); serr != nil && err == nil {
 					err = serr
 				}
 			}
 		}()
-		for _, dc := range cfg.Server.Daemons {
+		// A process of the run that dies ends the run at once, with the
+		// reason.
+		watch := func(exited <-chan struct{}, why func() error) {
+			watchers.Go(func() {
+				select {
+				case <-exited:
+					cancel(why())
+				case <-stopWatching:
+				}
+			})
+		}
+		dcs := cfg.Server.Daemons
+		if cfg.Server.Cluster != nil {
+			if dcs, err = clusterDaemons(dcs, *cfg.Server.Cluster); err != nil {
+				return res, err
+			}
+		}
+		named := cfg.Server.Cluster != nil || cfg.Server.HAProxy != nil
+		for i, dc := range dcs {
 			d, err := StartDaemon(dc)
 			if err != nil {
 				return res, err
 			}
 			daemons = append(daemons, d)
-			// A dead server ends the run at once, with the reason.
-			watchers.Go(func() {
-				select {
-				case <-d.Exited():
-					cancel(fmt.Errorf("%w: pid %d exited during the run:\n%s", ErrDaemon, d.PID, d.Log()))
-				case <-stopWatching:
-				}
+			watch(d.Exited(), func() error {
+				return fmt.Errorf("%w: pid %d exited during the run:\n%s", ErrDaemon, d.PID, d.Log())
 			})
 			urls = append(urls, d.URL)
 			probes = append(probes, ProcProbe{PID: d.PID})
-			res.Servers = append(res.Servers, ServerInfo{URL: d.URL, PID: d.PID, Model: d.Model, Args: dc.Args})
-			if err := checkServerFiles(d.PID, perServer(cfg.Subscribers, len(cfg.Server.Daemons))); err != nil {
+			info := ServerInfo{URL: d.URL, PID: d.PID, Model: d.Model, Args: cfg.Server.Daemons[i].Args}
+			if named {
+				info.Name = nodeName(i)
+			}
+			res.Servers = append(res.Servers, info)
+			if err := checkServerFiles(d.PID, perServer(cfg.Subscribers, len(dcs), cfg.Server.HAProxy != nil)); err != nil {
 				return res, err
 			}
+		}
+		if cfg.Server.Cluster != nil {
+			if err := waitClusterFormed(ctx, scraper, urls, cfg.Server.Cluster.FormTimeout); err != nil {
+				return res, fmt.Errorf("%w%s", err, daemonLogs(daemons))
+			}
+		}
+		if cfg.Server.HAProxy != nil {
+			hc := *cfg.Server.HAProxy
+			if hc.StartTimeout <= 0 {
+				hc.StartTimeout = DefaultHAProxyConfig().StartTimeout
+			}
+			servers := make([]haproxycfg.Server, len(urls))
+			for i, u := range urls {
+				servers[i] = haproxycfg.Server{Name: nodeName(i), Addr: strings.TrimPrefix(u, "http://")}
+			}
+			if hap, err = StartHAProxy(ctx, hc, servers); err != nil {
+				return res, err
+			}
+			watch(hap.Exited(), func() error {
+				return fmt.Errorf("%w: pid %d exited during the run:\n%s", ErrHAProxy, hap.PID, hap.Log())
+			})
+			if err := hap.WaitUp(ctx, hc.StartTimeout); err != nil {
+				return res, err
+			}
+			res.Balancer = &Balancer{URL: hap.URL, PID: hap.PID, Balance: hap.Config.Balance, MaxConn: hap.Config.MaxConn}
 		}
 	} else {
 		for i, u := range urls {
@@ -302,6 +477,22 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 			}
 			res.Servers = append(res.Servers, info)
 		}
+	}
+	entry, publishTo := urls, urls
+	if hap != nil {
+		entry = []string{hap.URL}
+		if !cfg.Server.PublishToNodes {
+			publishTo = entry
+		}
+	}
+	// balancer samples haproxy's RSS and CPU time, if there is one:
+	// apart from the servers', which the Monitor sums.
+	balancer := func() ServerSample {
+		if hap == nil {
+			return ServerSample{}
+		}
+		s, _ := ProcProbe{PID: hap.PID}.Probe(ctx)
+		return s
 	}
 	interval := cfg.SampleInterval
 	for _, p := range probes {
@@ -321,7 +512,7 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 
 	popCfg := cfg.Subscribers
 	if len(popCfg.Targets) == 0 {
-		popCfg.Targets = urls
+		popCfg.Targets = entry
 	}
 	pop, err := NewPopulation(popCfg)
 	if err != nil {
@@ -331,7 +522,7 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 	pubs := make([]*Publisher, len(cfg.Publishers))
 	for i, pc := range cfg.Publishers {
 		if len(pc.Targets) == 0 {
-			pc.Targets = urls
+			pc.Targets = publishTo
 		}
 		if pubs[i], err = NewPublisher(pc); err != nil {
 			return res, err
@@ -353,7 +544,7 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 	if cfg.WaitParked {
 		// Scrape once now, so the cost of the first scrape (the registry
 		// warming up) is in the baseline, not in the parked figure.
-		if _, err := serversWaiting(ctx, scraper, urls); err != nil {
+		if _, _, err := serversWaiting(ctx, scraper, urls); err != nil {
 			return res, err
 		}
 	}
@@ -361,6 +552,7 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 	baseline, baselineSettled := mon.WaitSettled(ctx, cfg.Settle)
 	res.Memory.BaselineRSS = baseline
 	baselineAt := time.Now()
+	balancerBaseline := balancer()
 
 	// 2. Subscribers.
 	setPhase("connect")
@@ -386,12 +578,13 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 		setPhase("park")
 		want := pop.WaitingSubscriptions()
 		for {
-			n, err := serversWaiting(ctx, scraper, urls)
+			n, each, err := serversWaiting(ctx, scraper, urls)
 			if err != nil {
 				return res, err
 			}
 			prog.waiting.Store(n)
 			if n >= want {
+				res.Waiting = each
 				break
 			}
 			if time.Now().After(connectBy) {
@@ -409,6 +602,7 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 	res.Memory.ParkedRSS = parked
 	res.Memory.Settled = baselineSettled && parkedSettled
 	parkedAt := time.Now()
+	balancerParked := balancer()
 
 	// 3. Publish.
 	setPhase("publish")
@@ -416,6 +610,7 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 	self := ProcProbe{PID: os.Getpid()}
 	selfBefore, selfErr := self.Probe(ctx)
 	publishStart := time.Now()
+	balancerPublish := balancer()
 	var wg sync.WaitGroup
 	recs := make([][]PublishRecord, len(pubs))
 	for i, p := range pubs {
@@ -455,6 +650,12 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 		}
 	}
 	end := time.Now()
+	if res.Balancer != nil {
+		b := balancer()
+		res.Balancer.ParkedRSS = balancerParked.RSS
+		res.Balancer.ParkCPUSeconds = balancerParked.CPUSeconds - balancerBaseline.CPUSeconds
+		res.Balancer.PublishCPUSeconds = b.CPUSeconds - balancerPublish.CPUSeconds
+	}
 	if selfAfter, err := self.Probe(ctx); err == nil && selfErr == nil {
 		res.CPU.LoadTesterPublishSeconds = selfAfter.CPUSeconds - selfBefore.CPUSeconds
 	}
@@ -497,8 +698,8 @@ func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
 
 // perServer is how many subscribers each of n servers gets when the
 // population is spread over them (the most any one gets).
-func perServer(c PopulationConfig, n int) int {
-	if len(c.Targets) > 0 {
+func perServer(c PopulationConfig, n int, balanced bool) int {
+	if len(c.Targets) > 0 || balanced {
 		return c.Subscribers // through a balancer or elsewhere: assume the worst
 	}
 	return (c.Subscribers + n - 1) / n
@@ -514,19 +715,22 @@ func checkServerFiles(pid, conns int) error {
 	return CheckFileBudget(fmt.Sprintf("pushupd (pid %d)", pid), conns, limit)
 }
 
-// serversWaiting sums pushup_waiting_subscribers over the servers.
-func serversWaiting(ctx context.Context, client *http.Client, urls []string) (int64, error) {
+// serversWaiting sums pushup_waiting_subscribers over the servers, and
+// returns each one's too.
+func serversWaiting(ctx context.Context, client *http.Client, urls []string) (int64, []int64, error) {
 	var n int64
-	for _, u := range urls {
+	each := make([]int64, len(urls))
+	for i, u := range urls {
 		m, err := scrapeMetrics(ctx, client, u, metricWaiting)
 		if err != nil {
-			return 0, fmt.Errorf("loadtest: reading %s from %s: %w", metricWaiting, u, err)
+			return 0, nil, fmt.Errorf("loadtest: reading %s from %s: %w", metricWaiting, u, err)
 		}
 		v, ok := m[metricWaiting]
 		if !ok {
-			return 0, fmt.Errorf("%w: %s/metrics has no %s", ErrMalformedResponse, u, metricWaiting)
+			return 0, nil, fmt.Errorf("%w: %s/metrics has no %s", ErrMalformedResponse, u, metricWaiting)
 		}
-		n += int64(v)
+		each[i] = int64(v)
+		n += each[i]
 	}
-	return n, nil
+	return n, each, nil
 }

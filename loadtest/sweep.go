@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -12,9 +13,9 @@ import (
 // two settings (the method or model, the concurrent connections, the
 // publish interval, the number of nodes), each reduced to one Point of
 // figures for tables and plots. push-vs-pull and event-vs-thread are
-// sweeps, and scale-out will be one: a run per (nodes, cc) whose
-// ServerSetup has that many daemons behind a balancer, its points put
-// in Series by node count.
+// sweeps, and so is scale-out: a run per (nodes, cc) whose ServerSetup
+// has that many daemons in a cluster behind HAProxy, its points put in
+// Series by node count.
 
 // SweepConfig is what the configuration of every sweep has: where pushupd
 // comes from, the time scale, the size of each run's publish schedule, the
@@ -157,8 +158,21 @@ type Point struct {
 	// ParkedThreads and PeakThreads are the servers' OS threads.
 	ParkedThreads int64 `json:"parked_threads"`
 	PeakThreads   int64 `json:"peak_threads"`
-	// ServerCPUSeconds is server CPU time while publishing.
-	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
+	// ServerCPUSeconds is server CPU time while publishing, summed over
+	// the servers, and LoadTesterCPUSeconds this process's over the same
+	// window: together near cores x window, the machine is saturated.
+	ServerCPUSeconds     float64 `json:"server_cpu_seconds"`
+	LoadTesterCPUSeconds float64 `json:"load_tester_cpu_seconds"`
+	// BalancerCPUSeconds is HAProxy's CPU time while publishing and
+	// BalancerRSS its RSS with every subscriber connected through it;
+	// zero without one.
+	BalancerCPUSeconds float64 `json:"balancer_cpu_seconds,omitempty"`
+	BalancerRSS        int64   `json:"balancer_rss_bytes,omitempty"`
+	// WaitingMin and WaitingMax are the fewest and the most subscriptions
+	// one server held waiting once all were parked: how evenly a
+	// balancer spread them over the nodes. Zero unless long polling.
+	WaitingMin int64 `json:"waiting_min,omitempty"`
+	WaitingMax int64 `json:"waiting_max,omitempty"`
 	// PublishLatencyMax is the slowest publish request's answer time. On
 	// loopback a publish takes milliseconds; seconds mean the machine
 	// stalled (it is shared with other work), and the point is suspect:
@@ -196,6 +210,13 @@ func (p *Point) fill(r RunResult) {
 	p.SMU, p.BaselineRSS, p.PeakRSS = r.Memory.ParkedRSS, r.Memory.BaselineRSS, r.Memory.PeakRSS
 	p.ParkedThreads, p.PeakThreads = r.Threads.Parked, r.Threads.Peak
 	p.ServerCPUSeconds = r.CPU.PublishSeconds
+	p.LoadTesterCPUSeconds = r.CPU.LoadTesterPublishSeconds
+	if b := r.Balancer; b != nil {
+		p.BalancerCPUSeconds, p.BalancerRSS = b.PublishCPUSeconds, b.ParkedRSS
+	}
+	if len(r.Waiting) > 0 {
+		p.WaitingMin, p.WaitingMax = slices.Min(r.Waiting), slices.Max(r.Waiting)
+	}
 	p.PublishLatencyMax = r.PublishLatency.Max
 	for _, n := range r.Errors {
 		p.Errors += n

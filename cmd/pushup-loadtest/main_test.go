@@ -31,11 +31,13 @@ func TestDispatch(t *testing.T) {
 	assert.ErrorIs(t, dispatch(ctx, []string{"fanout-typo"}, &out, &errOut), errUsage)
 	assert.Contains(t, errOut.String(), `unknown experiment "fanout-typo"`)
 
-	err := dispatch(ctx, []string{"scale-out"}, &out, &errOut)
-	require.ErrorIs(t, err, errNeedsCluster)
-	assert.Contains(t, err.Error(), "needs the cluster (issue 4)")
+	errOut.Reset()
+	assert.ErrorIs(t, dispatch(ctx, []string{"scale-out", "-h"}, &out, &errOut), flag.ErrHelp)
+	assert.Contains(t, errOut.String(), "Figures 12 and 13")
+	assert.Contains(t, errOut.String(), "share this machine's cores")
+	assert.Contains(t, errOut.String(), "-haproxy")
 
-	err = dispatch(ctx, []string{"fanout", "stray"}, &out, &errOut)
+	err := dispatch(ctx, []string{"fanout", "stray"}, &out, &errOut)
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, flag.ErrHelp))
 }
@@ -149,4 +151,47 @@ func TestParseCluster(t *testing.T) {
 	assert.Error(t, err)
 	assert.ErrorIs(t, dispatch(context.Background(), []string{"cluster", "-h"}, &errOut, &errOut), flag.ErrHelp)
 	assert.Contains(t, errOut.String(), "-publishers")
+}
+
+func TestParseScaleOut(t *testing.T) {
+	var errOut bytes.Buffer
+	cfg, f, err := parseScaleOut([]string{
+		"-nodes", "1,3", "-cc", "100,200", "-replication", "gossip", "-balance", "roundrobin", "-publish-to", "nodes",
+		"-haproxy", "/opt/haproxy", "-hold", "30s", "-interval", "5s", "-form-timeout", "9s", "-time-scale", "0.5",
+		"-messages", "3", "-pushupd", "/bin/pushupd", "-pushupd-args", "-gc-percent 100", "-out", "o", "-quiet", "-server-log",
+	}, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, []int{1, 3}, cfg.Nodes)
+	assert.Equal(t, []int{100, 200}, cfg.CCs)
+	assert.Equal(t, "gossip", cfg.Replication)
+	assert.Equal(t, "roundrobin", cfg.Balance)
+	assert.Equal(t, "nodes", cfg.PublishTo)
+	assert.Equal(t, "/opt/haproxy", cfg.HAProxy)
+	assert.Equal(t, 30*time.Second, cfg.Hold)
+	assert.Equal(t, 5*time.Second, cfg.Interval)
+	assert.Equal(t, 9*time.Second, cfg.FormTimeout)
+	assert.Equal(t, 0.5, cfg.TimeScale)
+	assert.Equal(t, 3, cfg.Messages)
+	assert.Equal(t, "/bin/pushupd", cfg.Pushupd)
+	assert.Equal(t, []string{"-gc-percent", "100"}, cfg.ServerArgs)
+	assert.Equal(t, "o", f.out)
+	assert.Nil(t, cfg.Log, "-quiet")
+	assert.NotNil(t, cfg.DaemonLog, "-server-log")
+
+	cfg, _, err = parseScaleOut(nil, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, []int{1, 2, 3, 4}, cfg.Nodes, "the paper's")
+	assert.Equal(t, []int{500, 1000, 2000, 4000, 8000}, cfg.CCs)
+	assert.Equal(t, "unicast", cfg.Replication)
+	assert.Equal(t, "leastconn", cfg.Balance)
+	assert.Equal(t, "haproxy", cfg.PublishTo)
+	assert.Empty(t, cfg.HAProxy, "found at run time")
+
+	for _, bad := range [][]string{
+		{"-nodes", "1,x"}, {"-nodes", "0"}, {"-cc", "a"}, {"-replication", "multicast"}, {"-balance", "source"},
+		{"-publish-to", "n1"}, {"-pushupd-args", "-join 127.0.0.1:1"}, {"-time-scale", "0"}, {"stray"},
+	} {
+		_, _, err := parseScaleOut(bad, &errOut)
+		assert.Error(t, err, "%v", bad)
+	}
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/pushuphq/pushup/loadtest"
 )
 
-// sweepFlags are the flags every sweep (push-vs-pull, event-vs-thread)
-// shares: where pushupd comes from, the time scale, and where the output
+// sweepFlags are the flags every sweep (push-vs-pull, event-vs-thread,
+// scale-out) shares: where pushupd comes from, the time scale, and where the output
 // goes.
 type sweepFlags struct {
 	serverArgs string
@@ -39,7 +39,7 @@ func (f *sweepFlags) register(fs *flag.FlagSet, sc *loadtest.SweepConfig, outExa
 	fs.StringVar(&f.out, "out", "", "write the report into this directory (created): <experiment>.txt, .md, .csv, .json and the figures, e.g. "+outExample)
 	fs.StringVar(&f.formats, "formats", strings.Join(loadtest.PlotFormats, ","), "figure formats to write with -out, comma-separated: svg, png")
 	fs.BoolVar(&f.quiet, "quiet", false, "no run headers or progress lines on stderr")
-	fs.BoolVar(&f.serverLog, "server-log", false, "copy every pushupd's log to stderr")
+	fs.BoolVar(&f.serverLog, "server-log", false, "copy every pushupd's log (and haproxy's, in scale-out) to stderr")
 }
 
 // intList parses "10,100,1000".

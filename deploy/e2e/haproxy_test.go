@@ -1,46 +1,32 @@
 package e2e
 
 import (
-	"bytes"
-	"encoding/csv"
+	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"text/template"
-	"time"
 
 	"github.com/stretchr/testify/require"
+
+	haproxycfg "github.com/pushuphq/pushup/deploy/haproxy"
+	"github.com/pushuphq/pushup/loadtest"
 )
 
 // requireHAProxyEnv, when "1", turns a missing haproxy into a failure.
 const requireHAProxyEnv = "PUSHUP_REQUIRE_HAPROXY"
 
-// haproxyBinary finds haproxy: $PUSHUP_HAPROXY if set, else Debian's
-// /usr/sbin/haproxy or the PATH. Without one the test skips, or fails
+// haproxyBinary finds haproxy as the load tester does
+// (loadtest.FindHAProxy: $PUSHUP_HAPROXY, else Debian's
+// /usr/sbin/haproxy, else the PATH). Without one the test skips, or fails
 // under PUSHUP_REQUIRE_HAPROXY=1.
 func haproxyBinary(t *testing.T) string {
 	t.Helper()
-	candidates := []string{"/usr/sbin/haproxy"}
-	if p, err := exec.LookPath("haproxy"); err == nil {
-		candidates = append(candidates, p)
+	bin, err := loadtest.FindHAProxy()
+	if err == nil {
+		return bin
 	}
-	if p := os.Getenv("PUSHUP_HAPROXY"); p != "" {
-		candidates = []string{p}
-	}
-	for _, c := range candidates {
-		if fi, err := os.Stat(c); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return c
-		}
-	}
-	msg := fmt.Sprintf("haproxy not found (looked at %v): install Debian's with "+
-		"`sudo apt-get install -y haproxy` (.ci/run does), or set PUSHUP_HAPROXY", candidates)
+	msg := fmt.Sprintf("%v (.ci/run installs it)", err)
 	if os.Getenv(requireHAProxyEnv) == "1" {
 		t.Fatalf("%s; %s=1 makes this a failure", msg, requireHAProxyEnv)
 	}
@@ -48,121 +34,28 @@ func haproxyBinary(t *testing.T) string {
 	return ""
 }
 
-// localConfig is what deploy/haproxy/local.cfg.tmpl needs.
-type localConfig struct {
-	Listen, Stats string
-	Servers       []localServer
-}
+const productionConfig = "../haproxy/haproxy.cfg"
 
-type localServer struct{ Name, Addr string }
-
-const (
-	productionConfig = "../haproxy/haproxy.cfg"
-	localTemplate    = "../haproxy/local.cfg.tmpl"
-)
-
-// renderLocalConfig writes the local HAProxy configuration into dir.
-func renderLocalConfig(t *testing.T, dir string, cfg localConfig) string {
+// renderLocalConfig writes deploy/haproxy/local.cfg.tmpl, filled in with
+// cfg, into dir.
+func renderLocalConfig(t *testing.T, dir string, cfg haproxycfg.LocalConfig) string {
 	t.Helper()
-	tmpl, err := template.ParseFiles(localTemplate)
+	b, err := haproxycfg.RenderLocal(cfg)
 	require.NoError(t, err)
-	var b bytes.Buffer
-	require.NoError(t, tmpl.Execute(&b, cfg))
 	path := filepath.Join(dir, "haproxy.cfg")
-	require.NoError(t, os.WriteFile(path, b.Bytes(), 0o644))
+	require.NoError(t, os.WriteFile(path, b, 0o644))
 	return path
 }
 
-// haproxy is an haproxy child process.
-type haproxy struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *lockedBuffer
-	err  error // exit status, set before done closes
-}
-
-// startHAProxy runs haproxy in the foreground (-db) on a configuration
-// file; the test's cleanup stops it.
-func startHAProxy(t *testing.T, bin, cfgPath string) *haproxy {
+// startHAProxy runs haproxy in the foreground on the local configuration
+// (the template's defaults: leastconn, maxconn 4000) in front of servers;
+// the test's cleanup stops it.
+func startHAProxy(t *testing.T, bin string, servers []haproxycfg.Server) *loadtest.HAProxy {
 	t.Helper()
-	h := &haproxy{done: make(chan struct{}), out: &lockedBuffer{}}
-	h.cmd = exec.Command(bin, "-db", "-f", cfgPath)
-	h.cmd.Stdout, h.cmd.Stderr = h.out, h.out
-	// Killed with this process if it dies: no haproxy left behind.
-	h.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	require.NoError(t, h.cmd.Start())
-	go func() {
-		h.err = h.cmd.Wait()
-		close(h.done)
-	}()
-	t.Cleanup(h.stop)
+	cfg := loadtest.DefaultHAProxyConfig()
+	cfg.Binary = bin
+	h, err := loadtest.StartHAProxy(context.Background(), cfg, servers)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = h.Stop() })
 	return h
-}
-
-// stop ends haproxy (SIGTERM: stop at once) and waits for it.
-func (h *haproxy) stop() {
-	select {
-	case <-h.done:
-		return
-	default:
-	}
-	_ = h.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-h.done:
-	case <-time.After(5 * time.Second):
-		_ = h.cmd.Process.Kill()
-		<-h.done
-	}
-}
-
-// serverStatus reads the stats page's CSV: each pushupd server's status
-// ("UP", "DOWN", "UP 1/2", ...).
-func serverStatus(client *http.Client, statsURL string) (map[string]string, error) {
-	resp, err := client.Get(statsURL + "/;csv")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("stats: %s", resp.Status)
-	}
-	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(body), "# ")))
-	r.FieldsPerRecord = -1
-	rows, err := r.ReadAll()
-	if err != nil || len(rows) < 1 {
-		return nil, fmt.Errorf("stats csv: %v", err)
-	}
-	col := map[string]int{}
-	for i, name := range rows[0] {
-		col[name] = i
-	}
-	out := map[string]string{}
-	for _, row := range rows[1:] {
-		if row[col["pxname"]] == "pushupd" && row[col["svname"]] != "BACKEND" {
-			out[row[col["svname"]]] = row[col["status"]]
-		}
-	}
-	return out, nil
-}
-
-// lockedBuffer is a bytes.Buffer safe for a child's output and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

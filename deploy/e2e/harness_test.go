@@ -17,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	haproxycfg "github.com/pushuphq/pushup/deploy/haproxy"
 	"github.com/pushuphq/pushup/loadtest"
 )
 
@@ -33,8 +35,7 @@ type testCluster struct {
 	mode   string
 	nodes  []*node
 	lb     string // haproxy's frontend, "http://127.0.0.1:PORT"
-	stats  string // haproxy's stats page
-	hap    *haproxy
+	hap    *loadtest.HAProxy
 	client *http.Client
 
 	// What the kill step leaves for the restart step: the messages the
@@ -98,13 +99,12 @@ func startCluster(t *testing.T, mode string) *testCluster {
 	}
 	c.waitReady(c.nodes...)
 
-	dir := t.TempDir()
-	lc := localConfig{Listen: freeAddr(t, false), Stats: freeAddr(t, false)}
+	var servers []haproxycfg.Server
 	for _, n := range c.nodes {
-		lc.Servers = append(lc.Servers, localServer{n.name, n.http})
+		servers = append(servers, haproxycfg.Server{Name: n.name, Addr: n.http})
 	}
-	c.lb, c.stats = "http://"+lc.Listen, "http://"+lc.Stats
-	c.hap = startHAProxy(t, hapBin, renderLocalConfig(t, dir, lc))
+	c.hap = startHAProxy(t, hapBin, servers)
+	c.lb = c.hap.URL
 	c.waitServers(map[string]string{"n1": "UP", "n2": "UP", "n3": "UP"})
 	return c
 }
@@ -156,7 +156,7 @@ func (c *testCluster) dumpLogs() {
 		}
 	}
 	if c.hap != nil {
-		c.t.Logf("--- haproxy:\n%s", c.hap.out.String())
+		c.t.Logf("--- haproxy:\n%s", c.hap.Log())
 	}
 }
 
@@ -195,8 +195,8 @@ func (c *testCluster) waitServers(want map[string]string) {
 	c.t.Helper()
 	var last map[string]string
 	var lastErr error
-	require.Eventually(c.t, func() bool {
-		last, lastErr = serverStatus(c.client, c.stats)
+	ok := assert.Eventually(c.t, func() bool {
+		last, lastErr = c.hap.ServerStatus(context.Background())
 		if lastErr != nil {
 			return false
 		}
@@ -206,8 +206,8 @@ func (c *testCluster) waitServers(want map[string]string) {
 			}
 		}
 		return true
-	}, 20*time.Second, 20*time.Millisecond, "haproxy servers: want %v", want)
-	_ = last
+	}, 20*time.Second, 20*time.Millisecond)
+	require.True(c.t, ok, "haproxy servers: want %v, last seen %v (%v)", want, last, lastErr)
 }
 
 // memberState is a member's state as node n sees it in /v1/cluster.
