@@ -101,8 +101,12 @@ func TestPopulationReconnectsOnConnectionClose(t *testing.T) {
 	p.Stop()
 	assert.Equal(t, Delivery{Published: 4, Expected: 20, Received: 20, RMP: 100}, p.Tally(recs))
 	assert.Empty(t, p.Errors())
+	// A connection is counted when dialled and a request when written, so
+	// Stop can fall between the two for each of the 5 subscribers.
 	tr := p.Traffic()
-	assert.Equal(t, tr.Requests, tr.Connections, "a new connection for every request")
+	assert.GreaterOrEqual(t, tr.Connections, tr.Requests, "a new connection for every request")
+	assert.LessOrEqual(t, tr.Connections, tr.Requests+5, "a new connection for every request")
+	assert.Greater(t, tr.Connections, int64(5), "every subscriber reconnected at least once")
 }
 
 func TestPopulationCountsUnexpectedStatuses(t *testing.T) {

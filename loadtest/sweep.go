@@ -102,13 +102,22 @@ func (c SweepConfig) run(binary, name, channel, model string, cc int, mode Mode,
 	pc := DefaultPublisherConfig()
 	pc.Channels = rc.Subscribers.Channels
 	pc.Messages, pc.Interval, pc.PayloadSize = c.Messages, interval, c.PayloadSize
+	// A saturated server (the thread model with thousands waiting) can
+	// take longer than the default 10 s to answer a publish it has
+	// committed. Abandoning the request would turn its message into an
+	// "unexpected" one, left out of RMP, and hide the latency; waiting
+	// longer records both.
+	pc.Timeout = sweepPublishTimeout
 	rc.Publishers = []PublisherConfig{pc}
 	rc.WaitParked = mode == ModeLongPoll
 	rc.WarmUp, rc.Settle, rc.ConnectTimeout, rc.Drain = c.WarmUp, c.Settle, c.ConnectTimeout, c.Drain
-	rc.Timeout = rc.WarmUp + 2*rc.Settle.Timeout + rc.ConnectTimeout + time.Duration(c.Messages)*interval + rc.Drain + time.Minute
+	rc.Timeout = rc.WarmUp + 2*rc.Settle.Timeout + rc.ConnectTimeout + time.Duration(c.Messages)*max(interval, pc.Timeout) + rc.Drain + time.Minute
 	rc.Progress, rc.ProgressInterval = c.Log, c.ProgressInterval
 	return rc
 }
+
+// sweepPublishTimeout bounds one publish request of a sweep's publisher.
+const sweepPublishTimeout = time.Minute
 
 // Point is one run of a sweep: where it sits in the sweep, and the
 // paper's figures from it. A failed run has Error set and no figures.
