@@ -87,6 +87,7 @@ func (f Figure) plot() (*plot.Plot, error) {
 	p.Add(plotter.NewGrid())
 	var xs []float64
 	ymax := 0.0
+	entries := 0
 	for i, s := range f.Series {
 		if len(s.X) != len(s.Y) {
 			return nil, fmt.Errorf("%w: figure %s, series %s: %d x values, %d y values", ErrInvalidConfig, f.Name, s.Name, len(s.X), len(s.Y))
@@ -110,11 +111,17 @@ func (f Figure) plot() (*plot.Plot, error) {
 		points.Shape = plotutil.Shape(i)
 		p.Add(line, points)
 		p.Legend.Add(s.Name, line, points)
+		entries++
 	}
 	// Quantities here start at zero; an axis that starts elsewhere
 	// exaggerates differences.
 	p.Y.Min = 0
 	p.Y.Max = max(ymax*1.08, f.YMax*1.05, 1e-9)
+	if !f.LegendBottom {
+		// The legend sits inside the top left corner; raise the top of
+		// the axis so the highest line passes under it, not through it.
+		p.Y.Max /= 1 - legendShare(entries)
+	}
 	if f.LogX && len(xs) > 0 {
 		slices.Sort(xs)
 		xs = slices.Compact(xs)
@@ -132,6 +139,13 @@ func (f Figure) plot() (*plot.Plot, error) {
 		p.X.Min, p.X.Max = xs[0]/math.Pow(2, 0.25), xs[len(xs)-1]*math.Pow(2, 0.25)
 	}
 	return p, nil
+}
+
+// legendShare is the fraction of the plotting area's height that a
+// legend of n entries takes at the figure's size and gonum's default
+// font: about 14 points a row out of about 225 points of data area.
+func legendShare(n int) float64 {
+	return min(0.5, (14*float64(n)+8)/225)
 }
 
 // figureSeries builds the series of a figure from points: one per name

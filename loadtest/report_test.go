@@ -227,6 +227,27 @@ func TestFigureWrite(t *testing.T) {
 	assert.ErrorIs(t, err, ErrInvalidConfig)
 }
 
+// TestFigureLegendHeadroom: a legend at the top left must not sit on the
+// highest line, so the y axis rises above it by the legend's share.
+func TestFigureLegendHeadroom(t *testing.T) {
+	series := []FigureSeries{
+		{Name: "CP", X: []float64{10, 50}, Y: []float64{100, 100}},
+		{Name: "MLP", X: []float64{10, 50}, Y: []float64{5, 5}},
+		{Name: "ELP", X: []float64{10, 50}, Y: []float64{5, 5}},
+	}
+	top, err := Figure{Name: "top", Series: series}.plot()
+	require.NoError(t, err)
+	share := legendShare(3)
+	assert.InDelta(t, 0.22, share, 0.01)
+	assert.InDelta(t, 108/(1-share), top.Y.Max, 1e-9, "the line at 100 ends below the legend's bottom edge")
+	assert.Less(t, 100.0, top.Y.Max*(1-share))
+
+	bottom, err := Figure{Name: "bottom", Series: series, YMax: 100, LegendBottom: true}.plot()
+	require.NoError(t, err)
+	assert.InDelta(t, 108, bottom.Y.Max, 1e-9, "a legend at the bottom needs no room at the top")
+	assert.InDelta(t, 0.5, legendShare(100), 1e-9, "capped: the data keep half the height")
+}
+
 func TestReportWriteFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "results", "push-vs-pull")
 	cfg := DefaultPushVsPullConfig()
