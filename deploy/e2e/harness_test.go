@@ -39,9 +39,11 @@ type testCluster struct {
 	client *http.Client
 
 	// What the kill step leaves for the restart step: the messages the
-	// survivors acknowledged, and a subscriber's cursor.
+	// survivors acknowledged, and a subscriber's cursor with what it had
+	// received by then.
 	killedKeys []msgKey
 	resume     string
+	resumeGot  []msgKey
 }
 
 // node is one pushupd of the cluster. Its ports stay the same across
