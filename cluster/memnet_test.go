@@ -64,6 +64,26 @@ type memTransport struct {
 	streams chan net.Conn
 	done    chan struct{}
 	once    sync.Once
+
+	// conns are both ends of the streams this node dialed or was handed,
+	// closed by Shutdown: memberlist's shutdown does not stop a push/pull
+	// already writing, and a pipe write nobody reads blocks until
+	// memberlist's TCP timeout, past the end of the tests.
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+// track keeps c to close at Shutdown; after it, c is closed at once.
+func (t *memTransport) track(c net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	select {
+	case <-t.done:
+		c.Close()
+		return
+	default:
+	}
+	t.conns = append(t.conns, c)
 }
 
 var _ memberlist.NodeAwareTransport = (*memTransport)(nil)
@@ -110,6 +130,8 @@ func (t *memTransport) DialAddressTimeout(a memberlist.Address, timeout time.Dur
 		return nil, fmt.Errorf("partitioned from %s", dest.name)
 	}
 	mine, theirs := net.Pipe()
+	t.track(mine)
+	dest.track(theirs)
 	select {
 	case dest.streams <- theirs:
 		return mine, nil
@@ -123,11 +145,18 @@ func (t *memTransport) DialAddressTimeout(a memberlist.Address, timeout time.Dur
 
 func (t *memTransport) StreamCh() <-chan net.Conn { return t.streams }
 
-// Shutdown stops deliveries to this transport; streams already handed
-// over but not taken are closed.
+// Shutdown stops deliveries to this transport and closes its streams,
+// those handed over but not taken included.
 func (t *memTransport) Shutdown() error {
 	t.once.Do(func() {
+		t.mu.Lock()
 		close(t.done)
+		conns := t.conns
+		t.conns = nil
+		t.mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
 		for {
 			select {
 			case c := <-t.streams:

@@ -223,19 +223,100 @@ func (d *Daemon) Stop() error {
 			return
 		default:
 		}
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		t := time.NewTimer(d.cfg.StopTimeout)
-		defer t.Stop()
-		select {
-		case <-d.done:
-			d.stopErr = d.exitError("on SIGTERM")
-		case <-t.C:
-			_ = d.cmd.Process.Kill()
-			<-d.done
+		if !terminate(d.cmd.Process, d.done, d.cfg.StopTimeout) {
 			d.stopErr = fmt.Errorf("%w: pid %d did not stop within %s of SIGTERM; killed", ErrDaemon, d.PID, d.cfg.StopTimeout)
+			return
 		}
+		d.stopErr = d.exitError("on SIGTERM")
 	})
 	return d.stopErr
+}
+
+// child is a process this package started (haproxy, nginx), and the
+// goroutine that waits for it.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit status, set before done closes
+}
+
+// startChild starts cmd with its output going to out, to be killed if
+// this process dies (Linux Pdeathsig).
+func startChild(cmd *exec.Cmd, out io.Writer) (*child, error) {
+	cmd.Stdout, cmd.Stderr = out, out
+	setDeathSignal(cmd)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	// This goroutine belongs to the process: it ends when it exits.
+	go func() {
+		c.err = cmd.Wait()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+// stop ends the child: SIGTERM, then SIGKILL after timeout. It returns an
+// error wrapping sentinel, with log's lines, if the child had exited
+// before, or had to be killed.
+func (c *child) stop(sentinel error, timeout time.Duration, log func() string) error {
+	pid := c.cmd.Process.Pid
+	select {
+	case <-c.done:
+		return fmt.Errorf("%w: pid %d had already exited (%v):\n%s", sentinel, pid, c.err, log())
+	default:
+	}
+	if !terminate(c.cmd.Process, c.done, timeout) {
+		return fmt.Errorf("%w: pid %d did not stop within %s of SIGTERM; killed", sentinel, pid, timeout)
+	}
+	return nil
+}
+
+// errExitedEarly and errNotServing say why waitServing gave up.
+var (
+	errExitedEarly = errors.New("exited before serving")
+	errNotServing  = errors.New("did not answer")
+)
+
+// waitServing polls probe every 20 ms until it succeeds, returning nil;
+// or until done closes (the process exited: errExitedEarly), timeout
+// passes (errNotServing) or ctx ends (its error).
+func waitServing(ctx context.Context, done <-chan struct{}, timeout time.Duration, probe func() error) error {
+	by := time.Now().Add(timeout)
+	for {
+		if probe() == nil {
+			return nil
+		}
+		select {
+		case <-done:
+			return errExitedEarly
+		default:
+		}
+		if time.Now().After(by) {
+			return errNotServing
+		}
+		if !sleep(ctx, 20*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+// terminate sends p SIGTERM and waits up to timeout for done (closed once
+// the process has been waited for); then it kills p and waits. It reports
+// whether p exited on SIGTERM.
+func terminate(p *os.Process, done <-chan struct{}, timeout time.Duration) bool {
+	_ = p.Signal(syscall.SIGTERM)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		_ = p.Kill()
+		<-done
+		return false
+	}
 }
 
 // Kill ends the process with SIGKILL, as a crash would: no graceful

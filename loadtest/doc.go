@@ -30,7 +30,13 @@
 // its daemons (ServerSetup.Cluster) and puts an HAProxy child process in
 // front of them (ServerSetup.HAProxy, StartHAProxy, running
 // deploy/haproxy's local configuration); on one machine they all share
-// its cores, which its report says first.
+// its cores, which its report says first. ReadReport and Report.Redraw
+// draw a committed sweep again from its JSON.
+//
+// Compare runs PushUp and other brokers side by side (Nginx with the
+// Nchan module: StartNchan) with one deliberately plain client, a
+// goroutine per subscriber, so that only the server differs; memory is
+// PSS summed over each broker's processes.
 //
 // # Bounds and ownership
 //
@@ -38,7 +44,7 @@
 // RunConfig.Timeout, and every goroutine the package starts belongs to the
 // object that started it (Population, Publisher, Monitor, Daemon, or a run)
 // and ends when that object's context ends or its Stop method returns.
-// Daemons and HAProxy processes are stopped (SIGTERM, then SIGKILL) on
+// Daemons, HAProxy and nginx processes are stopped (SIGTERM, then SIGKILL) on
 // every path out of a run, and die with this process (Pdeathsig) if it is
 // killed.
 //

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,7 +13,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	haproxycfg "github.com/pushuphq/pushup/deploy/haproxy"
@@ -101,11 +101,9 @@ type HAProxy struct {
 	// Config is the configuration it runs, as rendered.
 	Config haproxycfg.LocalConfig
 
+	*child
 	cfg    HAProxyConfig
-	cmd    *exec.Cmd
-	dir    string        // holds the rendered configuration; removed by Stop
-	done   chan struct{} // closed when the process has exited
-	err    error         // its exit status, set before done closes
+	dir    string // holds the rendered configuration; removed by Stop
 	log    *logTail
 	client *http.Client // for the statistics page
 
@@ -171,42 +169,28 @@ func StartHAProxy(ctx context.Context, cfg HAProxyConfig, servers []haproxycfg.S
 
 	h := &HAProxy{
 		URL: "http://" + cfg.Listen, StatsURL: "http://" + cfg.Stats, Config: lc,
-		cfg: cfg, dir: dir, done: make(chan struct{}), log: newLogTail(haproxyTailLines, cfg.Log),
+		cfg: cfg, dir: dir, log: newLogTail(haproxyTailLines, cfg.Log),
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 5 * time.Second},
 	}
-	h.cmd = exec.Command(cfg.Binary, "-db", "-f", path)
-	h.cmd.Stdout, h.cmd.Stderr = h.log, h.log
-	setDeathSignal(h.cmd)
-	if err := h.cmd.Start(); err != nil {
+	if h.child, err = startChild(exec.Command(cfg.Binary, "-db", "-f", path), h.log); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("%w: starting %s: %v", ErrHAProxy, cfg.Binary, err)
 	}
 	h.PID = h.cmd.Process.Pid
-	// This goroutine belongs to the process: it ends when it exits.
-	go func() {
-		h.err = h.cmd.Wait()
-		close(h.done)
-	}()
 
-	by := time.Now().Add(cfg.StartTimeout)
-	for {
-		if _, err := h.ServerStatus(ctx); err == nil {
-			return h, nil
-		}
-		select {
-		case <-h.done:
-			_ = h.Stop()
-			return nil, fmt.Errorf("%w: %s exited before serving (%v):\n%s", ErrHAProxy, cfg.Binary, h.err, h.Log())
-		default:
-		}
-		if time.Now().After(by) || !sleep(ctx, 20*time.Millisecond) {
-			_ = h.Stop()
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("%w: statistics page %s did not answer within %s:\n%s", ErrHAProxy, h.StatsURL, cfg.StartTimeout, h.Log())
-		}
+	err = waitServing(ctx, h.done, cfg.StartTimeout, func() error { _, err := h.ServerStatus(ctx); return err })
+	switch {
+	case err == nil:
+		return h, nil
+	case errors.Is(err, errExitedEarly):
+		_ = h.Stop()
+		return nil, fmt.Errorf("%w: %s exited before serving (%v):\n%s", ErrHAProxy, cfg.Binary, h.err, h.Log())
+	case errors.Is(err, errNotServing):
+		_ = h.Stop()
+		return nil, fmt.Errorf("%w: statistics page %s did not answer within %s:\n%s", ErrHAProxy, h.StatsURL, cfg.StartTimeout, h.Log())
 	}
+	_ = h.Stop()
+	return nil, err
 }
 
 // ServerStatus reads the statistics page's CSV: the status HAProxy gives
@@ -311,24 +295,9 @@ func (h *HAProxy) Stop() error {
 	h.stopOnce.Do(func() {
 		defer os.RemoveAll(h.dir)
 		defer h.client.CloseIdleConnections()
-		select {
-		case <-h.done:
-			h.stopErr = fmt.Errorf("%w: pid %d had already exited (%v):\n%s", ErrHAProxy, h.PID, h.err, h.Log())
-			return
-		default:
-		}
-		_ = h.cmd.Process.Signal(syscall.SIGTERM)
-		t := time.NewTimer(h.cfg.StopTimeout)
-		defer t.Stop()
-		select {
-		case <-h.done:
-			// The exit status on SIGTERM varies by version; exiting is
-			// what counts.
-		case <-t.C:
-			_ = h.cmd.Process.Kill()
-			<-h.done
-			h.stopErr = fmt.Errorf("%w: pid %d did not stop within %s of SIGTERM; killed", ErrHAProxy, h.PID, h.cfg.StopTimeout)
-		}
+		// The exit status on SIGTERM varies by version; exiting is what
+		// counts.
+		h.stopErr = h.child.stop(ErrHAProxy, h.cfg.StopTimeout, h.Log)
 	})
 	return h.stopErr
 }

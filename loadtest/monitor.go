@@ -70,18 +70,43 @@ func (p ProcProbe) Probe(context.Context) (ServerSample, error) {
 
 // parseVmRSS returns the VmRSS line of /proc/<pid>/status in bytes.
 func parseVmRSS(status []byte) (int64, error) {
-	_, rest, ok := bytes.Cut(status, []byte("\nVmRSS:"))
-	if !ok {
-		return 0, fmt.Errorf("no VmRSS line (a kernel thread, or a process that exited?)")
+	rss, err := parseKBLine(status, "VmRSS:")
+	if err != nil {
+		return 0, fmt.Errorf("%w (a kernel thread, or a process that exited?)", err)
 	}
-	line, _, _ := bytes.Cut(rest, []byte{'\n'})
+	return rss, nil
+}
+
+// parseProcStatPPID returns field 4 of /proc/<pid>/stat.
+func parseProcStatPPID(stat []byte) (int, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("no command name")
+	}
+	fields := bytes.Fields(stat[i+1:])
+	if len(fields) < 2 {
+		return 0, fmt.Errorf("short stat")
+	}
+	return strconv.Atoi(string(fields[1]))
+}
+
+// parseKBLine returns the value of a "Name:   123 kB" line in bytes.
+func parseKBLine(text []byte, name string) (int64, error) {
+	i := bytes.Index(text, []byte("\n"+name))
+	if i < 0 {
+		if !bytes.HasPrefix(text, []byte(name)) {
+			return 0, fmt.Errorf("no %s line", name)
+		}
+		i = -1
+	}
+	line, _, _ := bytes.Cut(text[i+1+len(name):], []byte{'\n'})
 	fields := bytes.Fields(line)
 	if len(fields) != 2 || string(fields[1]) != "kB" {
-		return 0, fmt.Errorf("VmRSS line %q", line)
+		return 0, fmt.Errorf("%s line %q", name, line)
 	}
 	kb, err := strconv.ParseInt(string(fields[0]), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("VmRSS line %q: %w", line, err)
+		return 0, fmt.Errorf("%s line %q: %w", name, line, err)
 	}
 	return kb << 10, nil
 }

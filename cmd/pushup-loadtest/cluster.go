@@ -43,12 +43,8 @@ func parseCluster(args []string, stderr io.Writer) (cfg loadtest.ClusterConfig, 
 			"publishers go, how far the others fall behind, and when all hold everything.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return cfg, "", err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return cfg, "", fmt.Errorf("unexpected arguments %q (flags start with -)", fs.Args())
 	}
 	cfg.Modes = nil
 	for _, m := range strings.Split(*modes, ",") {

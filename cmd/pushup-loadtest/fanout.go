@@ -44,12 +44,8 @@ func parseFanout(args []string, stderr io.Writer) (cfg loadtest.FanoutConfig, js
 			"percentage and peak RSS during the fan-out.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return cfg, "", "", err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return cfg, "", "", fmt.Errorf("unexpected arguments %q (flags start with -)", fs.Args())
 	}
 	cfg.ServerArgs = strings.Fields(*serverArgs)
 	if !*quiet {

@@ -27,6 +27,7 @@ var commands = []command{
 	{"push-vs-pull", "network traffic and trip time of client pull vs long polling, thread and event (Tables 1-2, Figs 7-8)", runPushVsPull},
 	{"event-vs-thread", "server memory, trip time and RMP of the event, goroutine and thread models as cc grows (Figs 9-11)", runEventVsThread},
 	{"scale-out", "trip time and RMP with 1 to 4 nodes in a cluster behind HAProxy, as cc grows (Figs 12-13)", runScaleOut},
+	{"compare", "PushUp side by side with Nginx+Nchan: memory per waiting subscriber, fan-out trip time, RMP", runCompare},
 	{"replot", "redraw the tables and figures of committed push-vs-pull, event-vs-thread or scale-out results from their JSON", runReplot},
 }
 
@@ -90,4 +91,17 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun pushup-loadtest <experiment> -h for its flags.\n")
+}
+
+// parseFlags parses args with fs and refuses stray arguments: a typo must
+// not cost a long run.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected arguments %q (flags start with -)", fs.Args())
+	}
+	return nil
 }

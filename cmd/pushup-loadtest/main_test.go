@@ -37,6 +37,11 @@ func TestDispatch(t *testing.T) {
 	assert.Contains(t, errOut.String(), "share this machine's cores")
 	assert.Contains(t, errOut.String(), "-haproxy")
 
+	errOut.Reset()
+	assert.ErrorIs(t, dispatch(ctx, []string{"compare", "-h"}, &out, &errOut), flag.ErrHelp)
+	assert.Contains(t, errOut.String(), "libnginx-mod-nchan")
+	assert.Error(t, dispatch(ctx, []string{"compare", "-brokers", "pushpin"}, &out, &errOut), "an unknown broker is refused before anything runs")
+
 	err := dispatch(ctx, []string{"fanout", "stray"}, &out, &errOut)
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, flag.ErrHelp))

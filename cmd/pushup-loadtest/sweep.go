@@ -105,12 +105,8 @@ func joinDurations(ds []time.Duration) string {
 // parse parses args with fs, refusing stray arguments and checking the
 // shared flags before anything runs: a typo must not cost an hour's run.
 func (f *sweepFlags) parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments %q (flags start with -)", fs.Args())
 	}
 	if f.formats != "" {
 		plots, err := wordList(f.formats, loadtest.PlotFormats)

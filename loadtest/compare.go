@@ -1,0 +1,696 @@
+package loadtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Brokers are the servers Compare can run side by side.
+var Brokers = []string{"pushup", "nchan"}
+
+// CompareConfig configures a side-by-side run: the same subscribers, the
+// same publisher and the same measurements against each broker in turn,
+// each started fresh on this machine. Every broker is measured through
+// one small client (a goroutine and a bufio.Reader per subscriber, over
+// raw HTTP/1.1), so what differs between the rows is the server.
+type CompareConfig struct {
+	// Brokers to run, in order (see Brokers).
+	Brokers []string
+	// Subscribers long-poll one channel, one connection each.
+	Subscribers int
+	// Messages are published Interval apart, PayloadSize bytes each (the
+	// publisher's timestamp inside).
+	Messages    int
+	Interval    time.Duration
+	PayloadSize int
+	// Hold is the long poll's wait before an empty answer, on every
+	// broker.
+	Hold time.Duration
+	// Pushupd is the pushupd binary (run with -model=event); Nginx and
+	// NchanModule Nchan's (empty: Debian's, see FindNchan).
+	Pushupd            string
+	Nginx, NchanModule string
+	// Workers is nginx's worker_processes. pushupd uses every core
+	// (GOMAXPROCS), but Debian's Nchan 1.3.6 with 2 workers crashed a
+	// worker (SIGSEGV, or glibc's "double free detected") in 3 of 8 small
+	// runs here as subscribers connected, and never with 1 in 10: so 1 by
+	// default.
+	Workers int
+	// ConnectTimeout bounds connecting and parking every subscriber;
+	// Drain the wait for deliveries after the last publish; Settle the
+	// pause before each memory reading.
+	ConnectTimeout, Drain, Settle time.Duration
+	// Log receives a line per phase; nil for none.
+	Log io.Writer
+}
+
+// DefaultCompareConfig returns issue 3's fan-out shape: 15,000
+// subscribers on one channel, 5 messages of 64 bytes 2 s apart, holds of
+// 60 s, pushupd and Nchan.
+func DefaultCompareConfig() CompareConfig {
+	return CompareConfig{
+		Brokers: slices.Clone(Brokers), Subscribers: 15_000, Messages: 5, Interval: 2 * time.Second, PayloadSize: 64,
+		Hold: time.Minute, Workers: 1, ConnectTimeout: time.Minute, Drain: 30 * time.Second, Settle: 2 * time.Second,
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c CompareConfig) Validate() error {
+	if len(c.Brokers) == 0 {
+		return fmt.Errorf("%w: no broker to run", ErrInvalidConfig)
+	}
+	for _, b := range c.Brokers {
+		if !slices.Contains(Brokers, b) {
+			return fmt.Errorf("%w: broker %q: want one of %v", ErrInvalidConfig, b, Brokers)
+		}
+	}
+	switch {
+	case c.Subscribers < 1:
+		return fmt.Errorf("%w: %d subscribers", ErrInvalidConfig, c.Subscribers)
+	case c.Messages < 1 || c.Messages > MaxMessages:
+		return fmt.Errorf("%w: %d messages", ErrInvalidConfig, c.Messages)
+	case c.Interval <= 0, c.Hold < time.Second, c.ConnectTimeout <= 0, c.Drain <= 0, c.Settle < 0:
+		return fmt.Errorf("%w: intervals must be positive and the hold at least 1s", ErrInvalidConfig)
+	case c.PayloadSize < MinPayloadSize:
+		return fmt.Errorf("%w: payload of %d bytes is below the minimum, %d", ErrInvalidConfig, c.PayloadSize, MinPayloadSize)
+	}
+	return nil
+}
+
+// CompareResult is one broker's row.
+type CompareResult struct {
+	Broker  string `json:"broker"`
+	Version string `json:"version"`
+	// Memory is summed over the broker's processes (nginx's master and
+	// workers): RSS counts shared memory once per process, PSS shares it
+	// out, so PSS is the fair sum; for one process they are equal but for
+	// rounding.
+	BaselinePSS int64 `json:"baseline_pss_bytes"`
+	ParkedPSS   int64 `json:"parked_pss_bytes"`
+	PeakPSS     int64 `json:"peak_pss_bytes"`
+	ParkedRSS   int64 `json:"parked_rss_bytes"`
+	Processes   int   `json:"processes"`
+	// PerSubscriber is (ParkedPSS - BaselinePSS) / subscribers.
+	PerSubscriber float64 `json:"pss_per_subscriber_bytes"`
+	// TripTime is from the publisher's timestamp to a subscriber reading
+	// the message, over every first receipt.
+	TripTime LatencySummary `json:"trip_time"`
+	// Expected is subscribers x messages; Received counts first receipts,
+	// Duplicates the rest; RMP is Received / Expected in percent.
+	Expected   int64   `json:"expected"`
+	Received   int64   `json:"received"`
+	Duplicates int64   `json:"duplicates"`
+	RMP        float64 `json:"rmp_percent"`
+	// PublishLatencyMax is the slowest publish request's answer time.
+	PublishLatencyMax time.Duration `json:"publish_latency_max_ns"`
+	// CPUSeconds is the broker's CPU time from the first publish to the
+	// last delivery, summed over its processes.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// ClientCPUSeconds is the load tester's CPU time over the same
+	// window: it shares the cores, and decoding differs by protocol.
+	ClientCPUSeconds float64 `json:"client_cpu_seconds"`
+	// Errors counts subscriber errors by kind.
+	Errors map[string]int64 `json:"errors"`
+	// Error says why the run failed; empty if it did not.
+	Error string `json:"error,omitempty"`
+}
+
+// CompareReport is a side-by-side run.
+type CompareReport struct {
+	Started time.Time       `json:"started"`
+	Machine Machine         `json:"machine"`
+	Config  CompareConfig   `json:"config"`
+	Results []CompareResult `json:"results"`
+}
+
+// compareChannel is the channel every subscriber long-polls.
+const compareChannel = "compare"
+
+// Compare runs each broker of cfg in turn. A broker that fails gets a row
+// with its Error; the others still run.
+func Compare(ctx context.Context, cfg CompareConfig) (CompareReport, error) {
+	rep := CompareReport{Started: time.Now(), Config: cfg}
+	if err := cfg.Validate(); err != nil {
+		return rep, err
+	}
+	limit, err := RaiseFileLimit()
+	if err != nil {
+		return rep, err
+	}
+	if err := CheckFileBudget("the load tester", cfg.Subscribers+8, limit); err != nil {
+		return rep, err
+	}
+	rep.Machine = DescribeMachine()
+	for _, b := range cfg.Brokers {
+		res, err := compareOne(ctx, cfg, b)
+		res.Broker = b
+		if err != nil {
+			res.Error = err.Error()
+		}
+		rep.Results = append(rep.Results, res)
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+	}
+	return rep, nil
+}
+
+// brokerUnderTest is a running broker, as a comparison sees it.
+type brokerUnderTest struct {
+	url     string
+	pid     int // the process whose tree is measured
+	version string
+	proto   longPollProtocol
+	waiting func(context.Context) (int64, error)
+	stop    func() error
+	exited  <-chan struct{}
+	log     func() string // the server's last log lines
+}
+
+func compareOne(ctx context.Context, cfg CompareConfig, broker string) (res CompareResult, err error) {
+	logf := func(format string, args ...any) {
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, "[%s] "+format+"\n", append([]any{broker}, args...)...)
+		}
+	}
+	scraper := &http.Client{Timeout: 10 * time.Second}
+	defer scraper.CloseIdleConnections()
+	b, err := startBroker(ctx, cfg, broker, scraper)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if serr := b.stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	res.Version = b.version
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // ends with the run: the broker exiting ends the run
+		select {
+		case <-b.exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	if !sleep(ctx, cfg.Settle) {
+		return res, ctx.Err()
+	}
+	base, err := treeMemory(b.pid)
+	if err != nil {
+		return res, err
+	}
+	res.BaselinePSS = base.PSS
+	logf("baseline %s PSS in %d processes", mib(base.PSS), base.Processes)
+
+	// Subscribers.
+	tgt, err := resolveTarget(ctx, b.url)
+	if err != nil {
+		return res, err
+	}
+	subs := newCompareSubscribers(cfg, tgt, b.proto)
+	subs.start(ctx)
+	defer subs.stop()
+	by := time.Now().Add(cfg.ConnectTimeout)
+	for {
+		n, err := b.waiting(ctx)
+		if err != nil {
+			return res, fmt.Errorf("asking how many wait: %w; server log:\n%s", err, b.log())
+		}
+		if n >= int64(cfg.Subscribers) {
+			break
+		}
+		if time.Now().After(by) {
+			return res, fmt.Errorf("%w: %d of %d waiting after %s (errors %v); server log:\n%s",
+				ErrNotParked, n, cfg.Subscribers, cfg.ConnectTimeout, subs.errors.snapshot(), b.log())
+		}
+		if !sleep(ctx, 100*time.Millisecond) {
+			return res, ctx.Err()
+		}
+	}
+	if !sleep(ctx, cfg.Settle) {
+		return res, ctx.Err()
+	}
+	parked, err := treeMemory(b.pid)
+	if err != nil {
+		return res, err
+	}
+	res.ParkedPSS, res.ParkedRSS, res.Processes = parked.PSS, parked.RSS, parked.Processes
+	res.PerSubscriber = float64(parked.PSS-base.PSS) / float64(cfg.Subscribers)
+	logf("%d waiting: %s PSS, %.0f B per subscriber", cfg.Subscribers, mib(parked.PSS), res.PerSubscriber)
+
+	// Publish, sampling memory for the peak until every delivery is in.
+	var peak atomic.Int64
+	peak.Store(parked.PSS)
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	var sampler sync.WaitGroup
+	sampler.Go(func() {
+		for sleep(sampleCtx, 50*time.Millisecond) {
+			if m, err := treeMemory(b.pid); err == nil && m.PSS > peak.Load() {
+				peak.Store(m.PSS)
+			}
+		}
+	})
+	defer func() { stopSampling(); sampler.Wait() }()
+	pub := &http.Client{Timeout: time.Minute}
+	defer pub.CloseIdleConnections()
+	res.Expected = int64(cfg.Subscribers) * int64(cfg.Messages)
+	cpuFrom, err := treeMemory(b.pid)
+	if err != nil {
+		return res, err
+	}
+	self := ProcProbe{PID: os.Getpid()}
+	selfFrom, selfErr := self.Probe(ctx)
+	var payload []byte
+	for k := range cfg.Messages {
+		if k > 0 && !sleep(ctx, cfg.Interval) {
+			return res, ctx.Err()
+		}
+		sent := time.Now()
+		payload, err = AppendPayload(payload[:0], Payload{Seq: int64(k), SentAt: sent.UnixNano()}, cfg.PayloadSize)
+		if err != nil {
+			return res, err
+		}
+		if err := b.proto.publish(ctx, pub, b.url, payload); err != nil {
+			return res, fmt.Errorf("publish %d: %w", k, err)
+		}
+		res.PublishLatencyMax = max(res.PublishLatencyMax, time.Since(sent))
+		logf("published %d of %d", k+1, cfg.Messages)
+	}
+	drainBy := time.Now().Add(cfg.Drain)
+	for subs.fresh.Load() < res.Expected && time.Now().Before(drainBy) {
+		if !sleep(ctx, 10*time.Millisecond) {
+			return res, ctx.Err()
+		}
+	}
+	stopSampling()
+	sampler.Wait()
+	if end, err := treeMemory(b.pid); err == nil {
+		res.CPUSeconds = end.CPUSeconds - cpuFrom.CPUSeconds
+	}
+	if selfEnd, err := self.Probe(ctx); err == nil && selfErr == nil {
+		res.ClientCPUSeconds = selfEnd.CPUSeconds - selfFrom.CPUSeconds
+	}
+	res.PeakPSS = peak.Load()
+	subs.stop()
+	res.Received, res.Duplicates = subs.fresh.Load(), subs.duplicates.Load()
+	res.RMP = 100 * float64(res.Received) / float64(res.Expected)
+	res.TripTime = Summarize(subs.trips())
+	res.Errors = subs.errors.snapshot()
+	logf("received %d of %d (%d duplicates), trip time p50 %s p99 %s", res.Received, res.Expected, res.Duplicates, res.TripTime.P50, res.TripTime.P99)
+	return res, nil
+}
+
+// startBroker starts one broker as a child process.
+func startBroker(ctx context.Context, cfg CompareConfig, broker string, scraper *http.Client) (*brokerUnderTest, error) {
+	switch broker {
+	case "pushup":
+		if cfg.Pushupd == "" {
+			return nil, fmt.Errorf("%w: no pushupd binary", ErrInvalidConfig)
+		}
+		maxTimeout := strconv.Itoa(int(cfg.Hold.Seconds())+60) + "s"
+		d, err := StartDaemon(DaemonConfig{Binary: cfg.Pushupd, Args: []string{"-model", "event", "-max-timeout", maxTimeout}})
+		if err != nil {
+			return nil, err
+		}
+		return &brokerUnderTest{
+			url: d.URL, pid: d.PID, version: "pushupd -model=" + d.Model, proto: pushupProtocol{hold: cfg.Hold},
+			waiting: func(ctx context.Context) (int64, error) {
+				n, _, err := serversWaiting(ctx, scraper, []string{d.URL})
+				return n, err
+			},
+			stop: d.Stop, exited: d.Exited(), log: d.Log,
+		}, nil
+	case "nchan":
+		n, err := StartNchan(ctx, NchanConfig{
+			Nginx: cfg.Nginx, Module: cfg.NchanModule, Workers: cfg.Workers, Hold: cfg.Hold,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &brokerUnderTest{
+			url: n.URL, pid: n.PID, version: n.Version + " + nchan", proto: nchanProtocol{},
+			waiting: func(ctx context.Context) (int64, error) { return n.subscribers(ctx, scraper, compareChannel) },
+			stop:    n.Stop, exited: n.Exited(), log: n.Log,
+		}, nil
+	}
+	return nil, fmt.Errorf("%w: broker %q", ErrInvalidConfig, broker)
+}
+
+// longPollProtocol is how one broker is long-polled and published to.
+// position is opaque to the client: what the last answer said to send
+// next ("" before the first).
+type longPollProtocol interface {
+	// request appends the next long-poll request for position.
+	request(b []byte, host, position string) []byte
+	// answer reads a response: the messages' data and the next position.
+	// A timeout is no message and a position.
+	answer(resp *http.Response, body []byte, position string) (msgs [][]byte, next string, err error)
+	publish(ctx context.Context, client *http.Client, base string, payload []byte) error
+}
+
+// pushupProtocol is PushUp's API v1: the cursor is the position.
+type pushupProtocol struct{ hold time.Duration }
+
+func (p pushupProtocol) request(b []byte, host, position string) []byte {
+	if position == "" {
+		position = "now"
+	}
+	b = append(b, "GET /v1/subscribe?channels="+compareChannel+"&timeout="...)
+	b = strconv.AppendInt(b, int64(p.hold.Seconds()), 10)
+	b = append(b, "&since="...)
+	b = append(b, position...)
+	return append(b, " HTTP/1.1\r\nHost: "+host+"\r\n\r\n"...)
+}
+
+func (pushupProtocol) answer(resp *http.Response, body []byte, _ string) ([][]byte, string, error) {
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", fmt.Errorf("%w: %s", ErrUnexpectedStatus, resp.Status)
+	}
+	a, err := parseAnswer(body)
+	if err != nil {
+		return nil, "", err
+	}
+	msgs := make([][]byte, len(a.Messages))
+	for i, m := range a.Messages {
+		msgs[i] = m.Data
+	}
+	return msgs, a.Cursor, nil
+}
+
+func (pushupProtocol) publish(ctx context.Context, client *http.Client, base string, payload []byte) error {
+	body := append([]byte(`{"channels":["`+compareChannel+`"],"data":`), payload...)
+	body = append(body, '}')
+	return post(ctx, client, base+"/v1/publish", "application/json", body, http.StatusCreated)
+}
+
+// nchanProtocol is Nchan's long polling: a message per answer, the
+// position in its Last-Modified and Etag headers, sent back as
+// If-Modified-Since and If-None-Match; 408 when the hold ends.
+type nchanProtocol struct{}
+
+func (nchanProtocol) request(b []byte, host, position string) []byte {
+	b = append(b, "GET /sub/"+compareChannel+" HTTP/1.1\r\nHost: "+host+"\r\n"...)
+	if lm, etag, ok := strings.Cut(position, "\n"); ok {
+		b = append(b, "If-Modified-Since: "+lm+"\r\nIf-None-Match: "+etag+"\r\n"...)
+	}
+	return append(b, "\r\n"...)
+}
+
+func (nchanProtocol) answer(resp *http.Response, body []byte, position string) ([][]byte, string, error) {
+	switch resp.StatusCode {
+	case http.StatusOK:
+		lm, etag := resp.Header.Get("Last-Modified"), resp.Header.Get("Etag")
+		if lm == "" || etag == "" {
+			return nil, "", fmt.Errorf("%w: nchan answer without Last-Modified and Etag", ErrMalformedResponse)
+		}
+		return [][]byte{bytes.Clone(body)}, lm + "\n" + etag, nil
+	case http.StatusRequestTimeout, http.StatusNotModified:
+		return nil, position, nil
+	}
+	return nil, "", fmt.Errorf("%w: %s", ErrUnexpectedStatus, resp.Status)
+}
+
+func (nchanProtocol) publish(ctx context.Context, client *http.Client, base string, payload []byte) error {
+	return post(ctx, client, base+"/pub/"+compareChannel, "application/json", payload, http.StatusCreated, http.StatusAccepted)
+}
+
+// post sends body and wants one of the statuses.
+func post(ctx context.Context, client *http.Client, url, contentType string, body []byte, want ...int) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if !slices.Contains(want, resp.StatusCode) {
+		return fmt.Errorf("%w: POST %s: %s: %s", ErrUnexpectedStatus, url, resp.Status, truncate(answer))
+	}
+	return nil
+}
+
+// compareSubscribers are the long-polling clients of one comparison.
+type compareSubscribers struct {
+	cfg    CompareConfig
+	target target
+	proto  longPollProtocol
+	dialer *dialer
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	fresh, duplicates atomic.Int64
+	errors            errorCounter
+
+	mu       sync.Mutex
+	tripsAll []time.Duration
+}
+
+func newCompareSubscribers(cfg CompareConfig, tgt target, proto longPollProtocol) *compareSubscribers {
+	return &compareSubscribers{cfg: cfg, target: tgt, proto: proto, dialer: newDialer(tgt.addr, nil, 10*time.Second, 64)}
+}
+
+func (s *compareSubscribers) start(ctx context.Context) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	for range s.cfg.Subscribers {
+		s.wg.Go(func() { s.run(ctx) })
+	}
+}
+
+// stop ends every subscriber and waits for them. It is safe to call more
+// than once.
+func (s *compareSubscribers) stop() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+}
+
+func (s *compareSubscribers) trips() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.tripsAll)
+}
+
+// run is one subscriber: connect, then long-poll until ctx ends,
+// reconnecting after an error.
+func (s *compareSubscribers) run(ctx context.Context) {
+	seen := make(map[int64]bool, s.cfg.Messages)
+	var trips []time.Duration
+	defer func() {
+		s.mu.Lock()
+		s.tripsAll = append(s.tripsAll, trips...)
+		s.mu.Unlock()
+	}()
+	position := ""
+	var req []byte
+	for ctx.Err() == nil {
+		conn, err := s.dialer.dial(ctx, s.target.addr)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.errors.add(classify(KindDial, err))
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+		br := bufio.NewReaderSize(conn, 4096)
+		for ctx.Err() == nil {
+			req = s.proto.request(req[:0], s.target.host, position)
+			_ = conn.SetDeadline(time.Now().Add(s.cfg.Hold + 30*time.Second))
+			if _, err = conn.Write(req); err != nil {
+				break
+			}
+			var resp *http.Response
+			if resp, err = http.ReadResponse(br, nil); err != nil {
+				break
+			}
+			var body []byte
+			body, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			now := time.Now().UnixNano()
+			if err != nil {
+				break
+			}
+			var msgs [][]byte
+			if msgs, position, err = s.proto.answer(resp, body, position); err != nil {
+				if errors.Is(err, ErrUnexpectedStatus) {
+					s.errors.status(resp.StatusCode)
+				} else {
+					s.errors.add(KindProtocol)
+				}
+				err = nil // counted
+				sleep(ctx, time.Second)
+				break
+			}
+			for _, m := range msgs {
+				p, ok := parsePayload(m)
+				switch {
+				case !ok:
+					s.errors.add(KindProtocol)
+				case seen[p.Seq]:
+					s.duplicates.Add(1)
+				default:
+					seen[p.Seq] = true
+					s.fresh.Add(1)
+					trips = append(trips, time.Duration(now-p.SentAt))
+				}
+			}
+			if resp.Close {
+				break
+			}
+		}
+		stop()
+		conn.Close()
+		if err != nil && ctx.Err() == nil {
+			s.errors.add(classify(KindRead, err))
+		}
+	}
+}
+
+// processMemory is a process tree's memory and CPU time.
+type processMemory struct {
+	RSS, PSS   int64
+	CPUSeconds float64
+	Processes  int
+}
+
+// treeMemory sums Rss and Pss (/proc/<pid>/smaps_rollup) and CPU time over
+// pid and its children: nginx's master and workers, or pushupd alone.
+func treeMemory(pid int) (processMemory, error) {
+	pids := []int{pid}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return processMemory{}, err
+	}
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		if ppid, err := parseProcStatPPID(stat); err == nil && ppid == pid {
+			pids = append(pids, child)
+		}
+	}
+	var m processMemory
+	for _, p := range pids {
+		dir := "/proc/" + strconv.Itoa(p)
+		rollup, err := os.ReadFile(dir + "/smaps_rollup")
+		if err != nil {
+			if p == pid {
+				return m, err
+			}
+			continue // a worker that just exited
+		}
+		rss, err1 := parseKBLine(rollup, "Rss:")
+		pss, err2 := parseKBLine(rollup, "Pss:")
+		if err1 != nil || err2 != nil {
+			return m, fmt.Errorf("%s/smaps_rollup: %v %v", dir, err1, err2)
+		}
+		m.RSS += rss
+		m.PSS += pss
+		m.Processes++
+		if stat, err := os.ReadFile(dir + "/stat"); err == nil {
+			if cpu, err := parseProcStatCPU(stat); err == nil {
+				m.CPUSeconds += cpu
+			}
+		}
+	}
+	return m, nil
+}
+
+// WriteText writes the report as a table, a column per broker.
+func (r CompareReport) WriteText(w io.Writer) error {
+	var b strings.Builder
+	c := r.Config
+	fmt.Fprintf(&b, "PushUp compare, %s\nmachine: %s\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Machine)
+	fmt.Fprintf(&b, "%d long-poll subscribers on one channel, %d messages of %d B %s apart, holds of %s; one client for every broker\n\n",
+		c.Subscribers, c.Messages, c.PayloadSize, c.Interval, c.Hold)
+	rows := [][]string{{""}}
+	add := func(name string, cell func(CompareResult) string) {
+		row := []string{name}
+		for _, res := range r.Results {
+			if res.Error != "" {
+				row = append(row, "failed")
+				continue
+			}
+			row = append(row, cell(res))
+		}
+		rows = append(rows, row)
+	}
+	for _, res := range r.Results {
+		rows[0] = append(rows[0], res.Broker)
+	}
+	add("version", func(x CompareResult) string { return x.Version })
+	add("processes", func(x CompareResult) string { return strconv.Itoa(x.Processes) })
+	add("baseline -> waiting PSS", func(x CompareResult) string { return mib(x.BaselinePSS) + " -> " + mib(x.ParkedPSS) })
+	add("PSS per waiting subscriber", func(x CompareResult) string { return fmt.Sprintf("%.0f B", x.PerSubscriber) })
+	add("peak PSS in fan-out / waiting", func(x CompareResult) string {
+		return fmt.Sprintf("%s = %.2fx", mib(x.PeakPSS), float64(x.PeakPSS)/float64(max(x.ParkedPSS, 1)))
+	})
+	add("trip time p50/p95/p99/max", func(x CompareResult) string {
+		t := x.TripTime
+		return fmt.Sprintf("%s / %s / %s / %s", ms(t.P50), ms(t.P95), ms(t.P99), ms(t.Max))
+	})
+	add("mean trip time (MPT)", func(x CompareResult) string { return ms(x.TripTime.Mean) })
+	add("received (RMP), duplicates", func(x CompareResult) string {
+		return fmt.Sprintf("%.2f%% (%d/%d), %d", x.RMP, x.Received, x.Expected, x.Duplicates)
+	})
+	add("slowest publish answer", func(x CompareResult) string { return ms(x.PublishLatencyMax) })
+	add("CPU, first publish to drained", func(x CompareResult) string { return fmt.Sprintf("%.2f s", x.CPUSeconds) })
+	add("load tester CPU, same window", func(x CompareResult) string { return fmt.Sprintf("%.2f s", x.ClientCPUSeconds) })
+	add("subscriber errors", func(x CompareResult) string { return fmt.Sprint(x.Errors) })
+	widths := make([]int, len(rows[0]))
+	for _, row := range rows {
+		for i, cell := range row {
+			widths[i] = max(widths[i], len(cell))
+		}
+	}
+	for _, row := range rows {
+		for i, cell := range row {
+			fmt.Fprintf(&b, "%-*s  ", widths[i], cell)
+		}
+		b.WriteString("\n")
+	}
+	for _, res := range r.Results {
+		if res.Error != "" {
+			fmt.Fprintf(&b, "FAILED %s: %s\n", res.Broker, res.Error)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteJSON writes the whole report.
+func (r CompareReport) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -1,0 +1,148 @@
+package loadtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// NchanRequireEnv, set to 1, turns the Nchan tests' skip (no nginx or no
+// module here) into a failure, as .ci/run wants.
+const nchanRequireEnv = "PUSHUP_REQUIRE_NCHAN"
+
+func TestCompareConfigValidate(t *testing.T) {
+	require.NoError(t, DefaultCompareConfig().Validate())
+	for name, mutate := range map[string]func(*CompareConfig){
+		"no broker":      func(c *CompareConfig) { c.Brokers = nil },
+		"unknown broker": func(c *CompareConfig) { c.Brokers = []string{"pushpin"} },
+		"no subscribers": func(c *CompareConfig) { c.Subscribers = 0 },
+		"no messages":    func(c *CompareConfig) { c.Messages = 0 },
+		"short hold":     func(c *CompareConfig) { c.Hold = 100 * time.Millisecond },
+		"small payload":  func(c *CompareConfig) { c.PayloadSize = 8 },
+	} {
+		c := DefaultCompareConfig()
+		mutate(&c)
+		assert.ErrorIs(t, c.Validate(), ErrInvalidConfig, name)
+	}
+}
+
+// readResponse parses a canned response as the subscribers do.
+func readResponse(t *testing.T, raw string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), nil)
+	require.NoError(t, err)
+	var body bytes.Buffer
+	_, err = body.ReadFrom(resp.Body)
+	require.NoError(t, err)
+	return resp, body.Bytes()
+}
+
+func TestNchanProtocol(t *testing.T) {
+	var p nchanProtocol
+	assert.Equal(t, "GET /sub/compare HTTP/1.1\r\nHost: h:1\r\n\r\n", string(p.request(nil, "h:1", "")),
+		"the first poll has no position: Nchan starts it at the channel's oldest message, none here")
+
+	msg := `{"p":0,"seq":3,"t":1,"pad":""}`
+	resp, body := readResponse(t, "HTTP/1.1 200 OK\r\nLast-Modified: Sun, 22 Nov 2026 14:35:19 GMT\r\nEtag: 2\r\n"+
+		"Content-Length: "+itoa(len(msg))+"\r\n\r\n"+msg)
+	msgs, next, err := p.answer(resp, body, "")
+	require.NoError(t, err)
+	assert.Equal(t, [][]byte{[]byte(msg)}, msgs)
+	assert.Equal(t, "Sun, 22 Nov 2026 14:35:19 GMT\n2", next)
+	assert.Equal(t, "GET /sub/compare HTTP/1.1\r\nHost: h:1\r\nIf-Modified-Since: Sun, 22 Nov 2026 14:35:19 GMT\r\nIf-None-Match: 2\r\n\r\n",
+		string(p.request(nil, "h:1", next)), "the next poll carries the position back")
+
+	resp, body = readResponse(t, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+	msgs, same, err := p.answer(resp, body, next)
+	require.NoError(t, err, "a hold that ended is not an error")
+	assert.Empty(t, msgs)
+	assert.Equal(t, next, same)
+
+	resp, body = readResponse(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+	_, _, err = p.answer(resp, body, next)
+	assert.ErrorIs(t, err, ErrMalformedResponse, "a message without its position would lose the place")
+
+	resp, body = readResponse(t, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+	_, _, err = p.answer(resp, body, next)
+	assert.ErrorIs(t, err, ErrUnexpectedStatus)
+}
+
+func TestPushupProtocol(t *testing.T) {
+	p := pushupProtocol{hold: time.Minute}
+	assert.Equal(t, "GET /v1/subscribe?channels=compare&timeout=60&since=now HTTP/1.1\r\nHost: h:1\r\n\r\n", string(p.request(nil, "h:1", "")))
+	assert.Equal(t, "GET /v1/subscribe?channels=compare&timeout=60&since=cAQAA HTTP/1.1\r\nHost: h:1\r\n\r\n", string(p.request(nil, "h:1", "cAQAA")))
+
+	body := `{"messages":[{"id":"a","time":1,"data":{"p":0,"seq":1,"t":5,"pad":""}},{"id":"b","time":2,"data":{"p":0,"seq":2,"t":6,"pad":""}}],"cursor":"cBQAA"}`
+	resp, b := readResponse(t, "HTTP/1.1 200 OK\r\nContent-Length: "+itoa(len(body))+"\r\n\r\n"+body)
+	msgs, next, err := p.answer(resp, b, "cAQAA")
+	require.NoError(t, err)
+	require.Len(t, msgs, 2)
+	assert.JSONEq(t, `{"p":0,"seq":2,"t":6,"pad":""}`, string(msgs[1]))
+	assert.Equal(t, "cBQAA", next)
+
+	resp, b = readResponse(t, "HTTP/1.1 410 Gone\r\nContent-Length: 0\r\n\r\n")
+	_, _, err = p.answer(resp, b, next)
+	assert.ErrorIs(t, err, ErrUnexpectedStatus)
+}
+
+func TestTreeMemory(t *testing.T) {
+	m, err := treeMemory(os.Getpid())
+	require.NoError(t, err)
+	assert.Positive(t, m.PSS)
+	assert.GreaterOrEqual(t, m.RSS, m.PSS, "PSS shares out what RSS counts whole")
+	assert.GreaterOrEqual(t, m.Processes, 1)
+
+	rollup := []byte("55d0c0000000-7ffd5bbf2000 ---p 00000000 00:00 0  [rollup]\nRss:               17408 kB\nPss:               13579 kB\n")
+	rss, err := parseKBLine(rollup, "Rss:")
+	require.NoError(t, err)
+	assert.Equal(t, int64(17408<<10), rss)
+	_, err = parseKBLine(rollup, "Swap:")
+	assert.Error(t, err)
+	ppid, err := parseProcStatPPID([]byte("123 (nginx: worker (x)) S 77 123 123 0"))
+	require.NoError(t, err)
+	assert.Equal(t, 77, ppid)
+}
+
+// TestE2ECompare runs both brokers with a few subscribers: every message
+// reaches every subscriber once, and the figures are filled in.
+func TestE2ECompare(t *testing.T) {
+	if _, _, err := FindNchan(); err != nil {
+		if os.Getenv(nchanRequireEnv) == "1" {
+			t.Fatalf("%s=1 but: %v", nchanRequireEnv, err)
+		}
+		t.Skipf("needs nginx and Nchan (set %s=1 to fail instead): %v", nchanRequireEnv, err)
+	}
+	cfg := DefaultCompareConfig()
+	cfg.Pushupd = pushupdBinary(t)
+	cfg.Subscribers, cfg.Messages, cfg.Interval = 40, 3, 200*time.Millisecond
+	cfg.Settle, cfg.Hold, cfg.ConnectTimeout, cfg.Drain = 100*time.Millisecond, 5*time.Second, 20*time.Second, 10*time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Compare(ctx, cfg)
+	require.NoError(t, err)
+	require.Len(t, rep.Results, 2)
+	for _, r := range rep.Results {
+		require.Empty(t, r.Error, r.Broker)
+		assert.Equal(t, int64(120), r.Expected, r.Broker)
+		assert.Equal(t, int64(120), r.Received, r.Broker)
+		assert.Zero(t, r.Duplicates, r.Broker)
+		assert.Equal(t, 100.0, r.RMP, r.Broker)
+		assert.Equal(t, 120, r.TripTime.Count, r.Broker)
+		assert.Positive(t, r.ParkedPSS, r.Broker)
+		assert.Empty(t, r.Errors, r.Broker)
+	}
+	assert.Equal(t, 1, rep.Results[0].Processes, "pushupd is one process")
+	assert.Equal(t, 1+cfg.Workers, rep.Results[1].Processes, "nginx's master and its workers")
+	var text bytes.Buffer
+	require.NoError(t, rep.WriteText(&text))
+	assert.Contains(t, text.String(), "PSS per waiting subscriber")
+	assert.Contains(t, text.String(), "nchan")
+}
