@@ -2,29 +2,19 @@ package loadtest
 
 import (
 	"context"
-	"os"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
 
-var (
-	buildOnce  sync.Once
-	builtDir   string // removed by TestMain
-	builtBin   string
-	builtError error
-)
+// pushupd is cmd/pushupd, built once for the tests that run it; TestMain
+// removes it.
+var pushupd SharedBuild
 
-// pushupdBinary builds cmd/pushupd once per test binary.
+// pushupdBinary returns the built cmd/pushupd.
 func pushupdBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		builtDir, builtError = os.MkdirTemp("", "loadtest-pushupd-")
-		if builtError == nil {
-			builtBin, builtError = BuildPushupd(context.Background(), builtDir)
-		}
-	})
-	require.NoError(t, builtError)
-	return builtBin
+	bin, err := pushupd.Binary(context.Background())
+	require.NoError(t, err)
+	return bin
 }

@@ -52,11 +52,9 @@ type Daemon struct {
 	// empty if the line names none.
 	Model string
 
-	cfg  DaemonConfig
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	err  error         // its exit status, set before done closes
-	log  *logTail      // last lines of its log, for error messages
+	*child // its goroutine is the log reader's, below
+	cfg    DaemonConfig
+	log    *logTail // last lines of its log, for error messages
 
 	stopOnce sync.Once
 	stopErr  error
@@ -151,7 +149,7 @@ func StartDaemon(cfg DaemonConfig) (*Daemon, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%w: starting %s: %v", ErrDaemon, cfg.Binary, err)
 	}
-	d := &Daemon{PID: cmd.Process.Pid, cfg: cfg, cmd: cmd, done: make(chan struct{}), log: newLogTail(tailLines, cfg.Log)}
+	d := &Daemon{PID: cmd.Process.Pid, child: &child{cmd: cmd, done: make(chan struct{})}, cfg: cfg, log: newLogTail(tailLines, cfg.Log)}
 	listening := make(chan [2]string, 1)
 	// This goroutine belongs to the process: it ends when the process
 	// closes its stderr, that is, when it exits.
@@ -232,7 +230,7 @@ func (d *Daemon) Stop() error {
 	return d.stopErr
 }
 
-// child is a process this package started (haproxy, nginx), and the
+// child is a process this package started (pushupd, haproxy, nginx), and the
 // goroutine that waits for it.
 type child struct {
 	cmd  *exec.Cmd
@@ -257,6 +255,18 @@ func startChild(cmd *exec.Cmd, out io.Writer) (*child, error) {
 	return c, nil
 }
 
+// kill ends the child with SIGKILL, if it has not exited, and waits for
+// it.
+func (c *child) kill() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Kill()
+	<-c.done
+}
+
 // stop ends the child: SIGTERM, then SIGKILL after timeout. It returns an
 // error wrapping sentinel, with log's lines, if the child had exited
 // before, or had to be killed.
@@ -273,28 +283,24 @@ func (c *child) stop(sentinel error, timeout time.Duration, log func() string) e
 	return nil
 }
 
-// errExitedEarly and errNotServing say why waitServing gave up.
-var (
-	errExitedEarly = errors.New("exited before serving")
-	errNotServing  = errors.New("did not answer")
-)
-
-// waitServing polls probe every 20 ms until it succeeds, returning nil;
-// or until done closes (the process exited: errExitedEarly), timeout
-// passes (errNotServing) or ctx ends (its error).
-func waitServing(ctx context.Context, done <-chan struct{}, timeout time.Duration, probe func() error) error {
+// waitServing polls probe every 20 ms until it succeeds, and returns
+// nil; or, wrapping sentinel with log's lines, an error saying that the
+// child exited first or that what did not answer within timeout; or
+// ctx's error.
+func (c *child) waitServing(ctx context.Context, sentinel error, what string, timeout time.Duration,
+	log func() string, probe func() error) error {
 	by := time.Now().Add(timeout)
 	for {
 		if probe() == nil {
 			return nil
 		}
 		select {
-		case <-done:
-			return errExitedEarly
+		case <-c.done:
+			return fmt.Errorf("%w: %s exited before serving (%v):\n%s", sentinel, c.cmd.Path, c.err, log())
 		default:
 		}
 		if time.Now().After(by) {
-			return errNotServing
+			return fmt.Errorf("%w: %s did not answer within %s:\n%s", sentinel, what, timeout, log())
 		}
 		if !sleep(ctx, 20*time.Millisecond) {
 			return ctx.Err()
@@ -322,15 +328,7 @@ func terminate(p *os.Process, done <-chan struct{}, timeout time.Duration) bool 
 // Kill ends the process with SIGKILL, as a crash would: no graceful
 // shutdown, no goodbye to its cluster. It returns once the process has
 // exited. A later Stop reports that it had already exited.
-func (d *Daemon) Kill() {
-	select {
-	case <-d.done:
-		return
-	default:
-	}
-	_ = d.cmd.Process.Kill()
-	<-d.done
-}
+func (d *Daemon) Kill() { d.child.kill() }
 
 func (d *Daemon) exitError(when string) error {
 	if d.err == nil {
@@ -351,6 +349,37 @@ func BuildPushupd(ctx context.Context, dir string) (string, error) {
 			ErrDaemon, err, bytes.TrimSpace(out))
 	}
 	return bin, nil
+}
+
+// SharedBuild builds cmd/pushupd once, on first use, for everyone who
+// asks (the tests of one test binary), and removes it on Remove. Its
+// methods are safe for concurrent use.
+type SharedBuild struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// Binary returns the binary, building it on the first call; a failed
+// build's error is returned to every caller.
+func (b *SharedBuild) Binary(ctx context.Context) (string, error) {
+	b.once.Do(func() {
+		b.dir, b.err = os.MkdirTemp("", "pushupd-build-")
+		if b.err == nil {
+			b.bin, b.err = BuildPushupd(ctx, b.dir)
+		}
+	})
+	return b.bin, b.err
+}
+
+// Remove deletes the build, if there was one. Call it once every caller
+// is done.
+func (b *SharedBuild) Remove() {
+	b.once.Do(func() {}) // a Binary call after Remove builds nothing
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
 }
 
 // PreparePushupd returns the pushupd binary to run and its flags (see

@@ -43,15 +43,11 @@ func DefaultEventVsThreadConfig() EventVsThreadConfig {
 
 // Validate reports a configuration that cannot work.
 func (c EventVsThreadConfig) Validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: event-vs-thread: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
-	}
-	if err := c.validate("event-vs-thread"); err != nil {
+	bad := func(format string, args ...any) error { return invalid("event-vs-thread", format, args...) }
+	if err := c.validate("event-vs-thread", c.CCs); err != nil {
 		return err
 	}
 	switch {
-	case len(c.CCs) == 0 || slices.Min(c.CCs) < 1:
-		return bad("want at least one cc, each at least 1; got %v", c.CCs)
 	case len(c.Models) == 0:
 		return bad("no models")
 	case c.Hold <= 0 || c.Interval < 0:
@@ -83,11 +79,7 @@ func (c EventVsThreadConfig) runs(binary string) []sweepRun {
 
 // scaling says in words what the time scale made of each interval.
 func (c EventVsThreadConfig) scaling() string {
-	if c.TimeScale == 1 {
-		return fmt.Sprintf("1 (long polls held %s, publish every %s)", c.Hold, c.Interval)
-	}
-	return fmt.Sprintf("%g: every interval x %g; long polls held %s (paper scale %s), publish every %s (%s)",
-		c.TimeScale, c.TimeScale, scaled(c.Hold, c.TimeScale), c.Hold, scaled(c.Interval, c.TimeScale), c.Interval)
+	return holdScaling(c.TimeScale, c.Hold, c.Interval)
 }
 
 // RunEventVsThread runs the event-vs-thread sweep and returns its
@@ -119,15 +111,7 @@ func RunEventVsThread(ctx context.Context, cfg EventVsThreadConfig) (Report, err
 	if err := requireFlags(binary, flags, "event-vs-thread", need...); err != nil {
 		return rep, err
 	}
-	runs := cfg.runs(binary)
-	rep.Machine = DescribeMachine()
-	rep.Scaling = cfg.scaling()
-	if cfg.Log != nil {
-		fmt.Fprintf(cfg.Log, "event-vs-thread: %d runs, about %s; time scale %s\n",
-			len(runs), roundEstimate(estimateDuration(runs)), rep.Scaling)
-	}
-	rep.Points, rep.Runs = runSweep(ctx, rep.Experiment, runs, cfg.Log)
-	rep.Duration = time.Since(rep.Started)
+	rep.runSweep(ctx, cfg.runs(binary), cfg.scaling(), cfg.Log)
 	rep.Notes = []string{
 		fmt.Sprintf("cc up to %d: the open-file limit here is %d per process, %d kept for the process's own files, "+
 			"so at most %d subscribers fit in the load tester and in pushupd (one socket each).",

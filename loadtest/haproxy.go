@@ -3,7 +3,6 @@ package loadtest
 import (
 	"context"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -178,19 +177,12 @@ func StartHAProxy(ctx context.Context, cfg HAProxyConfig, servers []haproxycfg.S
 	}
 	h.PID = h.cmd.Process.Pid
 
-	err = waitServing(ctx, h.done, cfg.StartTimeout, func() error { _, err := h.ServerStatus(ctx); return err })
-	switch {
-	case err == nil:
-		return h, nil
-	case errors.Is(err, errExitedEarly):
+	if err := h.child.waitServing(ctx, ErrHAProxy, "statistics page "+h.StatsURL, cfg.StartTimeout, h.Log,
+		func() error { _, err := h.ServerStatus(ctx); return err }); err != nil {
 		_ = h.Stop()
-		return nil, fmt.Errorf("%w: %s exited before serving (%v):\n%s", ErrHAProxy, cfg.Binary, h.err, h.Log())
-	case errors.Is(err, errNotServing):
-		_ = h.Stop()
-		return nil, fmt.Errorf("%w: statistics page %s did not answer within %s:\n%s", ErrHAProxy, h.StatsURL, cfg.StartTimeout, h.Log())
+		return nil, err
 	}
-	_ = h.Stop()
-	return nil, err
+	return h, nil
 }
 
 // ServerStatus reads the statistics page's CSV: the status HAProxy gives
@@ -304,15 +296,7 @@ func (h *HAProxy) Stop() error {
 
 // Kill ends haproxy with SIGKILL and waits for it; Stop afterwards
 // reports that it had already exited, and removes the configuration.
-func (h *HAProxy) Kill() {
-	select {
-	case <-h.done:
-		return
-	default:
-	}
-	_ = h.cmd.Process.Kill()
-	<-h.done
-}
+func (h *HAProxy) Kill() { h.child.kill() }
 
 // haproxyVersionRE matches the first line of haproxy -v:
 // "HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/".

@@ -12,9 +12,7 @@ import (
 // removes the pushupd binary the end-to-end tests built.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		if builtDir != "" {
-			os.RemoveAll(builtDir)
-		}
+		pushupd.Remove()
 		os.Exit(code)
 	}))
 }

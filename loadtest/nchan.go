@@ -210,22 +210,14 @@ func StartNchan(ctx context.Context, cfg NchanConfig) (*Nchan, error) {
 
 	client := &http.Client{Timeout: time.Second}
 	defer client.CloseIdleConnections()
-	err = waitServing(ctx, n.done, cfg.StartTimeout, func() error {
+	if err := n.child.waitServing(ctx, ErrNchan, n.URL, cfg.StartTimeout, n.Log, func() error {
 		_, err := n.subscribers(ctx, client, "pushup-loadtest-ping")
 		return err
-	})
-	switch {
-	case err == nil:
-		return n, nil
-	case errors.Is(err, errExitedEarly):
+	}); err != nil {
 		_ = n.Stop()
-		return nil, fmt.Errorf("%w: %s exited before serving (%v):\n%s", ErrNchan, cfg.Nginx, n.err, n.Log())
-	case errors.Is(err, errNotServing):
-		_ = n.Stop()
-		return nil, fmt.Errorf("%w: %s did not answer within %s:\n%s", ErrNchan, n.URL, cfg.StartTimeout, n.Log())
+		return nil, err
 	}
-	_ = n.Stop()
-	return nil, err
+	return n, nil
 }
 
 // subscribers asks the publisher location how many subscribers wait on

@@ -79,15 +79,11 @@ func DefaultPushVsPullConfig() PushVsPullConfig {
 
 // Validate reports a configuration that cannot work.
 func (c PushVsPullConfig) Validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: push-vs-pull: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
-	}
-	if err := c.validate("push-vs-pull"); err != nil {
+	bad := func(format string, args ...any) error { return invalid("push-vs-pull", format, args...) }
+	if err := c.validate("push-vs-pull", c.CCs); err != nil {
 		return err
 	}
 	switch {
-	case len(c.CCs) == 0 || slices.Min(c.CCs) < 1:
-		return bad("want at least one cc, each at least 1; got %v", c.CCs)
 	case len(c.Intervals) == 0 || slices.Min(c.Intervals) <= 0:
 		return bad("want at least one publish interval, each positive; got %v", c.Intervals)
 	case len(c.Methods) == 0:
@@ -170,15 +166,7 @@ func RunPushVsPull(ctx context.Context, cfg PushVsPullConfig) (Report, error) {
 	if err := requireFlags(binary, flags, "push-vs-pull", need...); err != nil {
 		return rep, err
 	}
-	runs := cfg.runs(binary)
-	rep.Machine = DescribeMachine()
-	rep.Scaling = cfg.scaling()
-	if cfg.Log != nil {
-		fmt.Fprintf(cfg.Log, "push-vs-pull: %d runs, about %s; time scale %s\n",
-			len(runs), roundEstimate(estimateDuration(runs)), rep.Scaling)
-	}
-	rep.Points, rep.Runs = runSweep(ctx, rep.Experiment, runs, cfg.Log)
-	rep.Duration = time.Since(rep.Started)
+	rep.runSweep(ctx, cfg.runs(binary), cfg.scaling(), cfg.Log)
 	rep.Notes = []string{
 		"NT is the subscribers' HTTP traffic (request and status lines, headers, bodies; not TCP/IP headers) " +
 			"over the run's publish intervals, divided by their number: bytes per publish interval for all subscribers together. KB = 1,000 bytes.",

@@ -94,10 +94,8 @@ func DefaultScaleOutConfig() ScaleOutConfig {
 // Validate reports a configuration that cannot work. The open-file limit
 // is checked by RunScaleOut, which raises it first.
 func (c ScaleOutConfig) Validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: scale-out: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
-	}
-	if err := c.validate("scale-out"); err != nil {
+	bad := func(format string, args ...any) error { return invalid("scale-out", format, args...) }
+	if err := c.validate("scale-out", c.CCs); err != nil {
 		return err
 	}
 	if f := setsFlag(c.ServerArgs, clusterFlags...); f != "" {
@@ -106,8 +104,6 @@ func (c ScaleOutConfig) Validate() error {
 	switch {
 	case len(c.Nodes) == 0 || slices.Min(c.Nodes) < 1 || slices.Max(c.Nodes) > MaxScaleOutNodes:
 		return bad("want at least one node count, each 1 to %d; got %v", MaxScaleOutNodes, c.Nodes)
-	case len(c.CCs) == 0 || slices.Min(c.CCs) < 1:
-		return bad("want at least one cc, each at least 1; got %v", c.CCs)
 	case !slices.Contains(ReplicationModes, c.Replication):
 		return bad("replication %q: want %s", c.Replication, strings.Join(ReplicationModes, " or "))
 	case !slices.Contains(haproxycfg.Balances, c.Balance):
@@ -196,11 +192,7 @@ func (c ScaleOutConfig) series() []string {
 
 // scaling says in words what the time scale made of each interval.
 func (c ScaleOutConfig) scaling() string {
-	if c.TimeScale == 1 {
-		return fmt.Sprintf("1 (long polls held %s, publish every %s)", c.Hold, c.Interval)
-	}
-	return fmt.Sprintf("%g: every interval x %g; long polls held %s (paper scale %s), publish every %s (%s)",
-		c.TimeScale, c.TimeScale, scaled(c.Hold, c.TimeScale), c.Hold, scaled(c.Interval, c.TimeScale), c.Interval)
+	return holdScaling(c.TimeScale, c.Hold, c.Interval)
 }
 
 // RunScaleOut runs the scale-out sweep and returns its report. It
@@ -238,17 +230,9 @@ func RunScaleOut(ctx context.Context, cfg ScaleOutConfig) (Report, error) {
 	if err := requireFlags(binary, flags, "scale-out", "model", "cluster-bind", "join", "replication", "cluster-key", "node-name"); err != nil {
 		return rep, err
 	}
-	runs := cfg.runs(binary, hapBin)
-	rep.Machine = DescribeMachine()
-	rep.Scaling = cfg.scaling()
-	if cfg.Log != nil {
-		// Starting and stopping a cluster and HAProxy takes well under a
-		// second here: the estimate of any sweep's run holds.
-		fmt.Fprintf(cfg.Log, "scale-out: %d runs, about %s; time scale %s\n",
-			len(runs), roundEstimate(estimateDuration(runs)), rep.Scaling)
-	}
-	rep.Points, rep.Runs = runSweep(ctx, rep.Experiment, runs, cfg.Log)
-	rep.Duration = time.Since(rep.Started)
+	// Starting and stopping a cluster and HAProxy takes well under a
+	// second here: the estimate of any sweep's run holds.
+	rep.runSweep(ctx, cfg.runs(binary, hapBin), cfg.scaling(), cfg.Log)
 	rep.Notes = scaleOutNotes(cfg, rep.Machine, hapVersion, top, limit)
 	rep.Tables, rep.Figures = scaleOutOutputs(rep.Points, cfg)
 	return rep, nil

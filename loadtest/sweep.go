@@ -66,8 +66,9 @@ func defaultSweepConfig() SweepConfig {
 	}
 }
 
-// validate reports settings that cannot work; name is the sweep's.
-func (c SweepConfig) validate(name string) error {
+// validate reports settings that cannot work, the shared ones and the
+// sweep's numbers of concurrent connections; name is the sweep's.
+func (c SweepConfig) validate(name string, ccs []int) error {
 	if err := checkTimeScale(c.TimeScale); err != nil {
 		return err
 	}
@@ -76,11 +77,29 @@ func (c SweepConfig) validate(name string) error {
 	}
 	switch {
 	case c.Messages < 1:
-		return fmt.Errorf("%w: %s: Messages must be at least 1", ErrInvalidConfig, name)
+		return invalid(name, "Messages must be at least 1")
 	case c.Log != nil && c.ProgressInterval <= 0:
-		return fmt.Errorf("%w: %s: ProgressInterval must be positive", ErrInvalidConfig, name)
+		return invalid(name, "ProgressInterval must be positive")
+	case len(ccs) == 0 || slices.Min(ccs) < 1:
+		return invalid(name, "want at least one cc, each at least 1; got %v", ccs)
 	}
 	return nil
+}
+
+// invalid is a sweep's configuration error: ErrInvalidConfig, the sweep's
+// name and what is wrong.
+func invalid(name, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, name, fmt.Sprintf(format, args...))
+}
+
+// holdScaling says in words what the time scale made of a long-polling
+// sweep's hold and publish interval.
+func holdScaling(scale float64, hold, interval time.Duration) string {
+	if scale == 1 {
+		return fmt.Sprintf("1 (long polls held %s, publish every %s)", hold, interval)
+	}
+	return fmt.Sprintf("%g: every interval x %g; long polls held %s (paper scale %s), publish every %s (%s)",
+		scale, scale, scaled(hold, scale), hold, scaled(interval, scale), interval)
 }
 
 // run returns one run of a sweep against binary: one pushupd with model,
@@ -240,11 +259,19 @@ type sweepRun struct {
 	rc    RunConfig
 }
 
-// runSweep runs the runs in order as one Experiment (RunAll: a failed run
-// is a point with its Error, and the sweep goes on) and returns a point
-// and the full result of each. log, if not nil, gets a line as each run
-// starts and one for each failure.
-func runSweep(ctx context.Context, name string, runs []sweepRun, log io.Writer) ([]Point, []RunResult) {
+// runSweep runs a sweep into r: the machine, the time scale in words
+// (scaling), a point and a result per run (one Experiment, RunAll: a
+// failed run is a point with its Error, and the sweep goes on), and how
+// long it all took. log,
+// if not nil, gets the plan with an estimate, then a line as each run
+// starts and one for each that fails.
+func (r *Report) runSweep(ctx context.Context, runs []sweepRun, scaling string, log io.Writer) {
+	name := r.Experiment
+	r.Machine = DescribeMachine()
+	r.Scaling = scaling
+	if log != nil {
+		fmt.Fprintf(log, "%s: %d runs, about %s; time scale %s\n", name, len(runs), roundEstimate(estimateDuration(runs)), scaling)
+	}
 	e := Experiment{Name: name}
 	for _, r := range runs {
 		e.Runs = append(e.Runs, r.rc)
@@ -267,7 +294,8 @@ func runSweep(ctx context.Context, name string, runs []sweepRun, log io.Writer) 
 		}
 		points[i].fill(results[i])
 	}
-	return points, results
+	r.Points, r.Runs = points, results
+	r.Duration = time.Since(r.Started)
 }
 
 // estimateDuration guesses how long runs take: every phase that waits a

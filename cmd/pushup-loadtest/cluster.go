@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/pushuphq/pushup/loadtest"
@@ -77,9 +75,5 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if jsonPath == "" {
 		return nil
 	}
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(jsonPath, append(b, '\n'), 0o644)
+	return writeJSONFile(jsonPath, rep)
 }

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/pushuphq/pushup/loadtest"
@@ -68,15 +67,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return werr
 	}
 	if jsonPath != "" {
-		f, ferr := os.Create(jsonPath)
-		if ferr != nil {
-			return ferr
-		}
-		werr := rep.WriteJSON(f)
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
+		if werr := writeJSONFile(jsonPath, rep); werr != nil {
 			return werr
 		}
 	}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"os"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -16,29 +15,18 @@ import (
 // removes the pushupd binary the tests built.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		if builtDir != "" {
-			os.RemoveAll(builtDir)
-		}
+		pushupd.Remove()
 		os.Exit(code)
 	}))
 }
 
-var (
-	buildOnce  sync.Once
-	builtDir   string // removed by TestMain
-	builtBin   string
-	builtError error
-)
+// pushupd is cmd/pushupd, built once for the tests that run it.
+var pushupd loadtest.SharedBuild
 
-// pushupdBinary builds cmd/pushupd once per test binary.
+// pushupdBinary returns the built cmd/pushupd.
 func pushupdBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		builtDir, builtError = os.MkdirTemp("", "e2e-pushupd-")
-		if builtError == nil {
-			builtBin, builtError = loadtest.BuildPushupd(context.Background(), builtDir)
-		}
-	})
-	require.NoError(t, builtError)
-	return builtBin
+	bin, err := pushupd.Binary(context.Background())
+	require.NoError(t, err)
+	return bin
 }
