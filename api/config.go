@@ -76,6 +76,10 @@ type Config struct {
 	// API requests with 503 until it is ready (has restored a peer's
 	// state).
 	Cluster Cluster
+	// DrainSpread is how long Shutdown takes to answer the waiting
+	// subscribers (see broker.Drain): spread evenly, each with a jittered
+	// retry hint. Zero answers them all at once.
+	DrainSpread time.Duration
 }
 
 // DefaultConfig returns the configuration pushupd starts with.

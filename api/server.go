@@ -177,6 +177,10 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 // If ctx ends first it closes the remaining connections and returns the
 // context's error.
 func (s *Server) Shutdown(ctx context.Context) error {
+	// Publishers first, then the waiting subscribers, spread out; the
+	// readiness check fails meanwhile, so the load balancer sends new
+	// requests elsewhere.
+	s.b.Drain(ctx, s.cfg.DrainSpread)
 	err := s.http.Shutdown(ctx)
 	s.b.Close() // in case Shutdown returned before the hook ran
 	if s.parker != nil {
@@ -214,7 +218,7 @@ type healthBody struct {
 // notReady says why the node does not serve yet (or any more), or "".
 func (s *Server) notReady() string {
 	switch {
-	case s.b.Closed():
+	case s.b.Closed() || s.b.Draining():
 		return "shutting_down"
 	case s.cfg.Cluster != nil && !s.cfg.Cluster.Ready():
 		return "not_ready"

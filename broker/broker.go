@@ -57,6 +57,9 @@ type Broker struct {
 	sched  *schedule
 	nextID atomic.Uint64
 
+	dur   durability // see journal.go
+	drain drainState // see drain.go
+
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
@@ -290,6 +293,9 @@ func (b *Broker) Create(ttl time.Duration) (ChannelInfo, error) {
 	if err != nil {
 		return ChannelInfo{}, err
 	}
+	if err := b.errIfDraining(); err != nil {
+		return ChannelInfo{}, err
+	}
 	var raw [10]byte
 	b.commitMu.Lock()
 	var name string
@@ -320,6 +326,9 @@ func (b *Broker) Renew(name string, ttl time.Duration) (info ChannelInfo, create
 	}
 	ttl, err = b.checkTTL(ttl)
 	if err != nil {
+		return ChannelInfo{}, false, err
+	}
+	if err := b.errIfDraining(); err != nil {
 		return ChannelInfo{}, false, err
 	}
 	b.commitMu.Lock()
@@ -366,6 +375,9 @@ func (b *Broker) renewLocked(o *originState, name string, ttl time.Duration, now
 func (b *Broker) CloseChannel(name string) (int, error) {
 	if !ValidChannelName(name) {
 		return 0, fmt.Errorf("%w: %q", ErrInvalidChannel, name)
+	}
+	if err := b.errIfDraining(); err != nil {
+		return 0, err
 	}
 	b.commitMu.Lock()
 	if b.isClosed() {
@@ -424,6 +436,9 @@ func (b *Broker) expire(ref *chanRef, now time.Time) bool {
 	}
 	delete(b.chans, ref.Name())
 	b.expired.Add(1)
+	if b.cfg.Journal != nil {
+		b.cfg.Journal.Forget(ref.Name())
+	}
 	return true
 }
 

@@ -1,0 +1,468 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/pushuphq/pushup/broker"
+)
+
+// Sentinel errors.
+var (
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store: closed")
+	// ErrInvalidFsync: an unknown fsync mode.
+	ErrInvalidFsync = errors.New("store: invalid fsync mode")
+	// ErrCorrupt: a record on disk cannot be decoded.
+	ErrCorrupt = errors.New("store: corrupt record")
+)
+
+// Fsync says when the store forces its writes to disk.
+type Fsync string
+
+// The fsync modes; see the package comment.
+const (
+	FsyncAlways Fsync = "always"
+	FsyncBatch  Fsync = "batch"
+	FsyncNever  Fsync = "never"
+)
+
+// ParseFsync parses a mode name.
+func ParseFsync(s string) (Fsync, error) {
+	switch f := Fsync(s); f {
+	case FsyncAlways, FsyncBatch, FsyncNever:
+		return f, nil
+	}
+	return "", fmt.Errorf("%w: %q (want always, batch or never)", ErrInvalidFsync, s)
+}
+
+// Config configures a Store.
+type Config struct {
+	// Dir is the data directory; created if missing. The database is
+	// Dir/pushup.db.
+	Dir string
+	// Fsync is when writes are forced to disk.
+	Fsync Fsync
+	// BatchDelay is how long FsyncBatch collects a group before it
+	// commits it with one fsync: the window of acknowledged publications
+	// a crash may lose (plus one commit). 5ms keeps fsyncs to about 200
+	// a second whatever the publish rate.
+	BatchDelay time.Duration
+	// PruneInterval is how often events the broker no longer holds are
+	// deleted from disk.
+	PruneInterval time.Duration
+	// MaxBacklog caps the events queued but not yet written in batch and
+	// never modes: beyond it Publish waits for the disk, so a slow disk
+	// slows publishers instead of growing memory without bound.
+	MaxBacklog int
+	// Now is the clock used for timestamps in Stats; nil is time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the configuration pushupd uses with -data-dir.
+func DefaultConfig() Config {
+	return Config{Fsync: FsyncBatch, BatchDelay: 5 * time.Millisecond, PruneInterval: 10 * time.Second, MaxBacklog: 65536}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("store: Dir must be set")
+	}
+	if _, err := ParseFsync(string(c.Fsync)); err != nil {
+		return err
+	}
+	if c.BatchDelay < 0 || c.PruneInterval <= 0 || c.MaxBacklog < 1 {
+		return errors.New("store: BatchDelay must not be negative, PruneInterval and MaxBacklog must be positive")
+	}
+	return nil
+}
+
+var (
+	bucketEvents   = []byte("events")   // origin(8) seq(8) -> record
+	bucketChannels = []byte("channels") // name -> ttl (8, ns)
+	bucketMeta     = []byte("meta")
+	keyNext        = []byte("next") // the next commit-order number
+)
+
+// op is one queued write.
+type op struct {
+	ticket uint64
+	ev     broker.Event
+	forget string // a channel that expired, when ev is zero
+}
+
+// Store is the on-disk journal. Open it, Load what it holds, Start its
+// writer, and Close it after the broker.
+type Store struct {
+	cfg Config
+	db  *bolt.DB
+
+	mu      sync.Mutex
+	cond    *sync.Cond // signalled when durable moves or err is set
+	queue   []op
+	next    uint64 // the last ticket handed out
+	durable uint64 // every ticket up to it is written (and synced as promised)
+	err     error  // sticky: the first write error, or ErrClosed
+	started bool
+
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	retained func() map[uint64]uint64
+
+	stats statCounters
+}
+
+// Open opens (or creates) the store in cfg.Dir. Only one process may
+// have a data directory open: a second one fails after a second.
+func Open(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(cfg.Dir, "pushup.db"), 0o640, &bolt.Options{
+		Timeout: time.Second,
+		// The freelist is rebuilt by scanning at open instead of being
+		// written at every commit: cheaper commits for a slower start.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: opening %s: %w", cfg.Dir, err)
+	}
+	db.NoSync = cfg.Fsync == FsyncNever
+	s := &Store{cfg: cfg, db: db, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	s.cond = sync.NewCond(&s.mu)
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketEvents, bucketChannels, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if v := tx.Bucket(bucketMeta).Get(keyNext); len(v) == 8 {
+			s.next = binary.BigEndian.Uint64(v) - 1
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s.durable = s.next
+	return s, nil
+}
+
+// Load returns what the store holds, for broker.Recover: every channel's
+// state (an EventRenew with Origin zero), then the events in the order
+// they were committed.
+func (s *Store) Load() ([]broker.Event, error) {
+	var chans, evs []broker.Event
+	var order []uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		err := tx.Bucket(bucketChannels).ForEach(func(k, v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("%w: channel %q", ErrCorrupt, k)
+			}
+			chans = append(chans, broker.Event{Kind: broker.EventRenew, Channel: string(k), TTL: time.Duration(binary.BigEndian.Uint64(v))})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketEvents).ForEach(func(k, v []byte) error {
+			ev, n, err := decodeEvent(v)
+			if err != nil {
+				return fmt.Errorf("%w: key %x: %w", ErrCorrupt, k, err)
+			}
+			evs = append(evs, ev)
+			order = append(order, n)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: loading: %w", err)
+	}
+	idx := make([]int, len(evs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return order[idx[a]] < order[idx[b]] })
+	out := chans
+	for _, i := range idx {
+		out = append(out, evs[i])
+	}
+	return out, nil
+}
+
+// Start starts the writer. retained reports what the broker still holds
+// (broker.Retained); nil never prunes.
+func (s *Store) Start(retained func() map[uint64]uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.err != nil {
+		return
+	}
+	s.started = true
+	s.retained = retained
+	go s.write()
+}
+
+// Record queues ev. It implements broker.Journal.
+func (s *Store) Record(ev broker.Event) uint64 {
+	return s.enqueue(op{ev: ev})
+}
+
+// Forget queues the removal of an expired channel's state. It implements
+// broker.Journal.
+func (s *Store) Forget(name string) {
+	s.enqueue(op{forget: name})
+}
+
+func (s *Store) enqueue(o op) uint64 {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return 0
+	}
+	s.next++
+	o.ticket = s.next
+	s.queue = append(s.queue, o)
+	t := s.next
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return t
+}
+
+// Wait returns once ticket t is durable as the fsync mode promises:
+// written and fsynced for FsyncAlways; for the other modes at once,
+// unless more than MaxBacklog events wait to be written. It implements
+// broker.Journal.
+func (s *Store) Wait(t uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		if s.err != nil {
+			if errors.Is(s.err, ErrClosed) && s.durable >= t {
+				return nil
+			}
+			return s.err
+		}
+		if s.durable >= t || (s.cfg.Fsync != FsyncAlways && t-s.durable <= uint64(s.cfg.MaxBacklog)) {
+			return nil
+		}
+		s.cond.Wait()
+	}
+}
+
+// Close writes what is queued (with an fsync, whatever the mode) and
+// closes the database. Call it after the broker's Close.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	var err error
+	if started {
+		close(s.stop)
+		<-s.done
+	} else {
+		err = s.flush(true)
+	}
+	s.mu.Lock()
+	if s.err == nil || errors.Is(s.err, ErrClosed) {
+		s.err = ErrClosed
+	} else if err == nil {
+		err = s.err
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	if cerr := s.db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store: %w", cerr)
+	}
+	return err
+}
+
+// write is the writer goroutine: it commits the queue in groups and
+// prunes every PruneInterval, until Close.
+func (s *Store) write() {
+	defer close(s.done)
+	prune := time.NewTicker(s.cfg.PruneInterval)
+	defer prune.Stop()
+	var delay *time.Timer
+	if s.cfg.Fsync == FsyncBatch && s.cfg.BatchDelay > 0 {
+		delay = time.NewTimer(time.Hour)
+		delay.Stop()
+		defer delay.Stop()
+	}
+	for {
+		select {
+		case <-s.stop:
+			_ = s.flush(true)
+			return
+		case <-prune.C:
+			s.prune()
+			continue
+		case <-s.wake:
+		}
+		if delay != nil {
+			// Let the group grow for BatchDelay: one fsync for all.
+			delay.Reset(s.cfg.BatchDelay)
+			select {
+			case <-delay.C:
+			case <-s.stop:
+				_ = s.flush(true)
+				return
+			}
+		}
+		_ = s.flush(false)
+	}
+}
+
+// flush commits everything queued in one transaction; final forces an
+// fsync whatever the mode.
+func (s *Store) flush(final bool) error {
+	s.mu.Lock()
+	q := s.queue
+	s.queue = nil
+	s.mu.Unlock()
+	if len(q) == 0 {
+		return nil
+	}
+	if final && s.cfg.Fsync == FsyncNever {
+		s.db.NoSync = false
+		defer func() { s.db.NoSync = true }()
+	}
+	start := time.Now()
+	err := s.db.Update(func(tx *bolt.Tx) error { return apply(tx, q) })
+	s.stats.commit(len(q), time.Since(start))
+	s.mu.Lock()
+	if err != nil {
+		if s.err == nil {
+			s.err = fmt.Errorf("store: writing: %w", err)
+		}
+	} else {
+		s.durable = q[len(q)-1].ticket
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	return err
+}
+
+// apply writes a group of ops in one transaction.
+func apply(tx *bolt.Tx, q []op) error {
+	evs, chans, meta := tx.Bucket(bucketEvents), tx.Bucket(bucketChannels), tx.Bucket(bucketMeta)
+	var buf []byte
+	for _, o := range q {
+		if o.forget != "" {
+			if err := chans.Delete([]byte(o.forget)); err != nil {
+				return err
+			}
+			continue
+		}
+		ev := o.ev
+		switch ev.Kind {
+		case broker.EventRenew:
+			var ttl [8]byte
+			binary.BigEndian.PutUint64(ttl[:], uint64(ev.TTL))
+			if err := chans.Put([]byte(ev.Channel), ttl[:]); err != nil {
+				return err
+			}
+		case broker.EventClose:
+			if err := chans.Delete([]byte(ev.Channel)); err != nil {
+				return err
+			}
+		}
+		if ev.Origin == 0 {
+			continue // channel state only
+		}
+		buf = encodeEvent(buf[:0], ev, o.ticket)
+		// bbolt keeps the value slice until commit: give it its own.
+		if err := evs.Put(eventKey(ev.Origin, ev.Seq), bytes.Clone(buf)); err != nil {
+			return err
+		}
+	}
+	var next [8]byte
+	binary.BigEndian.PutUint64(next[:], q[len(q)-1].ticket+1)
+	return meta.Put(keyNext, next[:])
+}
+
+func eventKey(origin, seq uint64) []byte {
+	k := make([]byte, 16)
+	binary.BigEndian.PutUint64(k, origin)
+	binary.BigEndian.PutUint64(k[8:], seq)
+	return k
+}
+
+// maxPruneDeletes bounds one prune transaction; the rest waits for the
+// next interval, so a prune never holds the writer for long.
+const maxPruneDeletes = 100_000
+
+// prune deletes, for every origin, the events below what the broker
+// still holds; events of origins the broker no longer knows go entirely.
+func (s *Store) prune() {
+	if s.retained != nil {
+		s.pruneWith(s.retained())
+	}
+}
+
+// pruneWith deletes what keep (broker.Retained's answer) no longer holds.
+func (s *Store) pruneWith(keep map[uint64]uint64) {
+	start := time.Now()
+	deleted := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketEvents).Cursor()
+		var dead [][]byte
+		for k, _ := c.First(); k != nil && len(dead) < maxPruneDeletes; {
+			origin := binary.BigEndian.Uint64(k[:8])
+			from, known := keep[origin]
+			if known && binary.BigEndian.Uint64(k[8:]) >= from {
+				// Skip the rest of this origin.
+				k, _ = c.Seek(eventKey(origin+1, 0))
+				if origin == ^uint64(0) {
+					break
+				}
+				continue
+			}
+			dead = append(dead, bytes.Clone(k))
+			k, _ = c.Next()
+		}
+		b := tx.Bucket(bucketEvents)
+		for _, k := range dead {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		deleted = len(dead)
+		return nil
+	})
+	s.stats.prune(deleted, time.Since(start))
+	if err != nil {
+		s.mu.Lock()
+		if s.err == nil {
+			s.err = fmt.Errorf("store: pruning: %w", err)
+		}
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}
+}
+
+// Prune deletes now what retained (broker.Retained) says is no longer
+// held, as the writer does every PruneInterval; bbolt serializes it with
+// the writer's transactions.
+func (s *Store) Prune(retained map[uint64]uint64) {
+	s.pruneWith(retained)
+}
