@@ -310,12 +310,13 @@ func (b *Broker) Create(ttl time.Duration) (ChannelInfo, error) {
 		}
 	}
 	r, _, err := b.renewLocked(b.local, name, ttl, b.now(), true)
+	ticket := b.dur.ticket
 	b.commitMu.Unlock()
 	if err != nil {
 		return ChannelInfo{}, err
 	}
 	b.sched.ensure(r, r.NextDue())
-	return infoOf(r), nil
+	return infoOf(r), b.waitJournal(ticket)
 }
 
 // Renew creates channel name or renews it, setting its idle ttl (zero: the
@@ -333,13 +334,14 @@ func (b *Broker) Renew(name string, ttl time.Duration) (info ChannelInfo, create
 	}
 	b.commitMu.Lock()
 	r, created, err := b.renewLocked(b.local, name, ttl, b.now(), true)
+	ticket := b.dur.ticket
 	b.commitMu.Unlock()
 	if err != nil {
 		return ChannelInfo{}, false, err
 	}
 	// A shorter ttl may make the channel due earlier than scheduled.
 	b.sched.ensure(r, r.NextDue())
-	return infoOf(r), created, nil
+	return infoOf(r), created, b.waitJournal(ticket)
 }
 
 // renewLocked creates or renews a channel as an event of origin o: the
@@ -390,9 +392,10 @@ func (b *Broker) CloseChannel(name string) (int, error) {
 		return 0, fmt.Errorf("%w: %q", ErrChannelNotFound, name)
 	}
 	b.commitLocked(b.local, Event{Kind: EventClose, Origin: b.local.id, Seq: b.local.seq + 1, TS: b.clock.Now(), Channel: name}, b.now())
+	ticket := b.dur.ticket
 	b.commitMu.Unlock()
 	b.sched.remove(r)
-	return b.answerClosed(ws), nil
+	return b.answerClosed(ws), b.waitJournal(ticket)
 }
 
 // closeLocked removes and closes channel name, returning it (nil if there

@@ -25,7 +25,8 @@ type Journal interface {
 	// channels): it is not part of any origin's sequence.
 	Record(ev Event) uint64
 	// Forget queues the removal of channel name's state: it expired for
-	// idleness (closes arrive as EventClose through Record).
+	// idleness (closes arrive as EventClose through Record). Recover gets
+	// it back as an EventClose with Origin zero, in commit order.
 	Forget(name string)
 	// Wait returns once the record with ticket t is as durable as the
 	// journal promises before a publication is acknowledged, or an error
@@ -71,8 +72,10 @@ type RecoverStats struct {
 }
 
 // Recover replays a journal into a broker that has committed nothing yet,
-// before it serves: channel states first (EventRenew with Origin zero),
-// then events in the order they were committed before the restart. Each
+// before it serves: events in the order they were committed before the
+// restart, where an EventClose with Origin zero is a channel's idle
+// expiry, then the channels' last states (EventRenew with Origin zero),
+// which create or renew them. Each
 // origin's events may start at any Seq (older ones were pruned) and this
 // node's previous boot is an origin like any other, so cursors that
 // readers got before the restart go on where they were. The replayed
@@ -94,10 +97,17 @@ func (b *Broker) Recover(events []Event) (RecoverStats, error) {
 	seen := map[uint64]bool{}
 	for _, ev := range events {
 		if ev.Origin == 0 {
-			if ev.Kind == EventRenew && ValidChannelName(ev.Channel) && ev.TTL > 0 {
+			switch {
+			case ev.Kind == EventRenew && ValidChannelName(ev.Channel) && ev.TTL > 0:
 				if r, _, err := b.renewLocked(nil, ev.Channel, ev.TTL, now, false); err == nil {
 					fx.add(nil, nil, []*chanRef{r})
 					st.Channels++
+				}
+			case ev.Kind == EventClose:
+				// The channel expired for idleness here, with what it held.
+				if r, ws := b.closeLocked(ev.Channel); r != nil {
+					b.sched.remove(r)
+					fx.add(nil, ws, nil)
 				}
 			}
 			continue
@@ -175,6 +185,9 @@ func (b *Broker) Retained() map[uint64]uint64 {
 	for _, r := range refs {
 		msgs, _, _ := r.Snapshot()
 		for _, m := range msgs {
+			if cut != 0 && m.TS < cut {
+				continue // expired; the sweeper has not got to it yet
+			}
 			if s, ok := out[m.Origin]; !ok || m.Seq < s {
 				out[m.Origin] = m.Seq
 			}

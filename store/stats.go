@@ -26,8 +26,8 @@ func (c *statCounters) prune(n int, d time.Duration) {
 
 // Stats are the store's figures.
 type Stats struct {
-	// Events and Channels are the records on disk now.
-	Events, Channels int
+	// Events, Channels and Expiries are the records on disk now.
+	Events, Channels, Expiries int
 	// Commits counts group commits; Written the records they wrote.
 	Commits, Written uint64
 	// CommitTime is the total time spent in commits (fsync included).
@@ -48,6 +48,7 @@ func (s *Store) Stats() (Stats, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		st.Events = tx.Bucket(bucketEvents).Stats().KeyN
 		st.Channels = tx.Bucket(bucketChannels).Stats().KeyN
+		st.Expiries = tx.Bucket(bucketExpired).Stats().KeyN
 		return nil
 	})
 	return st, err

@@ -90,6 +90,7 @@ func (c Config) Validate() error {
 var (
 	bucketEvents   = []byte("events")   // origin(8) seq(8) -> record
 	bucketChannels = []byte("channels") // name -> ttl (8, ns)
+	bucketExpired  = []byte("expired")  // order(8) -> name of a channel that expired for idleness
 	bucketMeta     = []byte("meta")
 	keyNext        = []byte("next") // the next commit-order number
 )
@@ -146,7 +147,7 @@ func Open(cfg Config) (*Store, error) {
 	s := &Store{cfg: cfg, db: db, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketEvents, bucketChannels, bucketMeta} {
+		for _, b := range [][]byte{bucketEvents, bucketChannels, bucketExpired, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -164,14 +165,26 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// Load returns what the store holds, for broker.Recover: every channel's
-// state (an EventRenew with Origin zero), then the events in the order
-// they were committed.
+// Load returns what the store holds, for broker.Recover: the events in
+// the order they were committed, idle expiries among them (an EventClose
+// with Origin zero), then every channel's last state (an EventRenew with
+// Origin zero).
 func (s *Store) Load() ([]broker.Event, error) {
 	var chans, evs []broker.Event
 	var order []uint64
 	err := s.db.View(func(tx *bolt.Tx) error {
-		err := tx.Bucket(bucketChannels).ForEach(func(k, v []byte) error {
+		err := tx.Bucket(bucketExpired).ForEach(func(k, v []byte) error {
+			if len(k) != 8 {
+				return fmt.Errorf("%w: expiry %x", ErrCorrupt, k)
+			}
+			evs = append(evs, broker.Event{Kind: broker.EventClose, Channel: string(v)})
+			order = append(order, binary.BigEndian.Uint64(k))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(bucketChannels).ForEach(func(k, v []byte) error {
 			if len(v) != 8 {
 				return fmt.Errorf("%w: channel %q", ErrCorrupt, k)
 			}
@@ -199,11 +212,11 @@ func (s *Store) Load() ([]broker.Event, error) {
 		idx[i] = i
 	}
 	sort.Slice(idx, func(a, b int) bool { return order[idx[a]] < order[idx[b]] })
-	out := chans
+	out := make([]broker.Event, 0, len(evs)+len(chans))
 	for _, i := range idx {
 		out = append(out, evs[i])
 	}
-	return out, nil
+	return append(out, chans...), nil
 }
 
 // Start starts the writer. retained reports what the broker still holds
@@ -371,6 +384,13 @@ func apply(tx *bolt.Tx, q []op) error {
 			if err := chans.Delete([]byte(o.forget)); err != nil {
 				return err
 			}
+			// Replay must drop the channel here too, with the messages
+			// published to it before (see Load).
+			var k [8]byte
+			binary.BigEndian.PutUint64(k[:], o.ticket)
+			if err := tx.Bucket(bucketExpired).Put(k[:], []byte(o.forget)); err != nil {
+				return err
+			}
 			continue
 		}
 		ev := o.ev
@@ -447,7 +467,7 @@ func (s *Store) pruneWith(keep map[uint64]uint64) {
 			}
 		}
 		deleted = len(dead)
-		return nil
+		return pruneExpiries(tx)
 	})
 	s.stats.prune(deleted, time.Since(start))
 	if err != nil {
@@ -458,6 +478,37 @@ func (s *Store) pruneWith(keep map[uint64]uint64) {
 		s.cond.Broadcast()
 		s.mu.Unlock()
 	}
+}
+
+// pruneExpiries deletes the idle-expiry records older than every event
+// left: they have nothing left to drop at replay. The oldest event is the
+// first of some origin, so one seek per origin finds it.
+func pruneExpiries(tx *bolt.Tx) error {
+	oldest := ^uint64(0)
+	c := tx.Bucket(bucketEvents).Cursor()
+	for k, v := c.First(); k != nil; {
+		_, order, err := decodeEvent(v)
+		if err != nil {
+			return fmt.Errorf("%w: key %x: %w", ErrCorrupt, k, err)
+		}
+		oldest = min(oldest, order)
+		origin := binary.BigEndian.Uint64(k[:8])
+		if origin == ^uint64(0) {
+			break
+		}
+		k, v = c.Seek(eventKey(origin+1, 0))
+	}
+	ec := tx.Bucket(bucketExpired).Cursor()
+	var dead [][]byte
+	for k, _ := ec.First(); k != nil && binary.BigEndian.Uint64(k) < oldest && len(dead) < maxPruneDeletes; k, _ = ec.Next() {
+		dead = append(dead, bytes.Clone(k))
+	}
+	for _, k := range dead {
+		if err := tx.Bucket(bucketExpired).Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Prune deletes now what retained (broker.Retained) says is no longer
