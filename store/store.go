@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,28 +126,40 @@ type Store struct {
 	stats statCounters
 }
 
+// SlotSuffix ends a Config.Dir that names a pool of data directories
+// rather than one: "/data/*" is the first of /data/0, /data/1, ... that no
+// other process holds. Replicas that share one volume (docker compose
+// --scale) each take one; a restarted replica may take another's old
+// slot, which is fine: it replays that history and repairs the rest from
+// its peers.
+const SlotSuffix = "/*"
+
+// maxSlots bounds the pool of a Dir ending in SlotSuffix.
+const maxSlots = 64
+
 // Open opens (or creates) the store in cfg.Dir. Only one process may
-// have a data directory open: a second one fails after a second.
+// have a data directory open: a second one fails after a second (or, for
+// a pool, takes the next slot).
 func Open(cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	db, err := bolt.Open(filepath.Join(cfg.Dir, "pushup.db"), 0o640, &bolt.Options{
-		Timeout: time.Second,
-		// The freelist is rebuilt by scanning at open instead of being
-		// written at every commit: cheaper commits for a slower start.
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-		// Map address space up front: remapping as the file grows
-		// copies and stalls the writer. Virtual only; pages are read in
-		// as used.
-		InitialMmapSize: 1 << 30,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: opening %s: %w", cfg.Dir, err)
+	var db *bolt.DB
+	var err error
+	if pool, ok := strings.CutSuffix(cfg.Dir, SlotSuffix); ok {
+		for i := 0; i < maxSlots && db == nil; i++ {
+			dir := filepath.Join(pool, strconv.Itoa(i))
+			if db, err = openDB(dir, 50*time.Millisecond); err == nil {
+				cfg.Dir = dir
+			} else if !errors.Is(err, bolt.ErrTimeout) {
+				return nil, err
+			}
+		}
+		if db == nil {
+			return nil, fmt.Errorf("store: all %d data directories in %s are held by other processes", maxSlots, pool)
+		}
+	} else if db, err = openDB(cfg.Dir, time.Second); err != nil {
+		return nil, err
 	}
 	db.NoSync = cfg.Fsync == FsyncNever
 	s := &Store{cfg: cfg, db: db, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
@@ -168,6 +182,35 @@ func Open(cfg Config) (*Store, error) {
 	s.durable = s.next
 	return s, nil
 }
+
+// openDB opens the database in dir, waiting up to timeout for another
+// process's lock on it.
+func openDB(dir string, timeout time.Duration) (*bolt.DB, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, "pushup.db"), 0o640, &bolt.Options{
+		Timeout: timeout,
+		// The freelist is rebuilt by scanning at open instead of being
+		// written at every commit: cheaper commits for a slower start.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+		// Map address space up front: remapping as the file grows
+		// copies and stalls the writer. Virtual only; pages are read in
+		// as used.
+		InitialMmapSize: 1 << 30,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: opening %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// Config returns the store's configuration (Dir is the slot taken).
+func (s *Store) Config() Config { return s.cfg }
+
+// Dir returns the data directory in use (the slot taken, for a pool).
+func (s *Store) Dir() string { return s.cfg.Dir }
 
 // Load returns what the store holds, for broker.Recover: the events in
 // the order they were committed, idle expiries among them (an EventClose

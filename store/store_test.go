@@ -320,3 +320,21 @@ func TestParseFsync(t *testing.T) {
 	_, err := ParseFsync("sometimes")
 	assert.ErrorIs(t, err, ErrInvalidFsync)
 }
+
+func TestPoolGivesEachProcessItsOwnSlot(t *testing.T) {
+	pool := t.TempDir()
+	sc := DefaultConfig()
+	sc.Dir = pool + SlotSuffix
+	a, err := Open(sc)
+	require.NoError(t, err)
+	b, err := Open(sc)
+	require.NoError(t, err)
+	assert.Equal(t, pool+"/0", a.Dir())
+	assert.Equal(t, pool+"/1", b.Dir())
+	require.NoError(t, a.Close())
+	c, err := Open(sc)
+	require.NoError(t, err)
+	assert.Equal(t, pool+"/0", c.Dir(), "a freed slot is taken again")
+	require.NoError(t, b.Close())
+	require.NoError(t, c.Close())
+}

@@ -26,7 +26,7 @@ type durableConfig struct {
 // returned function checks them once the flags are parsed.
 func durableFlags(fs *flag.FlagSet, c *config) func() error {
 	sc := store.DefaultConfig()
-	dir := fs.String("data-dir", "", "keep every committed event in this directory (an embedded bbolt database) and replay it at start, so a restart keeps the cache; empty keeps everything in memory only")
+	dir := fs.String("data-dir", "", "keep every committed event in this directory (an embedded bbolt database) and replay it at start, so a restart keeps the cache; DIR/* takes the first free DIR/0, DIR/1, ... (replicas sharing a volume); empty keeps everything in memory only")
 	fsync := fs.String("fsync", string(sc.Fsync), "with -data-dir, when writes reach the disk: always (a publish is acknowledged once fsynced), batch (group commits every 5ms, one fsync each; a crash may lose the last few ms of acknowledged publications) or never (the OS decides; a killed process loses only what was queued, a power cut more)")
 	fs.DurationVar(&c.API.DrainSpread, "drain-spread", defaultDrainSpread, "on SIGTERM, answer waiting subscribers spread over this long, each told to wait a jittered moment before polling again, so other nodes see a ramp instead of a spike (0: all at once)")
 	return func() error {
@@ -79,10 +79,12 @@ func recoverStore(st *store.Store, b *broker.Broker, log *slog.Logger) error {
 		return err
 	}
 	st.Start(b.Retained)
-	log.Info("replayed data directory", "events", rs.Events, "channels", rs.Channels, "origins", rs.Origins,
+	log.Info("replayed data directory", "dir", st.Dir(), "fsync", cfgFsync(st), "events", rs.Events, "channels", rs.Channels, "origins", rs.Origins,
 		"gaps", rs.Gaps, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
+
+func cfgFsync(st *store.Store) store.Fsync { return st.Config().Fsync }
 
 // closeStore closes st after the broker stopped, logging a failure.
 func closeStore(st *store.Store, log *slog.Logger) error {
