@@ -203,4 +203,17 @@ func TestE2EWholeClusterRestartKeepsHistory(t *testing.T) {
 	together := append(slices.Clone(before), rest...)
 	assert.Equal(t, n, len(together), "the old cursor gets exactly what it had not seen: %d before, %d after", len(before), len(rest))
 	assert.Equal(t, upTo(0, n), slices.Sorted(slices.Values(together)))
+
+	// One node down while the others publish: restarted, it replays its
+	// disk and repairs from its peers what it missed.
+	kill9(t, ms[2].d)
+	for i := n; i < n+100; i++ {
+		publishSeq(t, c, ms[i%2].d.url, "h", i)
+	}
+	ms[2].d = startDaemon(t, bin, ms[2].args...)
+	assert.Contains(t, ms[2].d.log(), "replayed data directory")
+	require.Eventually(t, func() bool {
+		got, _, err := readSeqs(c, ms[2].d.url, "h", "")
+		return err == nil && slices.Equal(upTo(0, n+100), slices.Sorted(slices.Values(got))) && len(got) == n+100
+	}, 30*time.Second, 50*time.Millisecond, "the restarted node has its old history and what it missed")
 }
