@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // DrainConfig configures the drain experiment: how hard a node's SIGTERM
@@ -82,19 +84,19 @@ func RunDrain(ctx context.Context, cfg DrainConfig) (DrainReport, error) {
 	if cfg.Subscribers < 1 || cfg.Window <= 0 || len(cfg.Spreads) == 0 {
 		return rep, errors.New("loadtest: drain needs subscribers, a window and at least one spread")
 	}
-	limit, err := RaiseFileLimit()
+	limit, err := testbed.RaiseFileLimit()
 	if err != nil {
 		return rep, err
 	}
-	if err := CheckFileBudget("pushup-loadtest", 2*cfg.Subscribers, limit); err != nil {
+	if err := testbed.CheckFileBudget("pushup-loadtest", 2*cfg.Subscribers, limit); err != nil {
 		return rep, err
 	}
-	bin, flags, cleanup, err := PreparePushupd(ctx, cfg.Pushupd)
+	bin, flags, cleanup, err := testbed.PreparePushupd(ctx, cfg.Pushupd)
 	defer cleanup()
 	if err != nil {
 		return rep, err
 	}
-	if err := requireFlags(bin, flags, "the drain experiment", "drain-spread"); err != nil {
+	if err := testbed.RequireFlags(bin, flags, "the drain experiment", "drain-spread"); err != nil {
 		return rep, err
 	}
 	for _, spread := range cfg.Spreads {
@@ -115,16 +117,16 @@ func (cfg DrainConfig) progress(format string, args ...any) {
 
 func drainOnce(ctx context.Context, cfg DrainConfig, bin string, spread time.Duration) (DrainRun, error) {
 	run := DrainRun{Spread: spread, Subscribers: cfg.Subscribers}
-	dc := DefaultDaemonConfig()
+	dc := testbed.DefaultDaemonConfig()
 	dc.Binary, dc.Log = bin, cfg.DaemonLog
 	dc.StopTimeout = spread + 30*time.Second
-	survivor, err := StartDaemon(dc)
+	survivor, err := testbed.StartDaemon(dc)
 	if err != nil {
 		return run, err
 	}
 	defer survivor.Stop()
 	dc.Args = []string{"-drain-spread", spread.String(), "-shutdown-timeout", (spread + 20*time.Second).String()}
-	leaving, err := StartDaemon(dc)
+	leaving, err := testbed.StartDaemon(dc)
 	if err != nil {
 		return run, err
 	}

@@ -28,7 +28,7 @@ func TestPeakRate(t *testing.T) {
 // spread every answer carries a hint and the ramp lasts about the spread;
 // without one no answer does.
 func TestRunDrainMovesEverySubscriber(t *testing.T) {
-	bin := pushupdBinary(t)
+	bin := pushupd.For(t)
 	cfg := DefaultDrainConfig()
 	cfg.Pushupd = bin
 	cfg.Subscribers = 40

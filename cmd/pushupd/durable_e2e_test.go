@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pushuphq/pushup/loadtest"
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // publishSeq publishes {"seq":i} to channel on base and requires a 201:
@@ -58,42 +58,40 @@ func upTo(from, to int) []int {
 	return out
 }
 
-func kill9(t *testing.T, d *daemon) {
+func kill9(t *testing.T, d *testbed.Daemon) {
 	t.Helper()
-	require.NoError(t, d.cmd.Process.Kill())
-	<-d.done
-	d.done <- nil // the cleanup reads it again
+	d.Kill()
+	<-d.Exited()
 }
 
 // TestE2EKill9WithFsyncAlwaysLosesNothing: every acknowledged publication
 // survives a kill -9 with -fsync always, and a subscriber's cursor from
 // before the kill goes on after the restart with exactly the rest.
 func TestE2EKill9WithFsyncAlwaysLosesNothing(t *testing.T) {
-	bin := buildPushupd(t)
 	dir := t.TempDir()
 	c := &http.Client{Timeout: 10 * time.Second}
-	d := startDaemon(t, bin, "-data-dir", dir, "-fsync", "always")
+	d := startDaemon(t, "-data-dir", dir, "-fsync", "always")
 	for i := range 300 {
-		publishSeq(t, c, d.url, "d", i)
+		publishSeq(t, c, d.URL, "d", i)
 	}
-	seen, cursor, err := readSeqs(c, d.url, "d", "")
+	seen, cursor, err := readSeqs(c, d.URL, "d", "")
 	require.NoError(t, err)
 	require.Equal(t, upTo(0, 300), seen)
 	for i := 300; i < 400; i++ {
-		publishSeq(t, c, d.url, "d", i)
+		publishSeq(t, c, d.URL, "d", i)
 	}
 	kill9(t, d)
 
-	d = startDaemon(t, bin, "-data-dir", dir, "-fsync", "always")
-	assert.Contains(t, d.log(), "replayed data directory")
-	rest, _, err := readSeqs(c, d.url, "d", cursor)
+	d = startDaemon(t, "-data-dir", dir, "-fsync", "always")
+	assert.Contains(t, d.Log(), "replayed data directory")
+	rest, _, err := readSeqs(c, d.URL, "d", cursor)
 	require.NoError(t, err)
 	assert.Equal(t, upTo(300, 400), rest, "the cursor from before the kill goes on with exactly the rest")
-	all, _, err := readSeqs(c, d.url, "d", "")
+	all, _, err := readSeqs(c, d.URL, "d", "")
 	require.NoError(t, err)
 	assert.Equal(t, upTo(0, 400), all, "every acknowledged publication is there")
-	publishSeq(t, c, d.url, "d", 400)
-	rest, _, err = readSeqs(c, d.url, "d", cursor)
+	publishSeq(t, c, d.URL, "d", 400)
+	rest, _, err = readSeqs(c, d.URL, "d", cursor)
 	require.NoError(t, err)
 	assert.Equal(t, upTo(300, 401), rest, "and new ones follow")
 }
@@ -102,17 +100,16 @@ func TestE2EKill9WithFsyncAlwaysLosesNothing(t *testing.T) {
 // lose the last few milliseconds of acknowledged publications, never one
 // in the middle: what comes back is a prefix, in order.
 func TestE2EKill9WithFsyncBatchKeepsAPrefix(t *testing.T) {
-	bin := buildPushupd(t)
 	dir := t.TempDir()
 	c := &http.Client{Timeout: 10 * time.Second}
-	d := startDaemon(t, bin, "-data-dir", dir, "-fsync", "batch")
+	d := startDaemon(t, "-data-dir", dir, "-fsync", "batch")
 	const n = 500
 	for i := range n {
-		publishSeq(t, c, d.url, "d", i)
+		publishSeq(t, c, d.URL, "d", i)
 	}
 	kill9(t, d)
-	d = startDaemon(t, bin, "-data-dir", dir)
-	got, _, err := readSeqs(c, d.url, "d", "")
+	d = startDaemon(t, "-data-dir", dir)
+	got, _, err := readSeqs(c, d.URL, "d", "")
 	require.NoError(t, err)
 	require.Equal(t, upTo(0, len(got)), got, "a prefix of what was acknowledged, without holes")
 	t.Logf("kill -9 right after the last publish lost %d of %d acknowledged publications (the batch window)", n-len(got), n)
@@ -124,19 +121,18 @@ func TestE2EKill9WithFsyncBatchKeepsAPrefix(t *testing.T) {
 // before the kill is repaired from the others), and a subscriber's
 // cursor from before goes on with exactly what it had not seen.
 func TestE2EWholeClusterRestartKeepsHistory(t *testing.T) {
-	bin := buildPushupd(t)
 	c := &http.Client{Timeout: 10 * time.Second}
 	type member struct {
 		http, bind, dir string
 		args            []string
-		d               *daemon
+		d               *testbed.Daemon
 	}
 	var ms []*member
 	var joins []string
 	for range 3 {
-		h, err := loadtest.FreeLoopbackAddr(false)
+		h, err := testbed.FreeLoopbackAddr(false)
 		require.NoError(t, err)
-		b, err := loadtest.FreeLoopbackAddr(true)
+		b, err := testbed.FreeLoopbackAddr(true)
 		require.NoError(t, err)
 		ms = append(ms, &member{http: h, bind: b, dir: t.TempDir()})
 		joins = append(joins, b)
@@ -151,7 +147,7 @@ func TestE2EWholeClusterRestartKeepsHistory(t *testing.T) {
 		for _, m := range ms {
 			go func() {
 				defer func() { done <- struct{}{} }()
-				m.d = startDaemon(t, bin, m.args...)
+				m.d = startDaemon(t, m.args...)
 			}()
 		}
 		for range ms {
@@ -159,7 +155,7 @@ func TestE2EWholeClusterRestartKeepsHistory(t *testing.T) {
 		}
 		require.Eventually(t, func() bool {
 			for _, m := range ms {
-				resp, err := c.Get(m.d.url + "/healthz/ready")
+				resp, err := c.Get(m.d.URL + "/healthz/ready")
 				if err != nil {
 					return false
 				}
@@ -174,10 +170,10 @@ func TestE2EWholeClusterRestartKeepsHistory(t *testing.T) {
 	startAll()
 	const n = 300
 	for i := range n {
-		publishSeq(t, c, ms[i%3].d.url, "h", i)
+		publishSeq(t, c, ms[i%3].d.URL, "h", i)
 	}
 	// A subscriber on n2 has read whatever had reached n2 by now.
-	before, cursor, err := readSeqs(c, ms[1].d.url, "h", "")
+	before, cursor, err := readSeqs(c, ms[1].d.URL, "h", "")
 	require.NoError(t, err)
 	for _, m := range ms {
 		kill9(t, m.d)
@@ -188,7 +184,7 @@ func TestE2EWholeClusterRestartKeepsHistory(t *testing.T) {
 	for _, m := range ms {
 		var got []int
 		require.Eventually(t, func() bool {
-			got, _, err = readSeqs(c, m.d.url, "h", "")
+			got, _, err = readSeqs(c, m.d.URL, "h", "")
 			return err == nil && len(got) >= n
 		}, 30*time.Second, 50*time.Millisecond, "%s has every acknowledged publication back", m.http)
 		sorted := slices.Sorted(slices.Values(got))
@@ -198,7 +194,7 @@ func TestE2EWholeClusterRestartKeepsHistory(t *testing.T) {
 	assert.Equal(t, orders[0], orders[1], "same order on every node")
 	assert.Equal(t, orders[0], orders[2], "same order on every node")
 
-	rest, _, err := readSeqs(c, ms[1].d.url, "h", cursor)
+	rest, _, err := readSeqs(c, ms[1].d.URL, "h", cursor)
 	require.NoError(t, err)
 	together := append(slices.Clone(before), rest...)
 	assert.Equal(t, n, len(together), "the old cursor gets exactly what it had not seen: %d before, %d after", len(before), len(rest))
@@ -208,12 +204,12 @@ func TestE2EWholeClusterRestartKeepsHistory(t *testing.T) {
 	// disk and repairs from its peers what it missed.
 	kill9(t, ms[2].d)
 	for i := n; i < n+100; i++ {
-		publishSeq(t, c, ms[i%2].d.url, "h", i)
+		publishSeq(t, c, ms[i%2].d.URL, "h", i)
 	}
-	ms[2].d = startDaemon(t, bin, ms[2].args...)
-	assert.Contains(t, ms[2].d.log(), "replayed data directory")
+	ms[2].d = startDaemon(t, ms[2].args...)
+	assert.Contains(t, ms[2].d.Log(), "replayed data directory")
 	require.Eventually(t, func() bool {
-		got, _, err := readSeqs(c, ms[2].d.url, "h", "")
+		got, _, err := readSeqs(c, ms[2].d.URL, "h", "")
 		return err == nil && slices.Equal(upTo(0, n+100), slices.Sorted(slices.Values(got))) && len(got) == n+100
 	}, 30*time.Second, 50*time.Millisecond, "the restarted node has its old history and what it missed")
 }
