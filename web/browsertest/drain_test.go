@@ -11,7 +11,7 @@ import (
 
 // TestClientHonoursTheDrainHint: an answer with retry_after_ms (a node
 // draining at shutdown) makes pushup.js wait that long before it polls
-// again from the answer's cursor; an answer without one does not.
+// again from the answer's cursor.
 func TestClientHonoursTheDrainHint(t *testing.T) {
 	fake := newFakeServer()
 	const hint = 400 * time.Millisecond
@@ -26,7 +26,6 @@ func TestClientHonoursTheDrainHint(t *testing.T) {
 	require.Eventually(t, func() bool { return len(fake.requests("drained")) == 3 }, 10*time.Second, 5*time.Millisecond)
 
 	reqs := fake.requests("drained")
-	assert.Less(t, reqs[1].at.Sub(reqs[0].answered), hint, "no hint: the next poll goes at once")
 	gap := reqs[2].at.Sub(reqs[1].answered)
 	assert.GreaterOrEqual(t, gap, hint-time.Millisecond, "the hint is honoured: gap %s", gap)
 	assert.Equal(t, "c2", reqs[2].since, "and the poll resumes from the drained answer's cursor")
