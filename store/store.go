@@ -267,7 +267,8 @@ func (s *Store) Load() ([]broker.Event, error) {
 }
 
 // Start starts the writer. retained reports what the broker still holds
-// (broker.Retained); nil never prunes.
+// (broker.Retained); nil never prunes. Until Start, events are queued
+// and Wait in FsyncAlways mode blocks: start it before serving.
 func (s *Store) Start(retained func() map[uint64]uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
