@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
@@ -337,4 +338,26 @@ func TestPoolGivesEachProcessItsOwnSlot(t *testing.T) {
 	assert.Equal(t, pool+"/0", c.Dir(), "a freed slot is taken again")
 	require.NoError(t, b.Close())
 	require.NoError(t, c.Close())
+}
+
+func TestCollectorReportsWrites(t *testing.T) {
+	n := openNode(t, t.TempDir(), FsyncAlways, nil)
+	defer n.stop(t)
+	publishN(t, n.b, 0, 3, "a")
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(n.st.Collector()))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		if m.Counter != nil {
+			got[mf.GetName()] = m.GetCounter().GetValue()
+		} else {
+			got[mf.GetName()] = m.GetGauge().GetValue()
+		}
+	}
+	assert.Equal(t, 3.0, got["pushup_store_events_written_total"])
+	assert.Equal(t, 0.0, got["pushup_store_failed"])
+	assert.Contains(t, got, "pushup_store_backlog_events")
 }

@@ -93,6 +93,9 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 		ln.Close()
 		return err
 	}
+	if st != nil {
+		srv.Registry().MustRegister(st.Collector())
+	}
 	log.Info("pushupd listening", "addr", ln.Addr().String(), "model", srv.Model(), "tls", cfg.TLSCert != "",
 		"gc_percent", cfg.GCPercent,
 		"origin", fmt.Sprintf("%016x", b.Origin()),
