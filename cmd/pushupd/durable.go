@@ -34,7 +34,14 @@ func durableFlags(fs *flag.FlagSet, c *config) func() error {
 			return errors.New("-drain-spread must not be negative")
 		}
 		if c.API.DrainSpread >= c.ShutdownTimeout {
-			return fmt.Errorf("-drain-spread (%s) must be shorter than -shutdown-timeout (%s)", c.API.DrainSpread, c.ShutdownTimeout)
+			set := false
+			fs.Visit(func(f *flag.Flag) { set = set || f.Name == "drain-spread" })
+			if set {
+				return fmt.Errorf("-drain-spread (%s) must be shorter than -shutdown-timeout (%s)", c.API.DrainSpread, c.ShutdownTimeout)
+			}
+			// A short -shutdown-timeout chosen before the drain existed:
+			// spread over half of it, leaving the rest for the writes.
+			c.API.DrainSpread = c.ShutdownTimeout / 2
 		}
 		f, err := store.ParseFsync(*fsync)
 		if err != nil {

@@ -24,6 +24,10 @@ func TestDurableFlags(t *testing.T) {
 	assert.Equal(t, store.FsyncAlways, c.Durable.Store.Fsync)
 	assert.Equal(t, 2*time.Second, c.API.DrainSpread)
 
+	c, err = parseConfig([]string{"-shutdown-timeout", "4s"}, env(nil), &bytes.Buffer{})
+	require.NoError(t, err, "a short shutdown timeout alone still starts")
+	assert.Equal(t, 2*time.Second, c.API.DrainSpread, "the default spread shrinks to half of it")
+
 	for _, tc := range []struct {
 		args []string
 		want string
