@@ -16,12 +16,46 @@ type fastHead struct {
 // subscribePrefix is the request line start the fast path accepts.
 const subscribePrefix = "GET " + subscribeRoute
 
+// headEnd returns the length of the request head at the start of data,
+// blank line included, by net/http's rule: lines end in LF (a CR before it
+// is dropped), and the first empty line ends the head. -1: not all here.
+// Using the same rule as the parser of record means the event loop and
+// http.Server always agree on where a request ends.
+func headEnd(data []byte) int {
+	line := 0
+	for i, b := range data {
+		if b != '\n' {
+			continue
+		}
+		if i == line || (i == line+1 && data[line] == '\r') {
+			return i + 1
+		}
+		line = i + 1
+	}
+	return -1
+}
+
+// mayBeFastHead reports whether an incomplete head could still become one
+// parseFastHead accepts; if not, the connection goes to http.Server now.
+func mayBeFastHead(data []byte) bool {
+	n := min(len(data), len(subscribePrefix))
+	return bytes.Equal(data[:n], []byte(subscribePrefix)[:n])
+}
+
 // parseFastHead recognises a plain HTTP/1.1 GET of subscribe in a complete
-// request head (ending in CRLFCRLF). It is strict: any request it is not
-// sure about (another method or path, a body, an upgrade, an Expect, a
-// folded or malformed header, no Host) gets ok=false and goes the general
-// way, through net/http's parser, which answers malformed requests properly.
+// request head (as headEnd delimits it). It is strict by construction: it
+// accepts only CRLF line endings, header names that are tokens, values
+// without control characters, exactly one Host that is a plain host[:port],
+// and no Content-Length, Transfer-Encoding, Expect or Upgrade. Any request
+// it is not sure about gets ok=false and goes, unchanged, to http.Server,
+// which answers it (or its error) as it would any other.
 func parseFastHead(head []byte) (h fastHead, ok bool) {
+	// A bare CR or LF anywhere: leave the line-ending question to net/http.
+	for i, b := range head {
+		if (b == '\r' && (i+1 == len(head) || head[i+1] != '\n')) || (b == '\n' && (i == 0 || head[i-1] != '\r')) {
+			return h, false
+		}
+	}
 	line, rest, found := bytes.Cut(head, []byte("\r\n"))
 	if !found || !bytes.HasPrefix(line, []byte(subscribePrefix)) || !bytes.HasSuffix(line, []byte(" HTTP/1.1")) {
 		return h, false
@@ -59,7 +93,7 @@ func parseFastHead(head []byte) (h fastHead, ok bool) {
 		}
 		switch {
 		case asciiEqualFold(name, "host"):
-			if host {
+			if host || !plainHost(value) {
 				return h, false
 			}
 			host = true
@@ -78,16 +112,33 @@ func parseFastHead(head []byte) (h fastHead, ok bool) {
 					return h, false
 				}
 			}
-		case asciiEqualFold(name, "content-length"):
-			if string(value) != "0" {
-				return h, false
-			}
-		case asciiEqualFold(name, "transfer-encoding"), asciiEqualFold(name, "upgrade"),
+		case asciiEqualFold(name, "content-length"), asciiEqualFold(name, "transfer-encoding"), asciiEqualFold(name, "upgrade"),
 			asciiEqualFold(name, "expect"):
 			return h, false
 		}
 	}
 	return h, host
+}
+
+// plainHost reports whether a Host value is a plain name or IPv4 address
+// with an optional port: letters, digits, '-', '.', '_' and one ':' before
+// digits. Anything else (IPv6 literals included) is for net/http to judge.
+func plainHost(v []byte) bool {
+	name, port, hasPort := bytes.Cut(v, []byte(":"))
+	if len(name) == 0 || (hasPort && len(port) == 0) {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	for _, c := range port {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // isToken reports whether b is an HTTP token (RFC 9110 tchar).

@@ -17,21 +17,14 @@ import (
 // serving it, kept) and parked: the handler returns and nothing waits but a
 // record.
 func (s *Server) subscribeParked(w http.ResponseWriter, r *http.Request, req broker.SubscribeRequest) error {
-	c := pconnFrom(r.Context())
-	fresh := c == nil
-	if fresh {
-		c = newPconn(s.parker)
-	}
+	c := newPconn(s.parker) // owned by this handler until parked
 	meta := metaFrom(r.Context())
-	var take func() error
-	if fresh {
-		take = func() error {
-			conn, rw, err := http.NewResponseController(w).Hijack()
-			if err != nil {
-				return err
-			}
-			return c.attachHijacked(conn, rw)
+	take := func() error {
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return err
 		}
+		return c.attachHijacked(conn, rw)
 	}
 	parked, err := s.subscribeOn(c, w, req, w.Header().Get("Access-Control-Allow-Origin"), !r.Close, meta.start, take)
 	meta.parked = parked

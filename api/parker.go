@@ -51,6 +51,9 @@ type parker struct {
 	lmu sync.Mutex // guards lfd; accept and stopAccepting hold it
 	lfd int        // the listening socket, -1 when not accepting
 
+	// live counts the connections the engine accepted and not closed
+	// yet, in the loop or handed back: what MaxConns bounds.
+	live        atomic.Int64
 	parkedNow   atomic.Int64 // connections waiting for an answer
 	vanished    atomic.Uint64
 	writeFailed atomic.Uint64
@@ -235,6 +238,10 @@ func (p *parker) accept() {
 		fd, _, err := unix.Accept4(p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch {
 		case err == nil:
+			if p.s.conns.refuse(p.live.Load()) {
+				refuseFD(fd)
+				continue
+			}
 			p.adopt(fd)
 			continue
 		case err == unix.EAGAIN:
@@ -264,6 +271,13 @@ func (p *parker) stopAccepting() {
 	}
 }
 
+// refuseFD answers a connection accepted past the hard limit with a 503
+// without reading it, and closes it.
+func refuseFD(fd int) {
+	writeFD(fd, refusal)
+	unix.Close(fd)
+}
+
 // tcpKeepAlive matches net.ListenConfig's defaults for accepted
 // connections: probe after 15s idle, every 15s, give up after 9. A parked
 // client that vanished without a FIN is noticed this way.
@@ -284,6 +298,7 @@ func (p *parker) adopt(fd int) {
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, tcpKeepAlive)
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
 	c := newPconn(p)
+	c.shed = p.s.conns.overLimit(p.live.Load())
 	c.attachFD(fd, nil)
 	c.mu.Lock()
 	c.goIdle(time.Now().Add(p.s.cfg.ReadHeaderTimeout).UnixNano())

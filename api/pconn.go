@@ -5,7 +5,6 @@ package api
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -20,20 +19,25 @@ import (
 	"github.com/pushuphq/pushup/internal/epoll"
 )
 
-// connState is where an event-model connection is in its life.
+// connState is where an event-model connection is in its life. The
+// states say who may touch the socket: csBusy has exactly one owner (the
+// worker or handler that moved it there), the others none.
 type connState uint8
 
 const (
-	// csServing: a handler or worker is serving a request on it.
-	csServing connState = iota
+	// csBusy: one goroutine owns the connection: it reads a request,
+	// serves it, parks it, writes an answer, hands it back or closes it.
+	// Nobody else does I/O on it or closes it; they set closeReq instead.
+	csBusy connState = iota
 	// csParked: waiting for the broker's answer; watched for hang-up.
 	csParked
-	// csWriting: a worker is writing its answer; if the socket could not
-	// take it all, the rest waits in out for the socket to drain.
-	csWriting
-	// csIdle: answered; watched for its next request or hang-up.
+	// csDraining: an answer the socket could not take at once waits in
+	// out for the socket to drain (EPOLLOUT), under the write deadline.
+	csDraining
+	// csIdle: watched for its next request (or the rest of one) or
+	// hang-up, under the idle or head deadline.
 	csIdle
-	// csClosed: closed and forgotten.
+	// csClosed: closed, or handed back to http.Server, and forgotten.
 	csClosed
 )
 
@@ -43,20 +47,29 @@ const (
 // Subscription) is all a waiting subscriber costs. It becomes a net.Conn
 // only if it is handed to http.Server.
 //
+// Ownership (nats-server's flushOutbound pattern): whoever moves the
+// connection into csBusy under mu owns it and is the only one to use fd
+// until it moves it out again, doing its I/O without the lock. A close
+// asked for by anyone else while it is busy only sets closeReq; the owner
+// closes when it is done. So a descriptor is closed only when no I/O on it
+// is in flight, and its number cannot be reused under a writer's feet.
+//
 // mu guards the state, the epoll registration and the deadline together:
 // a state change and the matching (re)arming happen under it, so an event
 // never finds a connection in a state its arming does not match. Lock
-// order: pconn.mu -> parker.deadlineMu.
+// order: pconn.mu -> parker.deadlineMu, pconn.mu -> registry.mu.
 type pconn struct {
 	p   *parker
-	fd  int
 	key uint64 // registry key, also the epoll key
 	// deliverFn is c.deliver as a func value, made once per connection
 	// rather than once per poll.
 	deliverFn func(broker.Result)
 
 	mu         sync.Mutex
+	fd         int // -1 once closed; read under mu or by the owner
 	state      connState
+	closeReq   bool // close when the owner is done
+	shed       bool // accepted over MaxConns: serves only /healthz
 	registered bool // in the epoll set
 	sub        *broker.Subscription
 	pending    *broker.Result // answered before it was parked
@@ -64,38 +77,34 @@ type pconn struct {
 	keepAlive  bool           // the parked request allows another one
 	start      int64          // when the parked request arrived (Unix ns)
 	partial    []byte         // bytes of the next request, read early
+	headBy     int64          // Unix ns: the head in partial must be whole by then; 0 = no head begun
 	out        []byte         // the rest of an answer the socket did not take yet
 	outKeep    bool           // keep the connection after out is written
 	deadline   int64          // Unix ns: idle, header or write-stall deadline; 0 = none
 }
 
+// newPconn returns a connection record owned (csBusy) by its caller.
 func newPconn(p *parker) *pconn {
 	c := &pconn{p: p, fd: -1}
 	c.deliverFn = c.deliver
 	return c
 }
 
-// pconnKey finds the pconn of a request the event loop is serving.
-type pconnKey struct{}
-
-func pconnFrom(ctx context.Context) *pconn {
-	c, _ := ctx.Value(pconnKey{}).(*pconn)
-	return c
-}
-
 // deliver is the broker's deliver function for the subscription parked on
-// c. It must not block: it hands the answer to a worker.
+// c. It must not block: it hands the answer to a worker, which becomes the
+// connection's owner.
 func (c *pconn) deliver(res broker.Result) {
 	c.mu.Lock()
 	switch c.state {
-	case csServing:
-		// The broker answered before the handler finished parking. (The
-		// copy keeps res itself off the heap on the usual path.)
+	case csBusy:
+		// The broker answered before the owner finished parking: park
+		// writes it. (The copy keeps res itself off the heap on the usual
+		// path.)
 		r := res
 		c.pending = &r
 		c.mu.Unlock()
 	case csParked:
-		c.state = csWriting
+		c.state = csBusy
 		c.mu.Unlock()
 		c.p.parkedNow.Add(-1)
 		c.p.enqueueAnswer(c, res)
@@ -104,9 +113,11 @@ func (c *pconn) deliver(res broker.Result) {
 	}
 }
 
-// attachFD makes c own fd, a connected non-blocking socket.
+// attachFD makes c own fd, a connected non-blocking socket. c is busy,
+// owned by the caller.
 func (c *pconn) attachFD(fd int, early []byte) {
 	c.fd, c.partial = fd, early
+	c.p.live.Add(1)
 	c.key = c.p.reg.add(c)
 }
 
@@ -120,6 +131,7 @@ func (c *pconn) attachHijacked(conn net.Conn, rw *bufio.ReadWriter) error {
 		early, _ = rw.Reader.Peek(rw.Reader.Buffered())
 		early = bytes.Clone(early)
 	}
+	orig := conn
 	if pc, ok := conn.(*prefixConn); ok {
 		early = append(early, pc.prefix...)
 		conn = pc.TCPConn
@@ -137,7 +149,7 @@ func (c *pconn) attachHijacked(conn net.Conn, rw *bufio.ReadWriter) error {
 		// The duplicate shares the socket (and its non-blocking mode).
 		fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
 	})
-	conn.Close() // the duplicate keeps the socket open
+	orig.Close() // the duplicate keeps the socket open
 	if cerr != nil {
 		return cerr
 	}
@@ -149,27 +161,50 @@ func (c *pconn) attachHijacked(conn net.Conn, rw *bufio.ReadWriter) error {
 }
 
 // park starts waiting for sub's answer, or writes the answer at once if it
-// already came.
+// already came. The caller owns c and gives it up.
 func (c *pconn) park(sub *broker.Subscription) {
 	c.mu.Lock()
 	c.sub = sub
 	if c.pending != nil {
 		res := *c.pending
 		c.pending = nil
-		c.state = csWriting
 		c.mu.Unlock()
-		c.p.enqueueAnswer(c, res)
+		c.answer(res) // still the owner
+		return
+	}
+	if c.closeReq {
+		c.mu.Unlock()
+		if sub.Cancel() {
+			c.close()
+		} else {
+			c.mu.Lock()
+			c.state = csParked // deliver takes it from here and writes
+			c.mu.Unlock()
+			c.p.parkedNow.Add(1)
+		}
 		return
 	}
 	if err := c.armLocked(0); err != nil {
 		c.mu.Unlock()
 		c.p.log.Debug("parking failed", "err", err)
-		if sub.Cancel() {
-			c.close()
-		} // else the answer is on its way; writing it will fail and close
+		c.cancelAndClose(sub)
 		return
 	}
 	c.state = csParked
+	c.mu.Unlock()
+	c.p.parkedNow.Add(1)
+}
+
+// cancelAndClose withdraws sub and closes c, owned by the caller; if the
+// answer is already on its way, it is written first (then the write fails
+// or the connection carries on).
+func (c *pconn) cancelAndClose(sub *broker.Subscription) {
+	if sub.Cancel() {
+		c.closeOwned()
+		return
+	}
+	c.mu.Lock()
+	c.state = csParked // deliver takes over
 	c.mu.Unlock()
 	c.p.parkedNow.Add(1)
 }
@@ -189,6 +224,9 @@ func (c *pconn) armLocked(events uint32) error {
 
 // setDeadlineLocked moves c in the deadline schedule. Caller holds c.mu.
 func (c *pconn) setDeadlineLocked(d int64) {
+	if c.deadline == d {
+		return
+	}
 	if c.deadline != 0 {
 		c.p.deadlineRemove(c)
 	}
@@ -198,53 +236,59 @@ func (c *pconn) setDeadlineLocked(d int64) {
 	}
 }
 
-// event handles an epoll report, or a passed deadline (timedOut).
+// event handles an epoll report, or a passed deadline (timedOut). What to
+// do is decided under mu from the state; a connection some goroutine owns
+// is left alone: its owner re-arms it when done, and the (level-triggered)
+// condition is reported again.
 func (c *pconn) event(events uint32, timedOut bool) {
 	c.mu.Lock()
-	state, stalled := c.state, len(c.out) > 0
 	if timedOut && (c.deadline == 0 || c.deadline > time.Now().UnixNano()) {
 		c.mu.Unlock()
 		return // the deadline moved since the sweep saw it
 	}
-	c.mu.Unlock()
-	switch {
-	case timedOut && stalled:
-		c.p.slowDropped.Add(1)
-		c.p.log.Debug("dropped a slow client", "fd", c.fd)
-		c.close()
-	case timedOut:
-		c.close() // idle too long, or headers too slow
-	case events&epoll.Hangup != 0 && (state == csParked || state == csIdle):
-		c.hangup()
-	case events&epoll.Hangup != 0 && stalled:
-		c.p.writeFailed.Add(1)
-		c.close()
-	case events&epoll.Writable != 0 && stalled:
-		c.flush()
-	case events&epoll.Readable != 0 && state == csIdle:
+	switch c.state {
+	case csIdle:
+		if timedOut {
+			c.closeLocked() // idle too long, or a head too slow
+			return
+		}
+		// Readable, or hang-up: read first, so a request that came with
+		// the client's FIN is answered before the connection ends.
+		c.state = csBusy
+		c.mu.Unlock()
 		c.readable()
-	}
-	// Otherwise a worker owns the connection right now and will see the
-	// condition on its next I/O.
-}
-
-// hangup releases a connection whose client went away: its subscription
-// is withdrawn and its socket closed.
-func (c *pconn) hangup() {
-	c.mu.Lock()
-	sub, parked := c.sub, c.state == csParked
-	c.mu.Unlock()
-	if parked && sub != nil {
+	case csParked:
+		sub := c.sub
+		c.mu.Unlock()
+		if events&epoll.Hangup == 0 || sub == nil {
+			return
+		}
 		if sub.Cancel() {
 			c.p.vanished.Add(1)
+			c.close()
+		} // else deliver made a worker the owner; its write fails and closes
+	case csDraining:
+		switch {
+		case timedOut:
+			c.p.slowDropped.Add(1)
+			c.closeLocked()
+		case events&epoll.Hangup != 0:
+			c.p.writeFailed.Add(1)
+			c.closeLocked()
+		case events&epoll.Writable != 0:
+			c.state = csBusy
+			out, keep := c.out, c.outKeep
+			c.mu.Unlock()
+			c.send(out, keep)
+		default:
+			c.mu.Unlock()
 		}
-		// If Cancel lost the race, the answer is being delivered; close
-		// makes deliver drop it.
+	default: // csBusy (its owner decides) or csClosed
+		c.mu.Unlock()
 	}
-	c.close()
 }
 
-// answer writes a delivered answer.
+// answer writes a delivered answer. The caller owns c.
 func (c *pconn) answer(res broker.Result) {
 	c.mu.Lock()
 	acao, keep, start := c.acao, c.keepAlive, c.start
@@ -252,73 +296,56 @@ func (c *pconn) answer(res broker.Result) {
 	c.mu.Unlock()
 	b, status := c.p.s.answerBytes(res, acao, keep && !c.p.closing.Load())
 	c.p.s.metrics.observe(subscribeRoute, http.MethodGet, status, time.Duration(time.Now().UnixNano()-start))
-	c.write(b, keep && res.Reason != broker.ReasonShutdown)
+	c.send(b, keep && res.Reason != broker.ReasonShutdown)
 }
 
-// write sends b without blocking the worker, then keeps the connection
-// for its next request (keep) or closes it. What the socket does not take
-// at once waits for it to drain (flush), under the write-stall deadline:
-// a client that stops reading cannot hold up anyone else.
-func (c *pconn) write(b []byte, keep bool) { c.send(b, keep) }
-
-// flush continues a stalled write once the socket drained.
-func (c *pconn) flush() {
-	c.mu.Lock()
-	out, keep := c.out, c.outKeep
-	c.mu.Unlock()
-	c.send(out, keep)
-}
-
-// send writes what the socket takes of b now. The rest waits for EPOLLOUT;
-// a new stall, and every bit of progress, (re)starts the deadline: it
-// bounds a stall, not a large answer.
+// send writes what the socket takes of b now; the caller owns c. The rest
+// waits for EPOLLOUT (csDraining) under the write deadline: a client that
+// stops reading cannot hold up anyone else. Every bit of progress restarts
+// the deadline: it bounds a stall, not a large answer. Once all is written
+// the connection serves its next request, goes idle, or closes (keep).
 func (c *pconn) send(b []byte, keep bool) {
-	n, err := writeFD(c.fd, b)
+	n, err := writeFD(c.fd, b) // the owner's fd: nobody closes it meanwhile
 	if err != nil {
 		c.p.writeFailed.Add(1)
-		c.close()
-		return
-	}
-	c.mu.Lock()
-	if c.state == csClosed {
-		c.mu.Unlock()
+		c.closeOwned()
 		return
 	}
 	if n == len(b) {
+		c.mu.Lock()
 		c.out = nil
 		c.setDeadlineLocked(0)
 		c.mu.Unlock()
 		c.afterWrite(keep)
 		return
 	}
-	c.state = csWriting
+	c.mu.Lock()
+	if c.closeReq {
+		c.closeLocked()
+		return
+	}
 	c.out, c.outKeep = b[n:], keep
 	if n > 0 || c.deadline == 0 {
 		c.setDeadlineLocked(time.Now().Add(c.p.s.cfg.WriteTimeout).UnixNano())
 	}
 	if err := c.armLocked(epoll.Writable); err != nil {
-		c.mu.Unlock()
-		c.close()
+		c.closeLocked()
 		return
 	}
+	c.state = csDraining
 	c.mu.Unlock()
 }
 
-// afterWrite returns the connection to idle (or serves a request that
-// already arrived), or closes it.
+// afterWrite serves a request that already arrived, returns the connection
+// to idle, or closes it; the caller owns c.
 func (c *pconn) afterWrite(keep bool) {
-	if !keep || c.p.closing.Load() {
-		c.close()
-		return
-	}
 	c.mu.Lock()
-	if c.state == csClosed {
-		c.mu.Unlock()
+	if !keep || c.closeReq || c.p.closing.Load() {
+		c.closeLocked()
 		return
 	}
 	if len(c.partial) > 0 {
 		// A pipelined request is already here: serve it now.
-		c.state = csServing
 		data := c.partial
 		c.partial = nil
 		c.mu.Unlock()
@@ -328,12 +355,16 @@ func (c *pconn) afterWrite(keep bool) {
 	c.goIdle(time.Now().Add(c.p.s.cfg.IdleTimeout).UnixNano())
 }
 
-// goIdle waits for the next request until deadline; caller holds c.mu,
-// which goIdle releases. A connection that cannot be watched is closed.
+// goIdle gives up ownership and waits for the next request (or the rest
+// of one) until deadline; caller owns c and holds c.mu, which goIdle
+// releases. A connection that cannot be watched is closed.
 func (c *pconn) goIdle(deadline int64) {
+	if c.closeReq {
+		c.closeLocked()
+		return
+	}
 	if err := c.armLocked(epoll.Readable); err != nil {
-		c.mu.Unlock()
-		c.close()
+		c.closeLocked()
 		return
 	}
 	c.state = csIdle
@@ -341,106 +372,84 @@ func (c *pconn) goIdle(deadline int64) {
 	c.mu.Unlock()
 }
 
-// readable reads what the client sent while idle.
+// readable reads what the client sent while idle; the caller owns c.
 func (c *pconn) readable() {
-	c.mu.Lock()
-	if c.state != csIdle {
-		c.mu.Unlock()
-		return
-	}
-	c.state = csServing
-	deadline := c.deadline
-	c.setDeadlineLocked(0)
-	c.mu.Unlock()
-
 	bp := c.p.bufs.Get().(*[]byte)
 	defer c.p.bufs.Put(bp)
 	n, err := readFD(c.fd, *bp)
 	if err != nil {
-		c.close()
+		// The client closed (or reset) its side. An incomplete request
+		// in partial will never be completed: nothing to answer.
+		c.closeOwned()
 		return
 	}
+	c.mu.Lock()
 	if n == 0 { // spurious wake-up
-		c.mu.Lock()
-		c.goIdle(deadline)
+		c.goIdle(c.deadline)
 		return
 	}
 	data := (*bp)[:n]
 	if len(c.partial) > 0 {
 		data = append(c.partial, data...)
-		c.partial = nil
+	} else {
+		data = bytes.Clone(data) // the pooled buffer goes back
 	}
+	c.partial = nil
+	c.mu.Unlock()
 	c.serve(data)
 }
 
-// maxRequestHead is the most header bytes the event loop accepts, as
-// http.Server's MaxHeaderBytes.
+// maxRequestHead is the most header bytes the event loop waits for, as
+// http.Server's MaxHeaderBytes; a longer head is handed to http.Server,
+// which answers 431.
 const maxRequestHead = 64 << 10
 
 // subscribeRoute is the route pattern of subscribe, for metrics.
 const subscribeRoute = "/v1/subscribe"
 
-// serve handles request bytes read by the event loop. A complete GET
-// /v1/subscribe is served right here, through the same handler chain as
-// any request; anything else is handed to http.Server with the bytes
-// already read.
+// serve handles request bytes read by the event loop; the caller owns c.
+// Only a subscribe whose head parseFastHead fully validated is served
+// here. Everything else, as soon as it is clearly not one, is handed to
+// http.Server byte for byte: there is one parser of record for the
+// general case, net/http's server, never a second one that could
+// disagree with it on where a request ends.
 func (c *pconn) serve(data []byte) {
-	end := bytes.Index(data, []byte("\r\n\r\n"))
+	end := headEnd(data)
 	if end < 0 {
-		if len(data) > maxRequestHead {
-			c.write([]byte("HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"), false)
+		if len(data) > maxRequestHead || !mayBeFastHead(data) {
+			c.handback(data)
 			return
 		}
-		// Not all here yet: wait for the rest, but no longer than
-		// ReadHeaderTimeout from now.
+		// Not all here yet: wait for the rest, but the whole head must
+		// arrive within ReadHeaderTimeout of its first byte (a client
+		// that trickles a byte at a time does not renew it).
 		c.mu.Lock()
-		c.partial = bytes.Clone(data)
-		c.goIdle(time.Now().Add(c.p.s.cfg.ReadHeaderTimeout).UnixNano())
-		return
-	}
-	head, rest := data[:end+4], data[end+4:]
-	if h, ok := parseFastHead(head); ok {
-		if len(rest) > 0 {
-			c.partial = bytes.Clone(rest)
+		if c.headBy == 0 {
+			c.headBy = time.Now().Add(c.p.s.cfg.ReadHeaderTimeout).UnixNano()
 		}
-		c.serveSubscribe(h)
+		c.partial = data
+		c.goIdle(c.headBy)
 		return
 	}
-	req, err := http.ReadRequest(bufio.NewReaderSize(bytes.NewReader(head), len(head)))
-	if err != nil {
-		c.write([]byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"), false)
-		return
-	}
-	if !servesInLoop(req) {
+	h, ok := parseFastHead(data[:end])
+	if !ok {
 		c.handback(data)
 		return
 	}
-	if len(rest) > 0 {
-		c.partial = bytes.Clone(rest)
-	}
-	if c.p.debug {
-		req.RemoteAddr = peerAddr(c.fd) // a syscall: only for debug logs
-	}
-	req = req.WithContext(context.WithValue(context.Background(), pconnKey{}, c))
-	w := newEventWriter()
-	c.p.served.Add(1)
-	c.p.s.handler.ServeHTTP(w, req)
-
 	c.mu.Lock()
-	parked := c.state != csServing
-	c.mu.Unlock()
-	if parked {
-		return // the subscribe handler parked it
+	c.headBy = 0
+	if rest := data[end:]; len(rest) > 0 {
+		c.partial = rest
 	}
-	keep := w.keepAlive(!req.Close)
-	c.write(w.bytes(keep && !c.p.closing.Load()), keep)
+	c.mu.Unlock()
+	c.serveSubscribe(h)
 }
 
 // serveSubscribe serves a subscribe whose head the event loop parsed
 // itself (parseFastHead): what the router chain does for this one route,
 // without its allocations, on the hottest path there is (every poll after
 // a client's first). Same behaviour: CORS headers, JSON errors, latency
-// metrics, a 500 for a panic.
+// metrics, a 500 for a panic. The caller owns c.
 func (c *pconn) serveSubscribe(h fastHead) {
 	s := c.p.s
 	start := time.Now()
@@ -457,6 +466,11 @@ func (c *pconn) serveSubscribe(h fastHead) {
 				writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error"})
 			}
 		}()
+		if c.shed {
+			s.conns.refused.Add(1)
+			s.writeError(w, nil, errOverloaded)
+			return
+		}
 		req, err := parseSubscribeQuery(h.query, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
 		if err == nil && s.cfg.Cluster != nil && !s.cfg.Cluster.Ready() && !s.b.Closed() {
 			err = errNotReady
@@ -469,7 +483,7 @@ func (c *pconn) serveSubscribe(h fastHead) {
 		}
 	}()
 	if parked {
-		return // answered later, by the broker
+		return // answered later, by the broker; c is no longer ours
 	}
 	corsHeaders(w.Header(), acao) // after the fact: only answers now need them
 	d := time.Since(start)
@@ -478,27 +492,24 @@ func (c *pconn) serveSubscribe(h fastHead) {
 		s.log.Debug("request", "method", http.MethodGet, "route", subscribeRoute, "status", w.status,
 			"bytes", len(w.body), "duration", d, "remote", peerAddr(c.fd), "loop", true)
 	}
-	keep := w.keepAlive(h.keepAlive)
-	c.write(w.bytes(keep && !c.p.closing.Load()), keep)
+	keep := w.keepAlive(h.keepAlive) && !c.shed
+	c.send(w.bytes(keep && !c.p.closing.Load()), keep)
 }
 
-// servesInLoop reports whether the event loop serves req itself: a plain
-// HTTP/1.1 GET of subscribe with no body and no protocol switch.
-func servesInLoop(req *http.Request) bool {
-	return req.Method == http.MethodGet && req.URL.Path == subscribeRoute &&
-		req.ProtoAtLeast(1, 1) && req.ContentLength == 0 && len(req.TransferEncoding) == 0 &&
-		req.Header.Get("Upgrade") == ""
-}
-
-// handback gives the connection to http.Server, which reads data first.
+// handback gives the connection to http.Server, which reads data first;
+// the caller owns c.
 func (c *pconn) handback(data []byte) {
-	fd := c.detach()
+	c.mu.Lock()
+	headBy, shed := c.headBy, c.shed
+	fd := c.detachLocked()
+	c.mu.Unlock()
 	if fd < 0 {
 		return
 	}
 	f := os.NewFile(uintptr(fd), "pushup-conn")
 	conn, err := net.FileConn(f) // duplicates the descriptor
 	f.Close()
+	c.p.live.Add(-1) // counted again, as a prefixConn, if it worked
 	if err != nil {
 		c.p.log.Debug("hand-back failed", "err", err)
 		return
@@ -509,15 +520,19 @@ func (c *pconn) handback(data []byte) {
 		return
 	}
 	c.p.handbacks.Add(1)
-	c.p.reentry.Load().handback(&prefixConn{TCPConn: tcp, prefix: bytes.Clone(data)})
+	c.p.live.Add(1)
+	pc := &prefixConn{TCPConn: tcp, prefix: data, live: &c.p.live, shed: shed}
+	if headBy != 0 {
+		pc.headBy = time.Unix(0, headBy)
+	}
+	c.p.reentry.Load().handback(pc)
 }
 
-// detach removes the connection from the event loop without closing its
-// socket and returns the descriptor; -1 if it was closed meanwhile.
-func (c *pconn) detach() int {
-	c.mu.Lock()
+// detachLocked removes the connection from the event loop without closing
+// its socket and returns the descriptor; -1 if it was closed already.
+// Caller holds c.mu.
+func (c *pconn) detachLocked() int {
 	if c.state == csClosed {
-		c.mu.Unlock()
 		return -1
 	}
 	if c.state == csParked {
@@ -532,17 +547,39 @@ func (c *pconn) detach() int {
 	fd := c.fd
 	c.fd = -1
 	c.out, c.partial = nil, nil
-	c.mu.Unlock()
 	c.p.reg.remove(c.key)
 	return fd
 }
 
-// close closes the connection and forgets it. Safe to call more than once
-// and from any state.
-func (c *pconn) close() {
-	if fd := c.detach(); fd >= 0 {
+// closeLocked closes the connection; the caller holds c.mu (which
+// closeLocked releases) and either owns c or found it in a state nobody
+// owns.
+func (c *pconn) closeLocked() {
+	fd := c.detachLocked()
+	c.mu.Unlock()
+	if fd >= 0 {
 		unix.Close(fd)
+		c.p.live.Add(-1)
 	}
+}
+
+// closeOwned closes a connection the caller owns.
+func (c *pconn) closeOwned() {
+	c.mu.Lock()
+	c.closeLocked()
+}
+
+// close closes the connection on behalf of someone who does not own it:
+// at once if nobody does, else by its owner when it is done. Safe to call
+// more than once and from any state.
+func (c *pconn) close() {
+	c.mu.Lock()
+	if c.state == csBusy {
+		c.closeReq = true
+		c.mu.Unlock()
+		return
+	}
+	c.closeLocked()
 }
 
 // writeFD writes as much of b as the socket takes now, without waiting.

@@ -5,6 +5,8 @@ package api
 import (
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // reentryListener is the listener http.Server serves from in the event
@@ -88,11 +90,18 @@ func (l *reentryListener) Close() error {
 	return err
 }
 
-// prefixConn is a connection whose first bytes were already read by the
-// event loop; Read returns them before reading the socket.
+// prefixConn is a connection handed back by the event loop: its first
+// bytes were already read (Read returns them before reading the socket),
+// the head they begin must still be whole by headBy, it counts in the
+// engine's live connections until closed, and shed marks one accepted over
+// MaxConns.
 type prefixConn struct {
 	*net.TCPConn
 	prefix []byte
+	headBy time.Time // zero: no head begun
+	shed   bool
+	live   *atomic.Int64
+	closed atomic.Bool
 }
 
 func (c *prefixConn) Read(b []byte) (int, error) {
@@ -103,3 +112,27 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 	}
 	return c.TCPConn.Read(b)
 }
+
+// SetReadDeadline keeps the deadline of a head the event loop began to
+// read: http.Server's first deadline (ReadHeaderTimeout from now) would
+// otherwise give a client that trickles its head a second allowance.
+func (c *prefixConn) SetReadDeadline(t time.Time) error {
+	if !c.headBy.IsZero() {
+		if t.IsZero() || t.After(c.headBy) {
+			t = c.headBy
+		}
+		c.headBy = time.Time{}
+	}
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+// Close closes the socket and stops counting it.
+func (c *prefixConn) Close() error {
+	if !c.closed.Swap(true) && c.live != nil {
+		c.live.Add(-1)
+	}
+	return c.TCPConn.Close()
+}
+
+// overLimit reports whether the connection was accepted over MaxConns.
+func (c *prefixConn) overLimit() bool { return c.shed }

@@ -30,6 +30,7 @@ type Server struct {
 	// demoFiles are the demo page's assets, loaded when Config.Demo is set.
 	demoFiles map[string]staticFile
 	http      *http.Server
+	conns     *connLimit
 	parker    *parker     // nil unless in the event model
 	threads   *threadGate // nil unless in the thread model
 }
@@ -52,6 +53,11 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 		s.demoFiles = files
 	}
 	s.reg, s.metrics = newMetrics(b)
+	s.conns = newConnLimit(cfg.MaxConns)
+	s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "pushup_http_refused_connections_total",
+		Help: "Requests and connections answered 503 overloaded because the server was at MaxConns (-max-conns).",
+	}, func() float64 { return float64(s.conns.refused.Load()) }))
 	s.handler = s.routes()
 	if cfg.Model == ModelThread {
 		raiseMaxThreads(cfg.MaxThreads)
@@ -82,6 +88,7 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 		// deadline for each answer instead.
 		IdleTimeout:    cfg.IdleTimeout,
 		MaxHeaderBytes: 64 << 10,
+		ConnContext:    connContext,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	// Shutdown closes the listeners first, then runs this: every waiting
@@ -125,7 +132,7 @@ func (s *Server) routes() http.Handler {
 			r.Get("/cluster", s.handleCluster)
 		})
 	})
-	return s.recoverer(s.observe(r))
+	return s.recoverer(s.boundWrites(s.strictFraming(s.shedOverLimit(s.observe(r)))))
 }
 
 // handle adapts a handler that returns its error: the one place errors
@@ -152,6 +159,8 @@ func (s *Server) Serve(ln net.Listener) error {
 		if ln, err = s.parker.listen(ln); err != nil {
 			return err
 		}
+	} else {
+		ln = &limitListener{Listener: ln, l: s.conns}
 	}
 	err := s.http.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
