@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 func TestRingKeepsOrderAcrossWrapAndGrowth(t *testing.T) {
@@ -45,4 +47,36 @@ func TestRingTail(t *testing.T) {
 	r.tail().events = 7
 	r.pop(nil, 299)
 	assert.EqualValues(t, 7, r.tail().events, "the tail can be extended in place")
+}
+
+// TestCloseWaitsForTheOwner (finding 6): a close asked for by anyone but
+// the connection's owner (a deadline, a hang-up, shutdown) while the owner
+// is doing I/O does not close the descriptor under it; the owner closes it
+// when done, so the number cannot be reused by a new client meanwhile.
+func TestCloseWaitsForTheOwner(t *testing.T) {
+	ts := startServer(t, options{model: ModelEvent})
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(fds[1])
+	c := newPconn(ts.srv.parker) // owned by this test, as by a worker
+	c.attachFD(fds[0], nil)
+
+	c.close() // from elsewhere, while owned
+	_, err = unix.FcntlInt(uintptr(fds[0]), unix.F_GETFD, 0)
+	require.NoError(t, err, "closed under its owner")
+	c.mu.Lock()
+	assert.True(t, c.closeReq)
+	assert.Equal(t, csBusy, c.state)
+	c.mu.Unlock()
+
+	c.send([]byte("answer"), true) // the owner finishes its I/O...
+	buf := make([]byte, 16)
+	n, err := unix.Read(fds[1], buf)
+	require.NoError(t, err)
+	assert.Equal(t, "answer", string(buf[:n]))
+	c.mu.Lock()
+	assert.Equal(t, csClosed, c.state, "...and then closes")
+	c.mu.Unlock()
+	_, err = unix.FcntlInt(uintptr(fds[0]), unix.F_GETFD, 0)
+	assert.ErrorIs(t, err, unix.EBADF)
 }

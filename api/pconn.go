@@ -414,20 +414,22 @@ const subscribeRoute = "/v1/subscribe"
 // general case, net/http's server, never a second one that could
 // disagree with it on where a request ends.
 func (c *pconn) serve(data []byte) {
+	// The whole head must arrive within ReadHeaderTimeout of its first
+	// byte, here or after a hand-back: a client that trickles a byte at a
+	// time renews nothing.
+	c.mu.Lock()
+	if c.headBy == 0 {
+		c.headBy = time.Now().Add(c.p.s.cfg.ReadHeaderTimeout).UnixNano()
+	}
+	c.mu.Unlock()
 	end := headEnd(data)
 	if end < 0 {
 		if len(data) > maxRequestHead || !mayBeFastHead(data) {
 			c.handback(data)
 			return
 		}
-		// Not all here yet: wait for the rest, but the whole head must
-		// arrive within ReadHeaderTimeout of its first byte (a client
-		// that trickles a byte at a time does not renew it).
 		c.mu.Lock()
-		if c.headBy == 0 {
-			c.headBy = time.Now().Add(c.p.s.cfg.ReadHeaderTimeout).UnixNano()
-		}
-		c.partial = data
+		c.partial = data // not all here yet
 		c.goIdle(c.headBy)
 		return
 	}
