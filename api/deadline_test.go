@@ -133,6 +133,6 @@ func TestNearConnLimitHealthzStillAnswers(t *testing.T) {
 			assert.True(t, resp.Close)
 			conn.Close()
 		}
-		require.Eventually(t, func() bool { return ts.srv.conns.refused.Load() >= 2 }, 5*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return ts.srv.conns.Refused() >= 2 }, 5*time.Second, time.Millisecond)
 	})
 }

@@ -1,20 +1,17 @@
-package api
+package evhttp
 
 import (
 	"bytes"
 	"strings"
 )
 
-// fastHead is what the event loop needs from a subscribe request to serve
-// it without http.ReadRequest and the router.
-type fastHead struct {
-	query     string // the raw query string
-	origin    string
-	keepAlive bool
+// Head is what the fast path reads of a request: enough to serve it
+// without net/http.
+type Head struct {
+	Query     string // the raw query string
+	Origin    string // the Origin header, "" if absent
+	KeepAlive bool   // the client allows another request after this one
 }
-
-// subscribePrefix is the request line start the fast path accepts.
-const subscribePrefix = "GET " + subscribeRoute
 
 // headEnd returns the length of the request head at the start of data,
 // blank line included, by net/http's rule: lines end in LF (a CR before it
@@ -36,20 +33,21 @@ func headEnd(data []byte) int {
 }
 
 // mayBeFastHead reports whether an incomplete head could still become one
-// parseFastHead accepts; if not, the connection goes to http.Server now.
-func mayBeFastHead(data []byte) bool {
-	n := min(len(data), len(subscribePrefix))
-	return bytes.Equal(data[:n], []byte(subscribePrefix)[:n])
+// parseFastHead accepts, given the request line's start prefix ("GET " and
+// the fast path); if not, the connection goes to http.Server now.
+func mayBeFastHead(data, prefix []byte) bool {
+	n := min(len(data), len(prefix))
+	return bytes.Equal(data[:n], prefix[:n])
 }
 
-// parseFastHead recognises a plain HTTP/1.1 GET of subscribe in a complete
+// parseFastHead recognises a plain HTTP/1.1 GET of path in a complete
 // request head (as headEnd delimits it). It is strict by construction: it
 // accepts only CRLF line endings, header names that are tokens, values
 // without control characters, exactly one Host that is a plain host[:port],
 // and no Content-Length, Transfer-Encoding, Expect or Upgrade. Any request
 // it is not sure about gets ok=false and goes, unchanged, to http.Server,
 // which answers it (or its error) as it would any other.
-func parseFastHead(head []byte) (h fastHead, ok bool) {
+func parseFastHead(head []byte, path string) (h Head, ok bool) {
 	// A bare CR or LF anywhere: leave the line-ending question to net/http.
 	for i, b := range head {
 		if (b == '\r' && (i+1 == len(head) || head[i+1] != '\n')) || (b == '\n' && (i == 0 || head[i-1] != '\r')) {
@@ -57,12 +55,12 @@ func parseFastHead(head []byte) (h fastHead, ok bool) {
 		}
 	}
 	line, rest, found := bytes.Cut(head, []byte("\r\n"))
-	if !found || !bytes.HasPrefix(line, []byte(subscribePrefix)) || !bytes.HasSuffix(line, []byte(" HTTP/1.1")) {
+	if !found || !bytes.HasPrefix(line, []byte("GET ")) || !bytes.HasSuffix(line, []byte(" HTTP/1.1")) {
 		return h, false
 	}
 	target := line[len("GET ") : len(line)-len(" HTTP/1.1")]
-	path, query, _ := bytes.Cut(target, []byte("?"))
-	if string(path) != subscribeRoute {
+	got, query, _ := bytes.Cut(target, []byte("?"))
+	if string(got) != path {
 		return h, false
 	}
 	for _, b := range query {
@@ -70,8 +68,8 @@ func parseFastHead(head []byte) (h fastHead, ok bool) {
 			return h, false
 		}
 	}
-	h.query = string(query)
-	h.keepAlive = true
+	h.Query = string(query)
+	h.KeepAlive = true
 	host, origin := false, false
 	for {
 		line, rest, found = bytes.Cut(rest, []byte("\r\n"))
@@ -102,12 +100,12 @@ func parseFastHead(head []byte) (h fastHead, ok bool) {
 				return h, false
 			}
 			origin = true
-			h.origin = string(value)
+			h.Origin = string(value)
 		case asciiEqualFold(name, "connection"):
 			for _, tok := range strings.Split(string(value), ",") {
 				switch strings.ToLower(strings.TrimSpace(tok)) {
 				case "close":
-					h.keepAlive = false
+					h.KeepAlive = false
 				case "upgrade":
 					return h, false
 				}

@@ -1,13 +1,12 @@
 //go:build linux
 
-package api
+package evhttp
 
 import (
 	"bufio"
 	"bytes"
 	"errors"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -15,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/pushuphq/pushup/broker"
 	"github.com/pushuphq/pushup/internal/epoll"
 )
 
@@ -41,11 +39,11 @@ const (
 	csClosed
 )
 
-// pconn is an event-model connection. The event loop owns its raw file
+// Conn is a connection the engine holds. The engine owns its raw file
 // descriptor from accept to close: no net.Conn, no netpoller descriptor,
-// no goroutine, no buffers while it waits. This record (plus the broker's
-// Subscription) is all a waiting subscriber costs. It becomes a net.Conn
-// only if it is handed to http.Server.
+// no goroutine, no buffers while it waits. This record is all a parked
+// request costs the engine. It becomes a net.Conn only if it is handed to
+// http.Server.
 //
 // Ownership (nats-server's flushOutbound pattern): whoever moves the
 // connection into csBusy under mu owns it and is the only one to use fd
@@ -56,58 +54,84 @@ const (
 //
 // mu guards the state, the epoll registration and the deadline together:
 // a state change and the matching (re)arming happen under it, so an event
-// never finds a connection in a state its arming does not match. Lock
-// order: pconn.mu -> parker.deadlineMu, pconn.mu -> registry.mu.
-type pconn struct {
-	p   *parker
+// never finds a connection in a state its arming does not match.
+type Conn[A any] struct {
+	p   *Engine[A]
 	key uint64 // registry key, also the epoll key
-	// deliverFn is c.deliver as a func value, made once per connection
-	// rather than once per poll.
-	deliverFn func(broker.Result)
+	// deliverFn is c.Deliver as a func value, made once per connection
+	// rather than once per request.
+	deliverFn func(A)
 
 	mu         sync.Mutex
 	fd         int // -1 once closed; read under mu or by the owner
 	state      connState
 	closeReq   bool // close when the owner is done
-	shed       bool // accepted over MaxConns: serves only /healthz
+	shed       bool // accepted over the connection limit
 	registered bool // in the epoll set
-	sub        *broker.Subscription
-	pending    *broker.Result // answered before it was parked
-	acao       string         // CORS header of the parked request
-	keepAlive  bool           // the parked request allows another one
-	start      int64          // when the parked request arrived (Unix ns)
-	partial    []byte         // bytes of the next request, read early
-	headBy     int64          // Unix ns: the head in partial must be whole by then; 0 = no head begun
-	out        []byte         // the rest of an answer the socket did not take yet
-	outKeep    bool           // keep the connection after out is written
-	deadline   int64          // Unix ns: idle, header or write-stall deadline; 0 = none
+	cancel     func() bool
+	pending    *A     // answered before it was parked
+	tag        string // the handler's note for encoding the answer (say, a CORS origin)
+	keepAlive  bool   // the parked request allows another one
+	start      int64  // when the parked request arrived (Unix ns)
+	partial    []byte // bytes of the next request, read early
+	headBy     int64  // Unix ns: the head in partial must be whole by then; 0 = no head begun
+	out        []byte // the rest of an answer the socket did not take yet
+	outKeep    bool   // keep the connection after out is written
+	deadline   int64  // Unix ns: idle, header or write-stall deadline; 0 = none
 }
 
-// newPconn returns a connection record owned (csBusy) by its caller.
-func newPconn(p *parker) *pconn {
-	c := &pconn{p: p, fd: -1}
-	c.deliverFn = c.deliver
+// NewConn returns a connection record for a request http.Server is
+// serving, owned by the caller: it is to park it (AttachHijacked, then
+// Park) or drop it. Its DeliverFunc can be handed out before that.
+func (p *Engine[A]) NewConn() *Conn[A] { return newConn(p) }
+
+func newConn[A any](p *Engine[A]) *Conn[A] {
+	c := &Conn[A]{p: p, fd: -1}
+	c.deliverFn = c.Deliver
 	return c
 }
 
-// deliver is the broker's deliver function for the subscription parked on
-// c. It must not block: it hands the answer to a worker, which becomes the
-// connection's owner.
-func (c *pconn) deliver(res broker.Result) {
+// DeliverFunc returns c.Deliver as a func value made once per connection.
+func (c *Conn[A]) DeliverFunc() func(A) { return c.deliverFn }
+
+// SetRequest notes, for the answer to the request being served, a tag of
+// the handler's (Handler.Encode reads it back), whether the request allows
+// another after it, and when it began. The caller owns c.
+func (c *Conn[A]) SetRequest(tag string, keepAlive bool, start time.Time) {
+	c.mu.Lock()
+	c.tag, c.keepAlive, c.start = tag, keepAlive, start.UnixNano()
+	c.mu.Unlock()
+}
+
+// Request returns what SetRequest noted.
+func (c *Conn[A]) Request() (tag string, keepAlive bool, start time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tag, c.keepAlive, time.Unix(0, c.start)
+}
+
+// OverLimit reports whether c was accepted over Config.Limit: it is to be
+// answered only for health checks.
+func (c *Conn[A]) OverLimit() bool { return c.shed }
+
+// Deliver hands c the answer to its parked request, from any goroutine;
+// it never blocks: a worker writes it (Handler.Encode), and becomes the
+// connection's owner meanwhile. An answer that comes before Park is kept
+// and written by Park; one for a connection closed meanwhile is dropped.
+func (c *Conn[A]) Deliver(a A) {
 	c.mu.Lock()
 	switch c.state {
 	case csBusy:
-		// The broker answered before the owner finished parking: park
-		// writes it. (The copy keeps res itself off the heap on the usual
-		// path.)
-		r := res
+		// Answered before the owner finished parking: Park writes it.
+		// (The copy keeps a itself off the heap on the usual path.)
+		r := a
 		c.pending = &r
 		c.mu.Unlock()
 	case csParked:
 		c.state = csBusy
 		c.mu.Unlock()
 		c.p.parkedNow.Add(-1)
-		c.p.enqueueAnswer(c, res)
+		c.p.enqueueAnswer(c, a)
 	default:
 		c.mu.Unlock() // closed meanwhile: nobody to tell
 	}
@@ -115,17 +139,17 @@ func (c *pconn) deliver(res broker.Result) {
 
 // attachFD makes c own fd, a connected non-blocking socket. c is busy,
 // owned by the caller.
-func (c *pconn) attachFD(fd int, early []byte) {
+func (c *Conn[A]) attachFD(fd int, early []byte) {
 	c.fd, c.partial = fd, early
 	c.p.live.Add(1)
 	c.key = c.p.reg.add(c)
 }
 
-// attachHijacked takes over a connection hijacked from http.Server, with
-// whatever it had already read of a next request: it keeps a duplicate of
-// the socket and closes the net.Conn, so the parked connection costs no
-// netpoller descriptor.
-func (c *pconn) attachHijacked(conn net.Conn, rw *bufio.ReadWriter) error {
+// AttachHijacked makes c, owned by the caller, take over a connection
+// hijacked from http.Server, with whatever it had already read of a next
+// request: it keeps a duplicate of the socket and closes the net.Conn, so
+// a parked connection costs no netpoller descriptor.
+func (c *Conn[A]) AttachHijacked(conn net.Conn, rw *bufio.ReadWriter) error {
 	var early []byte
 	if rw != nil && rw.Reader.Buffered() > 0 {
 		early, _ = rw.Reader.Peek(rw.Reader.Buffered())
@@ -138,7 +162,7 @@ func (c *pconn) attachHijacked(conn net.Conn, rw *bufio.ReadWriter) error {
 	}
 	tcp, ok := conn.(*net.TCPConn)
 	if !ok {
-		return errors.New("api: hijacked connection is not TCP")
+		return ErrNotTCP
 	}
 	raw, err := tcp.SyscallConn()
 	if err != nil {
@@ -160,34 +184,30 @@ func (c *pconn) attachHijacked(conn net.Conn, rw *bufio.ReadWriter) error {
 	return nil
 }
 
-// park starts waiting for sub's answer, or writes the answer at once if it
-// already came. The caller owns c and gives it up.
-func (c *pconn) park(sub *broker.Subscription) {
+// Park waits for the answer to the request being served: the caller owns
+// c and gives it up. Until the answer comes (Deliver) the engine watches
+// the socket for hang-up only; if the client goes, cancel is called, and
+// if it returns true (nothing will be delivered) the connection is closed.
+// An answer delivered before Park is written at once.
+func (c *Conn[A]) Park(cancel func() bool) {
 	c.mu.Lock()
-	c.sub = sub
+	c.cancel = cancel
 	if c.pending != nil {
-		res := *c.pending
+		a := *c.pending
 		c.pending = nil
 		c.mu.Unlock()
-		c.answer(res) // still the owner
+		c.answer(a) // still the owner
 		return
 	}
 	if c.closeReq {
 		c.mu.Unlock()
-		if sub.Cancel() {
-			c.close()
-		} else {
-			c.mu.Lock()
-			c.state = csParked // deliver takes it from here and writes
-			c.mu.Unlock()
-			c.p.parkedNow.Add(1)
-		}
+		c.cancelAndClose()
 		return
 	}
 	if err := c.armLocked(0); err != nil {
 		c.mu.Unlock()
 		c.p.log.Debug("parking failed", "err", err)
-		c.cancelAndClose(sub)
+		c.cancelAndClose()
 		return
 	}
 	c.state = csParked
@@ -195,23 +215,28 @@ func (c *pconn) park(sub *broker.Subscription) {
 	c.p.parkedNow.Add(1)
 }
 
-// cancelAndClose withdraws sub and closes c, owned by the caller; if the
-// answer is already on its way, it is written first (then the write fails
-// or the connection carries on).
-func (c *pconn) cancelAndClose(sub *broker.Subscription) {
-	if sub.Cancel() {
+// cancelAndClose withdraws the parked request and closes c, owned by the
+// caller; if the answer is already on its way, Deliver takes over and
+// writes it (then the write fails or the connection carries on).
+func (c *Conn[A]) cancelAndClose() {
+	if c.cancel() {
 		c.closeOwned()
 		return
 	}
 	c.mu.Lock()
-	c.state = csParked // deliver takes over
+	c.state = csParked
 	c.mu.Unlock()
 	c.p.parkedNow.Add(1)
 }
 
+// Reply writes b, a whole response, for the request being served; the
+// caller owns c and gives it up. keep says whether the connection may
+// serve another request afterwards.
+func (c *Conn[A]) Reply(b []byte, keep bool) { c.send(b, keep) }
+
 // armLocked registers or re-arms the socket in the epoll set for events
 // (besides hang-up, always watched). Caller holds c.mu.
-func (c *pconn) armLocked(events uint32) error {
+func (c *Conn[A]) armLocked(events uint32) error {
 	if c.registered {
 		return c.p.poll.Rearm(c.fd, c.key, events)
 	}
@@ -223,7 +248,7 @@ func (c *pconn) armLocked(events uint32) error {
 }
 
 // setDeadlineLocked moves c in the deadline schedule. Caller holds c.mu.
-func (c *pconn) setDeadlineLocked(d int64) {
+func (c *Conn[A]) setDeadlineLocked(d int64) {
 	if c.deadline == d {
 		return
 	}
@@ -240,7 +265,7 @@ func (c *pconn) setDeadlineLocked(d int64) {
 // do is decided under mu from the state; a connection some goroutine owns
 // is left alone: its owner re-arms it when done, and the (level-triggered)
 // condition is reported again.
-func (c *pconn) event(events uint32, timedOut bool) {
+func (c *Conn[A]) event(events uint32, timedOut bool) {
 	c.mu.Lock()
 	if timedOut && (c.deadline == 0 || c.deadline > time.Now().UnixNano()) {
 		c.mu.Unlock()
@@ -258,14 +283,14 @@ func (c *pconn) event(events uint32, timedOut bool) {
 		c.mu.Unlock()
 		c.readable()
 	case csParked:
-		sub := c.sub
+		cancel := c.cancel
 		c.mu.Unlock()
-		if events&epoll.Hangup == 0 || sub == nil {
+		if events&epoll.Hangup == 0 || cancel == nil {
 			return
 		}
-		if sub.Cancel() {
+		if cancel() {
 			c.p.vanished.Add(1)
-			c.close()
+			c.Close()
 		} // else deliver made a worker the owner; its write fails and closes
 	case csDraining:
 		switch {
@@ -289,14 +314,12 @@ func (c *pconn) event(events uint32, timedOut bool) {
 }
 
 // answer writes a delivered answer. The caller owns c.
-func (c *pconn) answer(res broker.Result) {
+func (c *Conn[A]) answer(a A) {
 	c.mu.Lock()
-	acao, keep, start := c.acao, c.keepAlive, c.start
-	c.sub = nil
+	c.cancel = nil
 	c.mu.Unlock()
-	b, status := c.p.s.answerBytes(res, acao, keep && !c.p.closing.Load())
-	c.p.s.metrics.observe(subscribeRoute, http.MethodGet, status, time.Duration(time.Now().UnixNano()-start))
-	c.send(b, keep && res.Reason != broker.ReasonShutdown)
+	b, keep := c.p.h.Encode(c, a)
+	c.send(b, keep)
 }
 
 // send writes what the socket takes of b now; the caller owns c. The rest
@@ -304,7 +327,7 @@ func (c *pconn) answer(res broker.Result) {
 // stops reading cannot hold up anyone else. Every bit of progress restarts
 // the deadline: it bounds a stall, not a large answer. Once all is written
 // the connection serves its next request, goes idle, or closes (keep).
-func (c *pconn) send(b []byte, keep bool) {
+func (c *Conn[A]) send(b []byte, keep bool) {
 	n, err := writeFD(c.fd, b) // the owner's fd: nobody closes it meanwhile
 	if err != nil {
 		c.p.writeFailed.Add(1)
@@ -326,7 +349,7 @@ func (c *pconn) send(b []byte, keep bool) {
 	}
 	c.out, c.outKeep = b[n:], keep
 	if n > 0 || c.deadline == 0 {
-		c.setDeadlineLocked(time.Now().Add(c.p.s.cfg.WriteTimeout).UnixNano())
+		c.setDeadlineLocked(time.Now().Add(c.p.cfg.WriteTimeout).UnixNano())
 	}
 	if err := c.armLocked(epoll.Writable); err != nil {
 		c.closeLocked()
@@ -338,7 +361,7 @@ func (c *pconn) send(b []byte, keep bool) {
 
 // afterWrite serves a request that already arrived, returns the connection
 // to idle, or closes it; the caller owns c.
-func (c *pconn) afterWrite(keep bool) {
+func (c *Conn[A]) afterWrite(keep bool) {
 	c.mu.Lock()
 	if !keep || c.closeReq || c.p.closing.Load() {
 		c.closeLocked()
@@ -352,13 +375,13 @@ func (c *pconn) afterWrite(keep bool) {
 		c.serve(data)
 		return
 	}
-	c.goIdle(time.Now().Add(c.p.s.cfg.IdleTimeout).UnixNano())
+	c.goIdle(time.Now().Add(c.p.cfg.IdleTimeout).UnixNano())
 }
 
 // goIdle gives up ownership and waits for the next request (or the rest
 // of one) until deadline; caller owns c and holds c.mu, which goIdle
 // releases. A connection that cannot be watched is closed.
-func (c *pconn) goIdle(deadline int64) {
+func (c *Conn[A]) goIdle(deadline int64) {
 	if c.closeReq {
 		c.closeLocked()
 		return
@@ -373,7 +396,7 @@ func (c *pconn) goIdle(deadline int64) {
 }
 
 // readable reads what the client sent while idle; the caller owns c.
-func (c *pconn) readable() {
+func (c *Conn[A]) readable() {
 	bp := c.p.bufs.Get().(*[]byte)
 	defer c.p.bufs.Put(bp)
 	n, err := readFD(c.fd, *bp)
@@ -399,32 +422,29 @@ func (c *pconn) readable() {
 	c.serve(data)
 }
 
-// maxRequestHead is the most header bytes the event loop waits for, as
-// http.Server's MaxHeaderBytes; a longer head is handed to http.Server,
-// which answers 431.
+// maxRequestHead is the most header bytes the engine waits for, as
+// http.Server's default MaxHeaderBytes; a longer head is handed to
+// http.Server, which answers 431.
 const maxRequestHead = 64 << 10
 
-// subscribeRoute is the route pattern of subscribe, for metrics.
-const subscribeRoute = "/v1/subscribe"
-
-// serve handles request bytes read by the event loop; the caller owns c.
-// Only a subscribe whose head parseFastHead fully validated is served
-// here. Everything else, as soon as it is clearly not one, is handed to
-// http.Server byte for byte: there is one parser of record for the
-// general case, net/http's server, never a second one that could
-// disagree with it on where a request ends.
-func (c *pconn) serve(data []byte) {
+// serve handles request bytes read by the engine; the caller owns c.
+// Only a head parseFastHead fully validated is served here (by the
+// Handler). Everything else, as soon as it is clearly not one, is handed
+// to http.Server byte for byte: there is one parser of record for the
+// general case, net/http's server, never a second one that could disagree
+// with it on where a request ends.
+func (c *Conn[A]) serve(data []byte) {
 	// The whole head must arrive within ReadHeaderTimeout of its first
 	// byte, here or after a hand-back: a client that trickles a byte at a
 	// time renews nothing.
 	c.mu.Lock()
 	if c.headBy == 0 {
-		c.headBy = time.Now().Add(c.p.s.cfg.ReadHeaderTimeout).UnixNano()
+		c.headBy = time.Now().Add(c.p.cfg.ReadHeaderTimeout).UnixNano()
 	}
 	c.mu.Unlock()
 	end := headEnd(data)
 	if end < 0 {
-		if len(data) > maxRequestHead || !mayBeFastHead(data) {
+		if len(data) > maxRequestHead || !c.p.mayBeFast(data) {
 			c.handback(data)
 			return
 		}
@@ -433,7 +453,7 @@ func (c *pconn) serve(data []byte) {
 		c.goIdle(c.headBy)
 		return
 	}
-	h, ok := parseFastHead(data[:end])
+	h, ok := c.p.parseFastHead(data[:end])
 	if !ok {
 		c.handback(data)
 		return
@@ -444,63 +464,21 @@ func (c *pconn) serve(data []byte) {
 		c.partial = rest
 	}
 	c.mu.Unlock()
-	c.serveSubscribe(h)
+	c.p.served.Add(1)
+	c.p.h.ServeFast(c, h)
 }
 
-// serveSubscribe serves a subscribe whose head the event loop parsed
-// itself (parseFastHead): what the router chain does for this one route,
-// without its allocations, on the hottest path there is (every poll after
-// a client's first). Same behaviour: CORS headers, JSON errors, latency
-// metrics, a 500 for a panic. The caller owns c.
-func (c *pconn) serveSubscribe(h fastHead) {
-	s := c.p.s
-	start := time.Now()
-	c.p.served.Add(1)
-	acao := s.allowOrigin(h.origin)
-	w := newEventWriter()
-	parked := false
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				s.log.Error("handler panic", "path", subscribeRoute, "panic", p)
-				w = newEventWriter()
-				w.Header().Set("Connection", "close")
-				writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error"})
-			}
-		}()
-		if c.shed {
-			s.conns.refused.Add(1)
-			s.writeError(w, nil, errOverloaded)
-			return
-		}
-		req, err := parseSubscribeQuery(h.query, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
-		if err == nil && s.cfg.Cluster != nil && !s.cfg.Cluster.Ready() && !s.b.Closed() {
-			err = errNotReady
-		}
-		if err == nil {
-			parked, err = s.subscribeOn(c, w, req, acao, h.keepAlive, start, nil)
-		}
-		if err != nil {
-			s.writeError(w, nil, err)
-		}
-	}()
-	if parked {
-		return // answered later, by the broker; c is no longer ours
-	}
-	corsHeaders(w.Header(), acao) // after the fact: only answers now need them
-	d := time.Since(start)
-	s.metrics.observe(subscribeRoute, http.MethodGet, w.status, d)
-	if c.p.debug {
-		s.log.Debug("request", "method", http.MethodGet, "route", subscribeRoute, "status", w.status,
-			"bytes", len(w.body), "duration", d, "remote", peerAddr(c.fd), "loop", true)
-	}
-	keep := w.keepAlive(h.keepAlive) && !c.shed
-	c.send(w.bytes(keep && !c.p.closing.Load()), keep)
+// RemoteAddr formats the peer's address, for logs: a system call.
+func (c *Conn[A]) RemoteAddr() string {
+	c.mu.Lock()
+	fd := c.fd
+	c.mu.Unlock()
+	return peerAddr(fd)
 }
 
 // handback gives the connection to http.Server, which reads data first;
 // the caller owns c.
-func (c *pconn) handback(data []byte) {
+func (c *Conn[A]) handback(data []byte) {
 	c.mu.Lock()
 	headBy, shed := c.headBy, c.shed
 	fd := c.detachLocked()
@@ -533,7 +511,7 @@ func (c *pconn) handback(data []byte) {
 // detachLocked removes the connection from the event loop without closing
 // its socket and returns the descriptor; -1 if it was closed already.
 // Caller holds c.mu.
-func (c *pconn) detachLocked() int {
+func (c *Conn[A]) detachLocked() int {
 	if c.state == csClosed {
 		return -1
 	}
@@ -556,7 +534,7 @@ func (c *pconn) detachLocked() int {
 // closeLocked closes the connection; the caller holds c.mu (which
 // closeLocked releases) and either owns c or found it in a state nobody
 // owns.
-func (c *pconn) closeLocked() {
+func (c *Conn[A]) closeLocked() {
 	fd := c.detachLocked()
 	c.mu.Unlock()
 	if fd >= 0 {
@@ -566,15 +544,15 @@ func (c *pconn) closeLocked() {
 }
 
 // closeOwned closes a connection the caller owns.
-func (c *pconn) closeOwned() {
+func (c *Conn[A]) closeOwned() {
 	c.mu.Lock()
 	c.closeLocked()
 }
 
-// close closes the connection on behalf of someone who does not own it:
+// Close closes the connection on behalf of someone who does not own it:
 // at once if nobody does, else by its owner when it is done. Safe to call
 // more than once and from any state.
-func (c *pconn) close() {
+func (c *Conn[A]) Close() {
 	c.mu.Lock()
 	if c.state == csBusy {
 		c.closeReq = true
@@ -606,7 +584,10 @@ func writeFD(fd int, b []byte) (int, error) {
 }
 
 // errEOF: the client closed the connection.
-var errEOF = errors.New("api: client closed the connection")
+var errEOF = errors.New("evhttp: client closed the connection")
+
+// ErrNotTCP: only TCP connections can be parked.
+var ErrNotTCP = errors.New("evhttp: hijacked connection is not TCP")
 
 // readFD reads what the socket has now, without waiting. It returns 0, nil
 // when there was nothing after all.

@@ -1,21 +1,26 @@
 //go:build linux
 
-package api
+package evhttp
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 )
 
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
 func TestRingKeepsOrderAcrossWrapAndGrowth(t *testing.T) {
-	var r ring
+	var r ring[int]
 	next, want := 0, 0
 	push := func(n int) {
 		for range n {
-			r.push(job{events: uint32(next)})
+			r.push(job[int]{events: uint32(next)})
 			next++
 		}
 	}
@@ -38,10 +43,10 @@ func TestRingKeepsOrderAcrossWrapAndGrowth(t *testing.T) {
 }
 
 func TestRingTail(t *testing.T) {
-	var r ring
+	var r ring[int]
 	assert.Nil(t, r.tail())
 	for i := range 300 { // past the first growth
-		r.push(job{events: uint32(i)})
+		r.push(job[int]{events: uint32(i)})
 		assert.EqualValues(t, i, r.tail().events)
 	}
 	r.tail().events = 7
@@ -54,14 +59,14 @@ func TestRingTail(t *testing.T) {
 // is doing I/O does not close the descriptor under it; the owner closes it
 // when done, so the number cannot be reused by a new client meanwhile.
 func TestCloseWaitsForTheOwner(t *testing.T) {
-	ts := startServer(t, options{model: ModelEvent})
+	e := newTestEngine(t, nopHandler{})
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	require.NoError(t, err)
 	defer unix.Close(fds[1])
-	c := newPconn(ts.srv.parker) // owned by this test, as by a worker
+	c := e.NewConn() // owned by this test, as by a worker
 	c.attachFD(fds[0], nil)
 
-	c.close() // from elsewhere, while owned
+	c.Close() // from elsewhere, while owned
 	_, err = unix.FcntlInt(uintptr(fds[0]), unix.F_GETFD, 0)
 	require.NoError(t, err, "closed under its owner")
 	c.mu.Lock()
@@ -79,4 +84,29 @@ func TestCloseWaitsForTheOwner(t *testing.T) {
 	c.mu.Unlock()
 	_, err = unix.FcntlInt(uintptr(fds[0]), unix.F_GETFD, 0)
 	assert.ErrorIs(t, err, unix.EBADF)
+}
+
+// nopHandler serves nothing: tests that drive connections by hand.
+type nopHandler struct{}
+
+func (nopHandler) ServeFast(c *Conn[int], h Head) {
+	c.Reply([]byte("HTTP/1.1 204 No Content\r\n\r\n"), true)
+}
+func (nopHandler) Encode(c *Conn[int], a int) ([]byte, bool) { return nil, false }
+func (nopHandler) Batch(a int) any                           { return nil }
+
+func testConfig() Config {
+	return Config{ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 90 * time.Second, FastPath: "/fast"}
+}
+
+func newTestEngine[A any](t *testing.T, h Handler[A]) *Engine[A] {
+	t.Helper()
+	e, err := New[A](testConfig(), h)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, e.Shutdown(ctx))
+	})
+	return e
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package api
+package evhttp
 
 import (
 	"net"
@@ -9,13 +9,13 @@ import (
 	"time"
 )
 
-// reentryListener is the listener http.Server serves from in the event
-// model. New connections go to the event loop first (parker.accept and
-// adopt), which reads their first request itself: a subscriber never
-// costs http.Server's goroutine and 8 KiB of buffers. http.Server accepts
-// only the connections the event loop hands back, those whose request is
-// not a subscribe it serves; to http.Server such a connection looks new,
-// with its first request already waiting (see prefixConn).
+// reentryListener is the listener http.Server serves from in front of an
+// Engine. New connections go to the engine first (accept and adopt),
+// which reads their first request itself: a fast-path client never costs
+// http.Server's goroutine and 8 KiB of buffers. http.Server accepts only
+// the connections the engine hands back, those whose request is not one
+// it serves; to http.Server such a connection looks new, with its first
+// request already waiting (see prefixConn).
 type reentryListener struct {
 	net.Listener
 	stop func() // takes the listener out of the event loop before Close
