@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pushuphq/pushup/web/demo"
+	"github.com/pushuphq/pushup/cluster"
 )
 
 // Config configures the HTTP front.
@@ -60,14 +60,10 @@ type Config struct {
 	WriteTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle between requests.
 	IdleTimeout time.Duration
-	// Demo serves the Q&A demo page at /demo/ and its question endpoint,
-	// POST /demo/api/questions. That endpoint publishes without the
-	// publisher key (browsers must not hold it), but only validated
-	// questions, only to author:<name> and tag:<t> channels, within
-	// DemoConfig. Off by default: it lets anyone post to those channels.
-	Demo bool
-	// DemoConfig bounds what the demo's question endpoint accepts.
-	DemoConfig demo.Config
+	// Plugins are applications served beside the API under paths of
+	// their own (the Q&A demo, web/demo, is one); the index at GET /
+	// names them. None by default.
+	Plugins []Plugin
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Cluster, when set, is this node's cluster membership (a
@@ -91,11 +87,11 @@ func DefaultConfig() Config {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       90 * time.Second,
-		DemoConfig:        demo.DefaultConfig(),
 	}
 }
 
-// Validate reports a configuration that cannot work.
+// Validate reports a configuration that cannot work. Its messages name
+// the Go fields; pushupd names its flags instead.
 func (c Config) Validate() error {
 	if _, err := ParseModel(string(c.Model)); err != nil {
 		return err
@@ -112,11 +108,6 @@ func (c Config) Validate() error {
 	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
 		return fmt.Errorf("api: ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout must be positive")
 	}
-	if c.Demo {
-		if err := c.DemoConfig.Validate(); err != nil {
-			return fmt.Errorf("api: DemoConfig: %w", err)
-		}
-	}
 	return nil
 }
 
@@ -128,6 +119,6 @@ type Cluster interface {
 	Handler() http.Handler
 	// Collector exports the cluster's metrics.
 	Collector() prometheus.Collector
-	// Report is the body of GET /v1/cluster.
-	Report() any
+	// Status is the body of GET /v1/cluster.
+	Status() cluster.Status
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/pushuphq/pushup/broker"
 	"github.com/pushuphq/pushup/internal/epoll"
-	"github.com/pushuphq/pushup/web/demo"
 )
 
 // Server is PushUp's HTTP server. Create it with New, run it with Serve and
@@ -27,11 +26,9 @@ type Server struct {
 	metrics *httpMetrics
 	router  *chi.Mux
 	handler http.Handler
-	// demoFiles are the demo page's assets, loaded when Config.Demo is set.
-	demoFiles map[string]staticFile
-	http      *http.Server
-	parker    *parker     // nil unless in the event model
-	threads   *threadGate // nil unless in the thread model
+	http    *http.Server
+	parker  *parker     // nil unless in the event model
+	threads *threadGate // nil unless in the thread model
 }
 
 // New builds a server in front of b.
@@ -43,13 +40,6 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, b: b, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
-	}
-	if cfg.Demo {
-		files, err := loadStatic(demo.Assets())
-		if err != nil {
-			return nil, err
-		}
-		s.demoFiles = files
 	}
 	s.reg, s.metrics = newMetrics(b)
 	s.handler = s.routes()
@@ -97,13 +87,14 @@ func (s *Server) routes() http.Handler {
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 
+	r.Get("/", s.handleIndex)
 	r.Get("/healthz", s.handleReady)
 	r.Get("/healthz/ready", s.handleReady)
 	r.Get("/healthz/live", s.handleLive)
 	r.Get("/pushup.js", s.handleClientJS)
 	r.Head("/pushup.js", s.handleClientJS)
-	if s.cfg.Demo {
-		s.demoRoutes(r)
+	for _, p := range s.cfg.Plugins {
+		p.Mount(r, Front{s})
 	}
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 
@@ -261,7 +252,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "not_clustered", Message: "this node runs alone (no -cluster-bind or -join)"})
 		return
 	}
-	writeJSON(w, http.StatusOK, s.cfg.Cluster.Report())
+	writeJSON(w, http.StatusOK, s.cfg.Cluster.Status())
 }
 
 // handleOptions answers a plain OPTIONS (not a CORS preflight).

@@ -23,6 +23,7 @@ import (
 
 	"github.com/pushuphq/pushup/api"
 	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/web/demo"
 )
 
 // Environment variables the tests read.
@@ -278,8 +279,10 @@ func startPushup(t *testing.T, configure func(*api.Config)) *pushupServer {
 	t.Helper()
 	b, err := broker.New(broker.DefaultConfig())
 	require.NoError(t, err)
+	demoPlugin, err := demo.NewPlugin(demo.DefaultConfig())
+	require.NoError(t, err)
 	cfg := api.DefaultConfig()
-	cfg.Demo = true
+	cfg.Plugins = []api.Plugin{demoPlugin}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if configure != nil {
 		configure(&cfg)
