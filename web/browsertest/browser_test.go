@@ -136,13 +136,7 @@ func startBrowser(path string) {
 // Chromium, t skips, or fails under PUSHUP_REQUIRE_BROWSER=1.
 func newPage(t *testing.T, name string) context.Context {
 	t.Helper()
-	path := findChromium()
-	if path == "" {
-		if os.Getenv(requireBrowserEnv) == "1" {
-			t.Fatalf("%s (%s=1: a missing browser is a failure)", installHint, requireBrowserEnv)
-		}
-		t.Skipf("%s; skipping (set %s=1 to fail instead)", installHint, requireBrowserEnv)
-	}
+	path := chromiumOrSkip(t)
 	shared.once.Do(func() {
 		start := time.Now()
 		startBrowser(path)
@@ -161,6 +155,21 @@ func newPage(t *testing.T, name string) context.Context {
 		}
 	})
 	return bounded(t, ctx)
+}
+
+// chromiumOrSkip returns the Chromium binary, or skips t (fails it under
+// PUSHUP_REQUIRE_BROWSER=1): a test with slow set-up calls it first, and
+// opens its pages, whose time is bounded, once set up.
+func chromiumOrSkip(t *testing.T) string {
+	t.Helper()
+	path := findChromium()
+	if path == "" {
+		if os.Getenv(requireBrowserEnv) == "1" {
+			t.Fatalf("%s (%s=1: a missing browser is a failure)", installHint, requireBrowserEnv)
+		}
+		t.Skipf("%s; skipping (set %s=1 to fail instead)", installHint, requireBrowserEnv)
+	}
+	return path
 }
 
 // chromiumOutput is the end of Chromium's output, without the complaints
