@@ -64,6 +64,13 @@ type Config struct {
 	// their own (the Q&A demo, web/demo, is one); the index at GET /
 	// names them. None by default.
 	Plugins []Plugin
+	// MaxConns is how many client connections may be open before new ones
+	// are served only for /healthz (anything else gets 503 overloaded with
+	// Retry-After, and the connection closes), so a process near its
+	// open-file limit still answers its health checks; a few more past it
+	// get the 503 without being read. 0 derives it from the open-file
+	// limit (RLIMIT_NOFILE), less a tenth kept for everything else.
+	MaxConns int
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Cluster, when set, is this node's cluster membership (a
