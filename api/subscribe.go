@@ -70,7 +70,7 @@ func parseSubscribeQuery(raw string, defaultTimeout, maxTimeout time.Duration) (
 	case broker.IsCursor(since):
 		c, err := broker.ParseCursor(since)
 		if err != nil {
-			return req, badRequest("invalid_since", fmt.Sprintf("since: %v (pass back the cursor of the previous answer unchanged)", err))
+			return req, badRequest("invalid_since", fmt.Sprintf("since: %s (pass back the cursor of the previous answer unchanged)", clientText(err)))
 		}
 		req.Cursor = c
 	default:
