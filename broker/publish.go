@@ -60,7 +60,6 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 	if len(pubs) > b.cfg.MaxBatch {
 		return nil, fmt.Errorf("%w: %d given, at most %d allowed", ErrTooManyPublications, len(pubs), b.cfg.MaxBatch)
 	}
-	var names []string
 	for i, p := range pubs {
 		if err := checkNames(p.Channels, b.cfg.MaxChannelsPerRequest); err != nil {
 			if len(pubs) > 1 {
@@ -68,12 +67,8 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 			}
 			return nil, err
 		}
-		for _, n := range p.Channels {
-			if !slices.Contains(names, n) {
-				names = append(names, n)
-			}
-		}
 	}
+	names := uniqueNames(pubs)
 
 	b.commitMu.Lock()
 	// Resolving under commitMu means no channel can close between here
@@ -114,6 +109,30 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 	return msgs, nil
 }
 
+// uniqueNames lists the channels a batch names, each once, in first-seen
+// order, in time linear in the batch size. A single publication's names
+// are already distinct (checkNames).
+func uniqueNames(pubs []Publication) []string {
+	if len(pubs) == 1 {
+		return pubs[0].Channels
+	}
+	total := 0
+	for _, p := range pubs {
+		total += len(p.Channels)
+	}
+	seen := make(map[string]struct{}, total)
+	names := make([]string, 0, total)
+	for _, p := range pubs {
+		for _, n := range p.Channels {
+			if _, dup := seen[n]; !dup {
+				seen[n] = struct{}{}
+				names = append(names, n)
+			}
+		}
+	}
+	return names
+}
+
 // publishLocked stores m (an event of origin o) in its channels, commits
 // it and claims the subscriptions it answers. Caller holds commitMu; refs
 // are m's channels, open.
@@ -121,6 +140,7 @@ func (b *Broker) publishLocked(o *originState, m *channel.Message, refs []*chanR
 	for _, r := range refs {
 		// Cannot fail: the channel is open and stays so under commitMu.
 		_, _ = r.Insert(m, now)
+		b.makeDurable(r)
 	}
 	b.commitLocked(o, Event{Kind: EventPublish, Origin: m.Origin, Seq: m.Seq, TS: m.TS, Message: m}, now)
 	return b.claim(m, refs)

@@ -63,8 +63,14 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 		cur = Cursor{Pos: b.origins.snapshot()}
 	}
 	for attempt := 0; attempt < maxResolveAttempts; attempt++ {
-		refs, err := b.resolve(req.Channels, b.cfg.ImplicitChannels, true)
+		// Read what exists first: a subscribe that is answered at once
+		// creates nothing, whatever it names.
+		refs, missing, err := b.existing(req.Channels)
 		if err != nil {
+			return Result{}, nil, err
+		}
+		if missing && !b.cfg.ImplicitChannels {
+			_, err := b.resolve(req.Channels, false, false)
 			return Result{}, nil, err
 		}
 		now := b.now()
@@ -75,6 +81,15 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 		if found(res) || req.Timeout <= 0 || (until != 0 && until.Millis() < now.UnixMilli()) {
 			b.answerNow(res)
 			return res, nil, nil
+		}
+		if missing {
+			// To wait on a channel it must exist; one made here is
+			// ephemeral and goes with its last waiter. park reads every
+			// channel again after registering, so nothing published
+			// meanwhile is missed.
+			if refs, err = b.resolveAs(req.Channels, true, true, true); err != nil {
+				return Result{}, nil, err
+			}
 		}
 		deadline := now.Add(b.jittered(req.Timeout))
 		if until != 0 {

@@ -221,7 +221,9 @@ func (s *Subscription) stopResult(reason Reason, snap channel.Vector) Result {
 	return Result{Cursor: c, Reason: reason}
 }
 
-// unpark removes the subscription from every channel except skip.
+// unpark removes the subscription from every channel except skip (which
+// already removed it), then drops the channels that existed only for their
+// waiters and have none left. Callers hold no broker lock.
 func (s *Subscription) unpark(skip *chanRef) {
 	var now time.Time // read the clock only if there is work
 	for _, r := range s.refs {
@@ -231,5 +233,6 @@ func (s *Subscription) unpark(skip *chanRef) {
 			}
 			r.RemoveWaiter(s, now)
 		}
+		s.b.dropIfUnused(r)
 	}
 }

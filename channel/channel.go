@@ -493,6 +493,18 @@ func (c *Channel) CloseIfIdle(now time.Time) bool {
 	return true
 }
 
+// CloseIfUnused closes the channel if it has no waiter and no cached
+// message, checking and closing under one lock like CloseIfIdle.
+func (c *Channel) CloseIfUnused() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.waiters.Len() > 0 || c.msgs.Len() > 0 {
+		return false
+	}
+	c.closeLocked()
+	return true
+}
+
 func (c *Channel) closeLocked() []Waiter {
 	if c.closed {
 		return nil
