@@ -65,3 +65,12 @@ func (s *Server) subscribeOn(c *pconn, w http.ResponseWriter, req broker.Subscri
 	c.park(sub)
 	return true, nil
 }
+
+// eventPeer returns the peer address of a request the event loop serves
+// itself (it sets no RemoteAddr), or "".
+func eventPeer(r *http.Request) string {
+	if c := pconnFrom(r.Context()); c != nil {
+		return peerAddr(c.fd) // c is being served here: fd is stable
+	}
+	return ""
+}

@@ -25,3 +25,5 @@ func (p *parker) stats() parkerStats                           { return parkerSt
 func (s *Server) subscribeParked(http.ResponseWriter, *http.Request, broker.SubscribeRequest) error {
 	return errNoEventModel
 }
+
+func eventPeer(*http.Request) string { return "" }

@@ -399,7 +399,7 @@ func (c *pconn) serve(data []byte) {
 		return
 	}
 	head, rest := data[:end+4], data[end+4:]
-	if h, ok := parseFastHead(head); ok {
+	if h, ok := parseFastHead(head); ok && !c.p.s.subscribeNeedsRequest() {
 		if len(rest) > 0 {
 			c.partial = bytes.Clone(rest)
 		}

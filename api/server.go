@@ -32,6 +32,14 @@ type Server struct {
 	http      *http.Server
 	parker    *parker     // nil unless in the event model
 	threads   *threadGate // nil unless in the thread model
+	// private are the channels that need a subscriber token; tokens
+	// verifies them (nil when no subscriber key is configured).
+	private channelPatterns
+	tokens  *tokenVerifier
+	// publisherKeys are the accepted "Bearer <key>" header values.
+	publisherKeys [][]byte
+	// perIP counts waiting subscribes per client address (nil: no cap).
+	perIP *ipLimiter
 }
 
 // New builds a server in front of b.
@@ -43,6 +51,9 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, b: b, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if err := s.setupAccess(); err != nil {
+		return nil, err
 	}
 	if cfg.Demo {
 		files, err := loadStatic(demo.Assets())

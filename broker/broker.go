@@ -558,6 +558,9 @@ func (b *Broker) maintain(now time.Time) {
 func (b *Broker) deliver(s *Subscription, res Result) {
 	b.delivered.Add(uint64(len(res.Messages)))
 	b.answered[res.Reason].Add(1)
+	if s.onEnd != nil {
+		s.onEnd()
+	}
 	s.deliver(res)
 }
 

@@ -24,6 +24,12 @@ type SubscribeRequest struct {
 	// Timeout is how long to wait when nothing is available; zero answers
 	// at once (client pull).
 	Timeout time.Duration
+	// OnEnd, if set, is called once when a subscription that parked ends,
+	// however it ends (answered, cancelled, its channels closed, shutdown):
+	// just before deliver, or when Cancel returns true. It is not called
+	// when Subscribe returns without parking. It must not block. The HTTP
+	// layer gives back per-client waiting slots with it.
+	OnEnd func()
 }
 
 // maxResolveAttempts bounds how often Subscribe retries when a channel
@@ -103,6 +109,7 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 			cursor:  cur,
 			until:   until,
 			deliver: deliver,
+			onEnd:   req.OnEnd,
 			open:    len(refs),
 		}
 		res, parked, retry := b.park(s, now)

@@ -113,6 +113,7 @@ type Subscription struct {
 	cursor  Cursor
 	until   channel.Timestamp
 	deliver func(Result)
+	onEnd   func() // see SubscribeRequest.OnEnd
 
 	mu    sync.Mutex // guards the fields below; taken inside channel locks
 	state subState
@@ -140,6 +141,9 @@ func (s *Subscription) Cancel() bool {
 	s.mu.Unlock()
 	s.unpark(nil)
 	s.b.cancelled.Add(1)
+	if s.onEnd != nil {
+		s.onEnd()
+	}
 	return true
 }
 
