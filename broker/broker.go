@@ -97,6 +97,7 @@ type Broker struct {
 
 	sched  *schedule
 	nextID atomic.Uint64
+	idem   *idempotency // guarded by commitMu
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -122,6 +123,7 @@ func New(cfg Config) (*Broker, error) {
 		clock: NewClock(now),
 		chans: make(map[string]*chanRef),
 		sched: newSchedule(),
+		idem:  newIdempotency(cfg.idempotencyTTL(), cfg.MaxIdempotencyKeys),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}

@@ -44,6 +44,10 @@ type Event struct {
 	// Message is the publication (EventPublish). Its Origin, Seq and TS
 	// are the event's.
 	Message *channel.Message
+	// IdempotencyKey is the publisher's key of the publication
+	// (EventPublish), if it gave one: replicas remember it too, so a retry
+	// sent to another node is recognised there.
+	IdempotencyKey string
 	// Channel is the channel renewed or closed.
 	Channel string
 	// TTL is the channel's idle lifetime (EventRenew).

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushuphq/pushup/channel"
 )
 
 // A subscriber needs no key, so nothing it does may outlive its own
@@ -84,4 +86,71 @@ func TestWaitingSubscribersDoNotLockPublishersOut(t *testing.T) {
 	require.NoError(t, err)
 	_, _, err = b.Renew("p3", 0)
 	require.NoError(t, err)
+}
+
+func TestIdempotentPublish(t *testing.T) {
+	b := newTestBroker(t, nil)
+	p := pub("once", "a")
+	p.IdempotencyKey = "order-17"
+	first, rep, err := b.PublishReplayed(p)
+	require.NoError(t, err)
+	assert.Nil(t, rep)
+	again, rep, err := b.PublishReplayed(p)
+	require.NoError(t, err)
+	assert.Equal(t, []bool{true}, rep)
+	assert.Same(t, first[0], again[0], "the original message: same id and time")
+	assert.Len(t, poll(t, b, Cursor{}, "a").Messages, 1, "nothing new stored")
+	assert.EqualValues(t, 1, b.Stats().Published)
+
+	// Within a batch, and mixed with new publications.
+	q := pub("twice", "a")
+	q.IdempotencyKey = "k2"
+	ms, rep, err := b.PublishReplayed(p, q, q)
+	require.NoError(t, err)
+	assert.Equal(t, []bool{true, false, true}, rep)
+	assert.Same(t, ms[1], ms[2])
+	assert.Len(t, poll(t, b, Cursor{}, "a").Messages, 2)
+
+	bad := pub("x", "a")
+	bad.IdempotencyKey = "has space"
+	_, err = b.Publish(bad)
+	assert.ErrorIs(t, err, ErrInvalidIdempotencyKey)
+}
+
+func TestIdempotencyKeysExpireAndAreBounded(t *testing.T) {
+	s := newIdempotency(time.Minute, 3)
+	now := time.Now()
+	m := &channel.Message{}
+	for i, k := range []string{"a", "b", "c", "d"} {
+		s.put(k, m, now.Add(time.Duration(i)*time.Second))
+	}
+	assert.Equal(t, 3, s.len(), "the oldest goes beyond the count")
+	assert.Nil(t, s.get("a", now.Add(4*time.Second)))
+	assert.NotNil(t, s.get("d", now.Add(4*time.Second)))
+	assert.Nil(t, s.get("d", now.Add(2*time.Minute)), "forgotten after the TTL")
+	assert.Zero(t, s.len())
+}
+
+func FuzzIdempotencyKey(f *testing.F) {
+	f.Add("order-17")
+	f.Add("")
+	f.Add("a b")
+	f.Add("\x00\xff")
+	f.Fuzz(func(t *testing.T, k string) {
+		ok := ValidIdempotencyKey(k)
+		b := newTestBroker(t, nil)
+		p := pub(1, "a")
+		p.IdempotencyKey = k
+		_, err := b.Publish(p)
+		if k == "" || ok {
+			require.NoError(t, err)
+		} else {
+			require.ErrorIs(t, err, ErrInvalidIdempotencyKey)
+			assert.Zero(t, b.Stats().Channels, "a refused publication stores nothing")
+			return
+		}
+		_, rep, err := b.PublishReplayed(p)
+		require.NoError(t, err)
+		assert.Equal(t, k != "", rep != nil && rep[0])
+	})
 }
