@@ -49,6 +49,7 @@ var brokerErrors = []struct {
 	{broker.ErrInvalidCursor, http.StatusBadRequest, "invalid_since"},
 	{broker.ErrInvalidRange, http.StatusBadRequest, "invalid_range"},
 	{broker.ErrInvalidIdempotencyKey, http.StatusBadRequest, "invalid_idempotency_key"},
+	{broker.ErrTooLarge, http.StatusRequestEntityTooLarge, "publication_too_large"},
 	{broker.ErrChannelLimit, http.StatusServiceUnavailable, "channel_limit"},
 	{broker.ErrShuttingDown, http.StatusServiceUnavailable, "shutting_down"},
 }

@@ -67,3 +67,13 @@ func FuzzIdempotencyKeyHeader(f *testing.F) {
 		}
 	})
 }
+
+func TestPublicationLargerThanTheBudgetIs413(t *testing.T) {
+	eachModel(t, func(t *testing.T, m Model) {
+		ts := startServer(t, options{model: m, broker: func(c *broker.Config) { c.MaxCacheBytes = 4096 }})
+		r := ts.publish(`{"channels":["a"],"data":"` + strings.Repeat("x", 5000) + `"}`)
+		require.Equal(t, http.StatusRequestEntityTooLarge, r.status, "body: %s", r.body)
+		assert.Equal(t, "publication_too_large", r.code(t))
+		assert.Zero(t, ts.b.Stats().Channels, "nothing stored")
+	})
+}

@@ -98,6 +98,9 @@ type Broker struct {
 	sched  *schedule
 	nextID atomic.Uint64
 	idem   *idempotency // guarded by commitMu
+	budget budget       // guarded by commitMu
+	// budgetEvicted counts messages evicted to keep within MaxCacheBytes.
+	budgetEvicted atomic.Uint64
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -118,14 +121,15 @@ func New(cfg Config) (*Broker, error) {
 		cfg.Origin = randomOrigin()
 	}
 	b := &Broker{
-		cfg:   cfg,
-		now:   now,
-		clock: NewClock(now),
-		chans: make(map[string]*chanRef),
-		sched: newSchedule(),
-		idem:  newIdempotency(cfg.idempotencyTTL(), cfg.MaxIdempotencyKeys),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		cfg:    cfg,
+		now:    now,
+		clock:  NewClock(now),
+		chans:  make(map[string]*chanRef),
+		sched:  newSchedule(),
+		idem:   newIdempotency(cfg.idempotencyTTL(), cfg.MaxIdempotencyKeys),
+		budget: budget{max: cfg.MaxCacheBytes},
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	b.local = b.origins.get(cfg.Origin)
 	go b.sweep()
@@ -579,6 +583,11 @@ type Stats struct {
 	Cancelled uint64
 	// Expired counts channels closed for idleness.
 	Expired uint64
+	// CachedBytes is the size of the cached messages (see
+	// channel.Counters.Bytes); BudgetEvicted counts messages evicted to
+	// keep it within Config.MaxCacheBytes.
+	CachedBytes   int64
+	BudgetEvicted uint64
 	// Ephemeral is the number of channels that exist only because
 	// subscribers wait on them; Dropped counts those dropped when their
 	// last waiter left.
@@ -594,17 +603,19 @@ func (b *Broker) Stats() Stats {
 	n := len(b.chans)
 	b.mu.RUnlock()
 	st := Stats{
-		Channels:  n,
-		Messages:  b.counters.Messages.Load(),
-		Waiters:   b.counters.Waiters.Load(),
-		Published: b.published.Load(),
-		Delivered: b.delivered.Load(),
-		Answered:  make(map[Reason]uint64, len(b.answered)),
-		Cancelled: b.cancelled.Load(),
-		Expired:   b.expired.Load(),
-		Ephemeral: b.ephemerals.Load(),
-		Dropped:   b.dropped.Load(),
-		Scheduled: b.sched.len(),
+		Channels:      n,
+		Messages:      b.counters.Messages.Load(),
+		Waiters:       b.counters.Waiters.Load(),
+		Published:     b.published.Load(),
+		Delivered:     b.delivered.Load(),
+		Answered:      make(map[Reason]uint64, len(b.answered)),
+		Cancelled:     b.cancelled.Load(),
+		Expired:       b.expired.Load(),
+		Ephemeral:     b.ephemerals.Load(),
+		CachedBytes:   b.counters.Bytes.Load(),
+		BudgetEvicted: b.budgetEvicted.Load(),
+		Dropped:       b.dropped.Load(),
+		Scheduled:     b.sched.len(),
 	}
 	for r := range b.answered {
 		st.Answered[Reason(r)] = b.answered[r].Load()

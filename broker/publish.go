@@ -84,6 +84,13 @@ func (b *Broker) PublishReplayed(pubs ...Publication) ([]*channel.Message, []boo
 		if err := checkIdempotencyKey(p.IdempotencyKey); err != nil {
 			return nil, nil, err
 		}
+		if b.cfg.MaxCacheBytes > 0 && p.cost() > b.cfg.MaxCacheBytes {
+			err := fmt.Errorf("%w: %d bytes over its %d channels, the cache budget is %d", ErrTooLarge, p.cost(), len(p.Channels), b.cfg.MaxCacheBytes)
+			if len(pubs) > 1 {
+				return nil, nil, fmt.Errorf("publication %d: %w", i, err)
+			}
+			return nil, nil, err
+		}
 	}
 	names := uniqueNames(pubs)
 
@@ -174,6 +181,10 @@ func (b *Broker) publishLocked(o *originState, m *channel.Message, key string, r
 		// Cannot fail: the channel is open and stays so under commitMu.
 		_, _ = r.Insert(m, now)
 		b.makeDurable(r)
+		b.budget.cached(m, r)
+	}
+	if n := b.budget.enforce(&b.counters); n > 0 {
+		b.budgetEvicted.Add(uint64(n))
 	}
 	if key != "" {
 		b.idem.put(key, m, now)
@@ -189,7 +200,7 @@ func (b *Broker) commitLocked(o *originState, ev Event, now time.Time) {
 	o.seq = ev.Seq
 	o.known = max(o.known, ev.Seq)
 	o.ts.Store(uint64(ev.TS))
-	o.log.append(ev, b.cfg.LogEvents)
+	o.log.append(ev, b.cfg.LogEvents, b.cfg.MaxCacheBytes)
 	o.applied = now
 	if o == b.local && b.cfg.OnCommit != nil {
 		b.cfg.OnCommit(ev)

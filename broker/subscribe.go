@@ -225,6 +225,9 @@ func (b *Broker) read(refs []*chanRef, cur Cursor, snap channel.Vector, until ch
 	if b.lossy.Load() {
 		res.Truncated = res.Truncated || b.behindLoss(cur)
 	}
+	if b.cfg.MaxAnswerBytes > 0 {
+		res.Messages, res.More = cutAnswer(res.Messages, b.cfg.MaxAnswerBytes, res.More)
+	}
 	if !res.More && until == 0 {
 		res.Cursor = cur.advanceTo(snap)
 	} else {
@@ -308,4 +311,18 @@ func equalVectors(a, b channel.Vector) bool {
 		}
 	}
 	return true
+}
+
+// cutAnswer keeps the first messages whose encodings fit in max bytes (at
+// least one, or no answer could ever carry a large message) and says More
+// when it dropped some: the client polls again at once from the cursor.
+func cutAnswer(msgs []*channel.Message, max int64, more bool) ([]*channel.Message, bool) {
+	var n int64
+	for i, m := range msgs {
+		n += int64(len(m.JSON)) + 1
+		if n > max && i > 0 {
+			return msgs[:i], true
+		}
+	}
+	return msgs, more
 }

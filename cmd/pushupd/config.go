@@ -96,6 +96,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.IntVar(&c.Broker.MaxChannels, "max-channels", bc.MaxChannels, "channels that may exist at once; creating more fails with 503 (0: no limit)")
 	fs.IntVar(&c.Broker.MaxChannelsPerRequest, "max-channels-per-request", bc.MaxChannelsPerRequest, "channels one publication or subscription may name")
 	fs.IntVar(&c.Broker.MaxBatch, "max-batch", bc.MaxBatch, "publications in one batch publish")
+	fs.Int64Var(&c.Broker.MaxCacheBytes, "max-cache-bytes", bc.MaxCacheBytes, "cached message bytes over all channels (a message counted once per channel); beyond it the oldest are evicted and their readers get truncated, and one publication larger than it gets 413 (0: no bound). Set it to about a quarter of the memory pushupd may use")
+	fs.Int64Var(&c.Broker.MaxAnswerBytes, "max-answer-bytes", bc.MaxAnswerBytes, "message bytes in one subscribe answer; the answer says \"more\":true beyond it and the client polls again at once (0: no bound)")
 	fs.IntVar(&c.Broker.MaxResponseMessages, "max-response-messages", bc.MaxResponseMessages, "messages in one subscribe answer; the answer says \"more\":true beyond it")
 
 	fs.DurationVar(&c.API.DefaultTimeout, "default-timeout", ac.DefaultTimeout, "how long a subscribe waits when it names no timeout")

@@ -28,6 +28,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, "127.0.0.1:8080", c.Listen, "loopback unless asked: no open server by accident")
 	assert.Empty(t, c.API.PrivateChannels)
 	assert.Zero(t, c.API.MaxConnsPerIP)
+	assert.EqualValues(t, 1<<30, c.Broker.MaxCacheBytes)
 	assert.Equal(t, 30*time.Second, c.API.DefaultTimeout)
 	assert.Equal(t, 64, c.Broker.MaxChannelsPerRequest)
 	assert.True(t, c.Broker.ImplicitChannels)
@@ -110,12 +111,13 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"max-threads",
 		"healthcheck",
 		"subscriber-key", "subscriber-public-key", "private-channels", "subscriber-cookie", "max-conns-per-ip", "trusted-proxies",
+		"max-cache-bytes", "max-answer-bytes",
 	} {
 		line := "  -" + name + "  (default "
 		assert.Contains(t, help, line, name)
 		assert.Contains(t, help, "[$"+envName(name)+"]", name)
 	}
-	assert.Equal(t, strings.Count(help, "  -"), 45, "no flag left undocumented here")
+	assert.Equal(t, strings.Count(help, "  -"), 47, "no flag left undocumented here")
 }
 
 func TestAccessFlags(t *testing.T) {
