@@ -8,7 +8,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -207,4 +209,16 @@ func (p *Publisher) post(ctx context.Context, rec *PublishRecord, body []byte) e
 	}
 	rec.ID = ans.ID
 	return nil
+}
+
+// runPublishers runs each publisher on a goroutine of its own and
+// returns all their records, the publishers' in order.
+func runPublishers(ctx context.Context, pubs []*Publisher) []PublishRecord {
+	var wg sync.WaitGroup
+	recs := make([][]PublishRecord, len(pubs))
+	for i, p := range pubs {
+		wg.Go(func() { recs[i] = p.Run(ctx) })
+	}
+	wg.Wait()
+	return slices.Concat(recs...)
 }
