@@ -61,11 +61,7 @@ const limitRetryAfter = 5 * time.Second
 // X-Forwarded-For (read right to left: each proxy appends the address it
 // saw, so only the entries our own proxies added can be believed).
 func (s *Server) clientAddr(r *http.Request) netip.Addr {
-	remote := r.RemoteAddr
-	if remote == "" {
-		remote = eventPeer(r) // the event loop sets no RemoteAddr
-	}
-	ap, err := netip.ParseAddrPort(remote)
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{} // counted together: unknown peers share one slot set
 	}
@@ -144,8 +140,9 @@ func (s *Server) setupAccess() error {
 
 // subscribeNeedsRequest reports whether a subscribe must be served with
 // its whole request (headers, peer address): when tokens or per-address
-// caps are in force. The event loop's fast path, which keeps only the
-// query and Origin, then hands subscribes to the router like any request.
+// caps are in force. The event engine's fast path, which keeps only the
+// query and Origin, is then off: subscribes go through http.Server and the
+// router like any request, and park from there.
 func (s *Server) subscribeNeedsRequest() bool {
 	return !s.private.empty() || s.perIP != nil
 }
