@@ -37,5 +37,17 @@
 //	Broker.commitMu -> Broker.mu -> channel lock -> Subscription.mu
 //
 // The schedule's and the origin table's locks are leaves: held for one
-// operation, never while taking another lock.
+// operation, never while taking another lock. The idempotency keys and the
+// cache budget's queue have no lock of their own: commitMu guards them.
+// Subscription.unpark, which may drop a channel that only waiters kept
+// (taking commitMu), runs with no broker lock held.
+//
+// # What subscribers can make the broker hold
+//
+// Subscribing needs no key, so a subscribe creates no channel it does not
+// wait on: channels it must create to wait are ephemeral, dropped when
+// their last waiter leaves, and do not count against MaxChannels for
+// publishers. Cached bytes over all channels are bounded by
+// Config.MaxCacheBytes (oldest evicted first), answers by
+// Config.MaxAnswerBytes.
 package broker
