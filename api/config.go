@@ -70,6 +70,8 @@ type Config struct {
 	DemoConfig demo.Config
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
+	// SSE configures the server-sent events stream, GET /v1/events.
+	SSE SSEConfig
 	// Cluster, when set, is this node's cluster membership (a
 	// cluster.Node): its node-to-node endpoints are served under
 	// /internal/v1/, its state at GET /v1/cluster, and the node refuses
@@ -92,6 +94,7 @@ func DefaultConfig() Config {
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       90 * time.Second,
 		DemoConfig:        demo.DefaultConfig(),
+		SSE:               DefaultSSEConfig(),
 	}
 }
 
@@ -111,6 +114,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("api: MaxBodyBytes must be positive, got %d", c.MaxBodyBytes)
 	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
 		return fmt.Errorf("api: ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout must be positive")
+	}
+	if err := c.SSE.Validate(); err != nil {
+		return err
 	}
 	if c.Demo {
 		if err := c.DemoConfig.Validate(); err != nil {

@@ -32,6 +32,7 @@ type Server struct {
 	http      *http.Server
 	parker    *parker     // nil unless in the event model
 	threads   *threadGate // nil unless in the thread model
+	sse       *sseMetrics // event streams (events.go)
 }
 
 // New builds a server in front of b.
@@ -114,6 +115,7 @@ func (s *Server) routes() http.Handler {
 		r.Use(s.requireReady)
 		r.With(s.cors).Get("/subscribe", s.handle(s.handleSubscribe))
 		r.With(s.cors).Options("/subscribe", s.handleOptions) // preflights end in cors
+		s.streamRoutes(r)
 		r.Group(func(r chi.Router) {
 			r.Use(s.requirePublisherKey)
 			r.Post("/publish", s.handle(s.handlePublish))

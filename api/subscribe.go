@@ -181,6 +181,9 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.authorizeSubscribe(r, req.Channels); err != nil {
+		return err
+	}
 	if s.parker != nil && canPark(r) {
 		return s.subscribeParked(w, r, req)
 	}
