@@ -27,6 +27,11 @@ type sseStream struct {
 	heartbeat time.Duration
 	retry     time.Duration
 	endAt     time.Time // when the lifetime ends
+	// lastWait: the current wait runs to the end of the lifetime, so its
+	// timeout ends the stream. The broker may cut a wait short (its
+	// TimeoutJitter); without this, the last stretch would be cut into
+	// ever shorter waits, each with a heartbeat.
+	lastWait bool
 }
 
 // sseNext is what the driver does after writing an answer's bytes.
@@ -83,6 +88,7 @@ func (st *sseStream) request(now time.Time) (req broker.SubscribeRequest, ok boo
 	if left <= 0 {
 		return req, false
 	}
+	st.lastWait = left <= st.heartbeat
 	return broker.SubscribeRequest{
 		Channels: st.channels,
 		Cursor:   st.cursor,
@@ -106,6 +112,10 @@ func (st *sseStream) answer(b []byte, res broker.Result, now time.Time) (out []b
 		// No id: the position before the gap stays the resume point
 		// until a message moves it.
 		b = append(b, "event: truncated\ndata: {\"truncated\":true}\n\n"...)
+	}
+	timedOut := len(res.Messages) == 0 && !res.Truncated
+	if timedOut && st.lastWait {
+		return b, sseEnd, sseEndLifetime
 	}
 	if len(res.Messages) > 0 {
 		b = st.messages(b, res)
