@@ -401,7 +401,7 @@ export class Subscription {
    */
   #stream() {
     return new Promise((resolve) => {
-      const url = new URL("v1/events", this.#endpoint);
+      const url = new URL("events", this.#endpoint); // next to subscribe
       url.searchParams.set("channels", this.#channels.join(","));
       if (this.#cursor !== "") url.searchParams.set("since", this.#cursor);
       const es = new EventSource(url);
