@@ -1,8 +1,6 @@
 package api
 
 import (
-	"bufio"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -11,90 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/internal/sse"
 )
-
-// sseEvent is one dispatched event, as EventSource sees it, plus the
-// comments read since the previous one.
-type sseEvent struct {
-	name, id, data string
-	comments       []string
-	retry          string
-}
-
-// sseParser reads an event stream by the HTML standard's rules: fields,
-// comments, CRLF/LF/CR line ends, dispatch on a blank line. Events with no
-// data are not dispatched, but their id still moves lastID, as in a
-// browser.
-type sseParser struct {
-	r        *bufio.Reader
-	lastID   string
-	comments []string
-	retry    string
-}
-
-func newSSEParser(r io.Reader) *sseParser { return &sseParser{r: bufio.NewReader(r)} }
-
-// line reads one line, whatever its ending.
-func (p *sseParser) line() (string, error) {
-	var sb strings.Builder
-	for {
-		c, err := p.r.ReadByte()
-		if err != nil {
-			return sb.String(), err
-		}
-		switch c {
-		case '\n':
-			return sb.String(), nil
-		case '\r':
-			if n, err := p.r.Peek(1); err == nil && n[0] == '\n' {
-				_, _ = p.r.ReadByte()
-			}
-			return sb.String(), nil
-		}
-		sb.WriteByte(c)
-	}
-}
-
-// next returns the next dispatched event.
-func (p *sseParser) next() (sseEvent, error) {
-	var ev sseEvent
-	var data []string
-	hasData := false
-	for {
-		line, err := p.line()
-		if err != nil {
-			return ev, err
-		}
-		if line == "" {
-			ev.id = p.lastID
-			if !hasData {
-				ev, data = sseEvent{}, nil
-				continue
-			}
-			ev.data = strings.Join(data, "\n")
-			ev.comments, p.comments = p.comments, nil
-			ev.retry = p.retry
-			return ev, nil
-		}
-		if strings.HasPrefix(line, ":") {
-			p.comments = append(p.comments, strings.TrimPrefix(strings.TrimPrefix(line, ":"), " "))
-			continue
-		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "event":
-			ev.name = value
-		case "id":
-			p.lastID = value
-		case "data":
-			data = append(data, value)
-			hasData = true
-		case "retry":
-			p.retry = value
-		}
-	}
-}
 
 func TestSSEFramingMultiLineDataIDsAndComments(t *testing.T) {
 	var b []byte
@@ -107,17 +23,17 @@ func TestSSEFramingMultiLineDataIDsAndComments(t *testing.T) {
 		"event: closed\nid: c2\ndata: {}\n\n"+
 		"data: \n\n", string(b))
 
-	p := newSSEParser(strings.NewReader(string(b)))
-	ev, err := p.next()
+	p := sse.NewReader(strings.NewReader(string(b)))
+	ev, err := p.Next()
 	require.NoError(t, err)
-	assert.Equal(t, sseEvent{id: "c1", data: "{\n\"a\": 1,\n\"b\": 2\n}"}, ev, "lines joined with \\n again")
-	ev, err = p.next()
+	assert.Equal(t, sse.Event{ID: "c1", Data: "{\n\"a\": 1,\n\"b\": 2\n}"}, ev, "lines joined with \\n again")
+	ev, err = p.Next()
 	require.NoError(t, err)
-	assert.Equal(t, sseEvent{name: "closed", id: "c2", data: "{}", comments: []string{"one", "two"}}, ev)
-	ev, err = p.next()
+	assert.Equal(t, sse.Event{Type: "closed", ID: "c2", Data: "{}", Comments: []string{"one", "two"}}, ev)
+	ev, err = p.Next()
 	require.NoError(t, err)
-	assert.Equal(t, "c2", ev.id, "an event without id keeps the last one")
-	assert.Equal(t, "", ev.data)
+	assert.Equal(t, "c2", ev.ID, "an event without id keeps the last one")
+	assert.Equal(t, "", ev.Data)
 }
 
 func TestCutLineEndings(t *testing.T) {
@@ -156,10 +72,10 @@ func TestStreamIDsResumeExactly(t *testing.T) {
 	out, next, _ := st.answer(nil, res, now)
 	assert.Equal(t, sseContinue, next)
 
-	var events []sseEvent
-	p := newSSEParser(strings.NewReader(string(out)))
+	var events []sse.Event
+	p := sse.NewReader(strings.NewReader(string(out)))
 	for {
-		ev, err := p.next()
+		ev, err := p.Next()
 		if err != nil {
 			break
 		}
@@ -167,13 +83,13 @@ func TestStreamIDsResumeExactly(t *testing.T) {
 	}
 	require.Len(t, events, 8)
 	for i, ev := range events {
-		c, err := broker.ParseCursor(ev.id)
+		c, err := broker.ParseCursor(ev.ID)
 		require.NoError(t, err)
 		rest, _, err := b.Subscribe(broker.SubscribeRequest{Channels: []string{"a", "b"}, Cursor: c}, nil)
 		require.NoError(t, err)
 		var want []string
 		for _, later := range events[i+1:] {
-			want = append(want, later.data)
+			want = append(want, later.Data)
 		}
 		var got []string
 		for _, m := range rest.Messages {
@@ -181,7 +97,7 @@ func TestStreamIDsResumeExactly(t *testing.T) {
 		}
 		assert.Equal(t, want, got, "resuming after event %d", i)
 	}
-	assert.Equal(t, res.Cursor.String(), events[7].id, "the last id is the answer's cursor")
+	assert.Equal(t, res.Cursor.String(), events[7].ID, "the last id is the answer's cursor")
 }
 
 func TestStreamEventsForTruncatedClosedAndShutdown(t *testing.T) {
@@ -195,11 +111,11 @@ func TestStreamEventsForTruncatedClosedAndShutdown(t *testing.T) {
 	out, next, why := st.answer(nil, broker.Result{Reason: broker.ReasonClosed, Cursor: broker.SinceMillis(7)}, now)
 	assert.Equal(t, sseEnd, next)
 	assert.Equal(t, sseEndClosed, why)
-	ev, err := newSSEParser(strings.NewReader(string(out))).next()
+	ev, err := sse.NewReader(strings.NewReader(string(out))).Next()
 	require.NoError(t, err)
-	assert.Equal(t, "closed", ev.name)
-	assert.Equal(t, broker.SinceMillis(7).String(), ev.id)
-	assert.JSONEq(t, `{"error":"channel_closed","message":"every channel of this stream was closed","cursor":"`+ev.id+`"}`, ev.data)
+	assert.Equal(t, "closed", ev.Type)
+	assert.Equal(t, broker.SinceMillis(7).String(), ev.ID)
+	assert.JSONEq(t, `{"error":"channel_closed","message":"every channel of this stream was closed","cursor":"`+ev.ID+`"}`, ev.Data)
 
 	out, next, why = st.answer(nil, broker.Result{Reason: broker.ReasonShutdown}, now)
 	assert.Empty(t, out)

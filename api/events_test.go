@@ -18,13 +18,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/internal/sse"
 )
 
 // stream is an open GET /v1/events, read as EventSource would.
 type stream struct {
 	t      *testing.T
 	resp   *http.Response
-	p      *sseParser
+	p      *sse.Reader
 	cancel context.CancelFunc
 }
 
@@ -38,7 +39,7 @@ func (ts *testServer) openStream(query string, header ...string) *stream {
 	}
 	resp, err := ts.client.Do(req)
 	require.NoError(ts.t, err)
-	s := &stream{t: ts.t, resp: resp, p: newSSEParser(resp.Body), cancel: cancel}
+	s := &stream{t: ts.t, resp: resp, p: sse.NewReader(resp.Body), cancel: cancel}
 	ts.t.Cleanup(s.close)
 	return s
 }
@@ -48,9 +49,9 @@ func (s *stream) close() {
 	s.resp.Body.Close()
 }
 
-func (s *stream) next() sseEvent {
+func (s *stream) next() sse.Event {
 	s.t.Helper()
-	ev, err := s.p.next()
+	ev, err := s.p.Next()
 	require.NoError(s.t, err)
 	return ev
 }
@@ -60,14 +61,14 @@ func (s *stream) next() sseEvent {
 func (s *stream) message() (id, data string) {
 	s.t.Helper()
 	ev := s.next()
-	require.Equal(s.t, "", ev.name, "a message event, got %+v", ev)
+	require.Equal(s.t, "", ev.Type, "a message event, got %+v", ev)
 	var m struct {
 		ID   string          `json:"id"`
 		Data json.RawMessage `json:"data"`
 	}
-	require.NoError(s.t, json.Unmarshal([]byte(ev.data), &m), ev.data)
+	require.NoError(s.t, json.Unmarshal([]byte(ev.Data), &m), ev.Data)
 	require.NotEmpty(s.t, m.ID, "the same object as in a long-poll answer")
-	return ev.id, string(m.Data)
+	return ev.ID, string(m.Data)
 }
 
 func TestEventsDeliverEachMessageOnceAndResumeWithLastEventID(t *testing.T) {
@@ -79,8 +80,8 @@ func TestEventsDeliverEachMessageOnceAndResumeWithLastEventID(t *testing.T) {
 		assert.Equal(t, "text/event-stream", s.resp.Header.Get("Content-Type"))
 		assert.Equal(t, "*", s.resp.Header.Get("Access-Control-Allow-Origin"), "same CORS as subscribe")
 		first := s.next()
-		assert.Equal(t, "cursor", first.name, "the stream says where it starts")
-		assert.Equal(t, "2000", first.retry)
+		assert.Equal(t, "cursor", first.Type, "the stream says where it starts")
+		assert.Equal(t, 2*time.Second, s.p.Retry())
 		require.Eventually(t, func() bool { return ts.srv.sse.open.Load() == 1 }, 5*time.Second, time.Millisecond)
 
 		for i := range 3 {
@@ -100,7 +101,7 @@ func TestEventsDeliverEachMessageOnceAndResumeWithLastEventID(t *testing.T) {
 		// last id it saw: the id wins.
 		ts.publish(`{"channels":["b"],"data":3}`)
 		r := ts.openStream(q("channels", "a,b", "since", "now"), "Last-Event-ID", ids[1])
-		assert.Equal(t, ids[1], r.next().id, "the cursor event repeats the position")
+		assert.Equal(t, ids[1], r.next().ID, "the cursor event repeats the position")
 		_, data := r.message()
 		assert.Equal(t, "2", data)
 		_, data = r.message()
@@ -148,9 +149,9 @@ func TestEventsClosedChannelEndsTheStream(t *testing.T) {
 		require.Eventually(t, func() bool { return ts.b.Stats().Waiters == 1 }, 5*time.Second, time.Millisecond)
 		require.Equal(t, http.StatusOK, ts.do(http.MethodDelete, "/v1/channels/a", "").status)
 		ev := s.next()
-		assert.Equal(t, "closed", ev.name)
-		assert.Contains(t, ev.data, `"error":"channel_closed"`)
-		_, err := s.p.next()
+		assert.Equal(t, "closed", ev.Type)
+		assert.Contains(t, ev.Data, `"error":"channel_closed"`)
+		_, err := s.p.Next()
 		assert.Error(t, err, "the stream ends after it")
 		require.Eventually(t, func() bool { return ts.srv.sse.ended[1].Load() == 1 }, 5*time.Second, time.Millisecond)
 	})
@@ -164,9 +165,9 @@ func TestEventsHeartbeatAndLifetimeOverHTTP(t *testing.T) {
 		}})
 		s := ts.openStream(q("channels", "a"))
 		s.next()
-		_, err := s.p.next() // no events come: only heartbeats, then the end
+		_, err := s.p.Next() // no events come: only heartbeats, then the end
 		assert.Error(t, err)
-		assert.Contains(t, s.p.comments, "hb", "idle streams get comment lines")
+		assert.Contains(t, s.p.Comments(), "hb", "idle streams get comment lines")
 		assert.EqualValues(t, 1, ts.srv.sse.ended[0].Load(), "ended by its lifetime")
 	})
 }
@@ -203,7 +204,7 @@ func TestEventsEndAtShutdown(t *testing.T) {
 		s.next()
 		require.Eventually(t, func() bool { return ts.b.Stats().Waiters == 1 }, 5*time.Second, time.Millisecond)
 		ts.shutdown()
-		_, err := s.p.next()
+		_, err := s.p.Next()
 		assert.Error(t, err, "the stream ends; the client resumes elsewhere")
 		assert.EqualValues(t, 1, ts.srv.sse.ended[2].Load())
 	})
@@ -222,7 +223,7 @@ func TestPositionPinsNowForAPage(t *testing.T) {
 		a, _ := ts.subscribe(q("channels", "a,b", "since", pos, "timeout", "0"))
 		assert.Equal(t, []string{`"after"`}, a.data())
 		s := ts.openStream(q("channels", "a,b", "since", pos))
-		assert.Equal(t, pos, s.next().id)
+		assert.Equal(t, pos, s.next().ID)
 		_, data := s.message()
 		assert.Equal(t, `"after"`, data)
 
