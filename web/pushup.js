@@ -975,7 +975,8 @@ class SharedTab {
       m.seen.add(msg.id);
       if (m.seen.size > SEEN_IDS) m.seen.delete(m.seen.values().next().value);
     }
-    m.deliver({ ...answer, messages: fresh });
+    // Truncation reaches m once, as its own "truncated" message.
+    m.deliver({ ...answer, messages: fresh, truncated: false });
   }
 
   /**
