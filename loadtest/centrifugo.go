@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -111,7 +112,11 @@ func StartCentrifugo(ctx context.Context, cfg CentrifugoConfig) (*Centrifugo, er
 		}
 		cfg.Listen = free
 	}
-	host, port, err := net.SplitHostPort(cfg.Listen)
+	host, portText, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen %q: %v", ErrInvalidConfig, cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portText)
 	if err != nil {
 		return nil, fmt.Errorf("%w: listen %q: %v", ErrInvalidConfig, cfg.Listen, err)
 	}
