@@ -83,8 +83,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	s.sse.opened()
 	why := sseEndClient
 	if err := write(st.open(nil)); err == nil {
-		if s.threads != nil {
-			why, err = s.threads.run(func() string { return s.driveStream(r.Context(), st, write) })
+		if m, ok := s.holder.(*threadModel); ok {
+			why, err = m.gate.run(func() string { return s.driveStream(r.Context(), st, write) })
 			if err != nil {
 				why = sseEndError
 				s.log.Warn("stream ends: no thread", "err", err)
@@ -181,6 +181,7 @@ func (g *threadGate) run(fn func() string) (string, error) {
 	go func() {
 		runtime.LockOSThread()
 		// Never unlocked: exiting locked ends the thread.
+		g.hold()
 		why := fn()
 		g.release()
 		done <- why

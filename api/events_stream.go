@@ -101,8 +101,15 @@ func (st *sseStream) request(now time.Time) (req broker.SubscribeRequest, ok boo
 func (st *sseStream) answer(b []byte, res broker.Result, now time.Time) (out []byte, next sseNext, why string) {
 	switch res.Reason {
 	case broker.ReasonShutdown:
-		// Nothing to say: the client reconnects through the load
-		// balancer, to another node, from its last id.
+		// The client reconnects through the load balancer, to another
+		// node, from its last id. A draining node's jittered hint
+		// becomes the browser's reconnection delay, so its streams do
+		// not all land on the other nodes at once.
+		if res.RetryAfter > 0 {
+			b = append(b, "retry: "...)
+			b = strconv.AppendInt(b, max(res.RetryAfter.Milliseconds(), 1), 10)
+			b = append(b, "\n\n"...)
+		}
 		return b, sseEnd, sseEndShutdown
 	case broker.ReasonClosed:
 		st.cursor = res.Cursor

@@ -121,6 +121,8 @@ func TestStreamEventsForTruncatedClosedAndShutdown(t *testing.T) {
 	assert.Empty(t, out)
 	assert.Equal(t, sseEnd, next)
 	assert.Equal(t, sseEndShutdown, why)
+	out, _, _ = st.answer(nil, broker.Result{Reason: broker.ReasonShutdown, RetryAfter: 750 * time.Millisecond}, now)
+	assert.Equal(t, "retry: 750\n\n", string(out), "a draining node's hint delays the browser's reconnection")
 }
 
 func TestStreamLifetimeHasJitterAndBoundsTheWait(t *testing.T) {

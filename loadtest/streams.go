@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/pushuphq/pushup/internal/sse"
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // Transports a comparison can measure: long polling (the default) or
@@ -108,6 +110,19 @@ func (centrifugoStream) payload(ev sse.Event) ([]byte, bool) {
 		return nil, false
 	}
 	return p.Pub.Data, true
+}
+
+// centrifugoProtocol publishes to Centrifugo; it has no long polling.
+type centrifugoProtocol struct{ c *testbed.Centrifugo }
+
+func (centrifugoProtocol) request(b []byte, _, _ string) []byte { return b }
+
+func (centrifugoProtocol) answer(*http.Response, []byte, string) ([][]byte, string, error) {
+	return nil, "", fmt.Errorf("%w: centrifugo has no long polling here", ErrInvalidConfig)
+}
+
+func (p centrifugoProtocol) publish(ctx context.Context, client *http.Client, _ string, payload []byte) error {
+	return p.c.Publish(ctx, client, compareChannel, payload)
 }
 
 // runStream is one stream subscriber: open a stream, read its events

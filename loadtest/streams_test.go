@@ -2,7 +2,6 @@ package loadtest
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pushuphq/pushup/internal/sse"
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 func TestStreamProtocolsFindThePayload(t *testing.T) {
@@ -52,20 +52,15 @@ func TestCompareTransportValidate(t *testing.T) {
 // subscribers, and Centrifugo's when it is installed: every message reaches
 // every stream once.
 func TestE2ECompareStreams(t *testing.T) {
-	if _, _, err := FindNchan(); err != nil {
-		if os.Getenv(nchanRequireEnv) == "1" {
-			t.Fatalf("%s=1 but: %v", nchanRequireEnv, err)
-		}
-		t.Skipf("needs nginx and Nchan (set %s=1 to fail instead): %v", nchanRequireEnv, err)
-	}
+	testbed.NchanOrSkip(t)
 	cfg := DefaultCompareConfig()
 	cfg.Transport = TransportSSE
-	if _, err := FindCentrifugo(); err == nil {
+	if _, err := testbed.FindCentrifugo(); err == nil {
 		cfg.Brokers = append(cfg.Brokers, "centrifugo")
 	} else {
 		t.Logf("without centrifugo: %v", err)
 	}
-	cfg.Pushupd = pushupdBinary(t)
+	cfg.Pushupd = pushupd.For(t)
 	cfg.Subscribers, cfg.Messages, cfg.Interval = 40, 3, 200*time.Millisecond
 	cfg.Settle, cfg.ConnectTimeout, cfg.Drain = 100*time.Millisecond, 20*time.Second, 10*time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -1,8 +1,0 @@
-//go:build !linux
-
-package loadtest
-
-import "os/exec"
-
-// setDeathSignal: only Linux offers Pdeathsig; elsewhere Stop must run.
-func setDeathSignal(*exec.Cmd) {}
