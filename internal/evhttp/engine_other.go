@@ -33,6 +33,9 @@ type Handler[A any] interface {
 	Batch(a A) any
 }
 
+// Canceler withdraws what a parked connection waits for.
+type Canceler interface{ Cancel() bool }
+
 // Engine is unavailable on this platform.
 type Engine[A any] struct{}
 
@@ -60,7 +63,7 @@ func (c *Conn[A]) SetRequest(string, bool, time.Time)               {}
 func (c *Conn[A]) Request() (string, bool, time.Time)               { return "", false, time.Time{} }
 func (c *Conn[A]) OverLimit() bool                                  { return false }
 func (c *Conn[A]) AttachHijacked(net.Conn, *bufio.ReadWriter) error { return ErrUnsupported }
-func (c *Conn[A]) Park(func() bool)                                 {}
+func (c *Conn[A]) Park(Canceler)                                    {}
 func (c *Conn[A]) Reply([]byte, bool)                               {}
 func (c *Conn[A]) Close()                                           {}
 func (c *Conn[A]) RemoteAddr() string                               { return "" }
