@@ -35,6 +35,10 @@ const (
 	// csIdle: watched for its next request (or the rest of one) or
 	// hang-up, under the idle or head deadline.
 	csIdle
+	// csStream: a stream (StartStream) between writes: watched for
+	// hang-up, and for EPOLLOUT while out holds bytes the socket did not
+	// take, under the write deadline.
+	csStream
 	// csClosed: closed, or handed back to http.Server, and forgotten.
 	csClosed
 )
@@ -70,6 +74,8 @@ type Conn[A any] struct {
 	registered bool // in the epoll set
 	keepAlive  bool // the parked request allows another one
 	outKeep    bool // keep the connection after out is written
+	streaming  bool // a stream (StartStream): out is its backlog
+	streamEnd  bool // the handler closed the stream: close once out is written
 	cancel     Canceler
 	pending    *A     // answered before it was parked
 	tag        string // the handler's note for encoding the answer (say, a CORS origin)
@@ -315,6 +321,8 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 		default:
 			c.mu.Unlock()
 		}
+	case csStream:
+		c.streamEvent(events, timedOut)
 	default: // csBusy (its owner decides) or csClosed
 		c.mu.Unlock()
 	}
@@ -428,11 +436,6 @@ func (c *Conn[A]) readable() {
 	c.mu.Unlock()
 	c.serve(data)
 }
-
-// maxRequestHead is the most header bytes the engine waits for, as
-// http.Server's default MaxHeaderBytes; a longer head is handed to
-// http.Server, which answers 431.
-const maxRequestHead = 64 << 10
 
 // serve handles request bytes read by the engine; the caller owns c. data
 // may be a pooled buffer: serve copies what it keeps.

@@ -22,6 +22,7 @@ var ErrUnsupported = errors.New("evhttp: the engine needs Linux (epoll)")
 type Config struct {
 	ReadHeaderTimeout, WriteTimeout, IdleTimeout time.Duration
 	FastPath                                     string
+	StreamBacklog                                int
 	Limit                                        *Limit
 	Logger                                       *slog.Logger
 }
@@ -67,3 +68,10 @@ func (c *Conn[A]) Park(Canceler)                                    {}
 func (c *Conn[A]) Reply([]byte, bool)                               {}
 func (c *Conn[A]) Close()                                           {}
 func (c *Conn[A]) RemoteAddr() string                               { return "" }
+
+// Stream is unavailable on this platform.
+type Stream[A any] struct{}
+
+func (c *Conn[A]) StartStream([]byte, Canceler) *Stream[A] { return &Stream[A]{} }
+func (s *Stream[A]) Write([]byte) bool                     { return false }
+func (s *Stream[A]) Close()                                {}

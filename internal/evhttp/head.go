@@ -169,3 +169,8 @@ func asciiEqualFold(b []byte, lower string) bool {
 	}
 	return true
 }
+
+// maxRequestHead is the most header bytes the engine waits for, as
+// http.Server's default MaxHeaderBytes; a longer head is handed to
+// http.Server, which answers 431.
+const maxRequestHead = 64 << 10
