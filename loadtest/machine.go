@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // Machine describes the host a sweep ran on, for its report: results
@@ -27,7 +29,7 @@ type Machine struct {
 	GOARCH    string `json:"goarch"`
 	GoVersion string `json:"go_version"`
 	// OpenFileLimit is this process's open-file limit, raised to the
-	// hard limit (RaiseFileLimit); servers inherit it.
+	// hard limit (testbed.RaiseFileLimit); servers inherit it.
 	OpenFileLimit uint64 `json:"open_file_limit"`
 	// PIDMax and ThreadsMax bound the threads of the whole machine
 	// (every thread has a pid), which the thread model runs into first.
@@ -50,7 +52,7 @@ func DescribeMachine() Machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = string(bytes.TrimSpace(b))
 	}
-	m.OpenFileLimit, _ = RaiseFileLimit()
+	m.OpenFileLimit, _ = testbed.RaiseFileLimit()
 	m.PIDMax = readProcInt("/proc/sys/kernel/pid_max")
 	m.ThreadsMax = readProcInt("/proc/sys/kernel/threads-max")
 	return m

@@ -26,7 +26,7 @@ const (
 // PopulationConfig configures a Population.
 type PopulationConfig struct {
 	// Subscribers is how many subscribers to simulate; each owns one TCP
-	// connection. It must fit in the open-file limit (CheckFileBudget).
+	// connection. It must fit in the open-file limit (testbed.CheckFileBudget).
 	Subscribers int
 	// Channels are the channels subscribers listen to. Subscriber i
 	// listens to ChannelsPerSubscriber consecutive ones starting at
@@ -173,16 +173,13 @@ func NewPopulation(cfg PopulationConfig) (*Population, error) {
 // and then poll until Stop or until ctx ends. Start returns once they are
 // started, not connected: watch Stats. It may be called once.
 func (p *Population) Start(ctx context.Context) error {
-	limit, err := RaiseFileLimit()
-	if err != nil {
-		return err
-	}
-	if err := CheckFileBudget("this load-test process", p.cfg.Subscribers, limit); err != nil {
+	if _, err := fileLimit("this load-test process", p.cfg.Subscribers); err != nil {
 		return err
 	}
 	targets := make([]target, len(p.cfg.Targets))
 	dialers := make([]*dialer, len(targets))
 	for i, base := range p.cfg.Targets {
+		var err error
 		if targets[i], err = resolveTarget(ctx, base); err != nil {
 			return err
 		}

@@ -1,15 +1,15 @@
-package loadtest
+package testbed
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"text/template"
@@ -18,7 +18,6 @@ import (
 
 // ErrNchan: the Nginx + Nchan server of a comparison could not be found,
 // started or stopped cleanly.
-var ErrNchan = errors.New("loadtest: nchan")
 
 // NginxEnv and NchanModuleEnv name the nginx binary and the Nchan dynamic
 // module to use instead of Debian's.
@@ -142,47 +141,15 @@ type Nchan struct {
 // StartNchan renders the configuration, starts nginx in the foreground
 // and waits until its publisher location answers.
 func StartNchan(ctx context.Context, cfg NchanConfig) (*Nchan, error) {
-	if cfg.Nginx == "" || cfg.Module == "" {
-		nginx, module, err := FindNchan()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Nginx, cfg.Module = nginx, module
-	}
-	cfg.Workers = max(cfg.Workers, 1)
-	if cfg.Hold <= 0 {
-		cfg.Hold = 50 * time.Second
-	}
-	if cfg.StartTimeout <= 0 {
-		cfg.StartTimeout = 10 * time.Second
-	}
-	if cfg.StopTimeout <= 0 {
-		cfg.StopTimeout = 10 * time.Second
-	}
-	if cfg.Listen == "" {
-		free, err := FreeLoopbackAddr(false)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Listen = free
-	}
-	limit, err := RaiseFileLimit()
+	limit, err := cfg.fill()
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Connections <= 0 {
-		cfg.Connections = int(limit) - FileMargin
-	}
-	// One worker may be handed every connection: nginx accepts in
-	// whichever worker wakes first.
-	if err := CheckFileBudget("nginx (one file per connection in a worker)", cfg.Connections, limit); err != nil {
-		return nil, err
-	}
+	var conf bytes.Buffer
 	dir, err := os.MkdirTemp("", "pushup-nchan-")
 	if err != nil {
 		return nil, err
 	}
-	var conf strings.Builder
 	if err := nchanConfTemplate.Execute(&conf, map[string]any{
 		"Module": cfg.Module, "Root": os.Geteuid() == 0, "Workers": cfg.Workers, "Files": limit,
 		"Dir": dir, "Connections": cfg.Connections, "Listen": cfg.Listen, "HoldSeconds": int(cfg.Hold.Seconds()),
@@ -190,13 +157,11 @@ func StartNchan(ctx context.Context, cfg NchanConfig) (*Nchan, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf.String()), 0o644); err != nil {
-		os.RemoveAll(dir)
+	path, err := writeConfig(dir, "nginx.conf", conf.Bytes())
+	if err != nil {
 		return nil, err
 	}
 	version, _ := exec.CommandContext(ctx, cfg.Nginx, "-v").CombinedOutput()
-
 	n := &Nchan{
 		URL: "http://" + cfg.Listen, cfg: cfg, dir: dir,
 		log:     newLogTail(tailLines, cfg.Log),
@@ -211,7 +176,7 @@ func StartNchan(ctx context.Context, cfg NchanConfig) (*Nchan, error) {
 	client := &http.Client{Timeout: time.Second}
 	defer client.CloseIdleConnections()
 	if err := n.child.waitServing(ctx, ErrNchan, n.URL, cfg.StartTimeout, n.Log, func() error {
-		_, err := n.subscribers(ctx, client, "pushup-loadtest-ping")
+		_, err := n.Subscribers(ctx, client, "pushup-loadtest-ping")
 		return err
 	}); err != nil {
 		_ = n.Stop()
@@ -220,10 +185,38 @@ func StartNchan(ctx context.Context, cfg NchanConfig) (*Nchan, error) {
 	return n, nil
 }
 
-// subscribers asks the publisher location how many subscribers wait on
+// fill sets the defaults of what c leaves empty, raises the open-file
+// limit and checks that Connections fit in it, which it returns.
+func (c *NchanConfig) fill() (limit uint64, err error) {
+	if c.Nginx == "" || c.Module == "" {
+		if c.Nginx, c.Module, err = FindNchan(); err != nil {
+			return 0, err
+		}
+	}
+	c.Workers = max(c.Workers, 1)
+	c.Hold = cmp.Or(max(c.Hold, 0), 50*time.Second)
+	c.StartTimeout = cmp.Or(max(c.StartTimeout, 0), 10*time.Second)
+	c.StopTimeout = cmp.Or(max(c.StopTimeout, 0), 10*time.Second)
+	if c.Listen == "" {
+		if c.Listen, err = FreeLoopbackAddr(false); err != nil {
+			return 0, err
+		}
+	}
+	if limit, err = RaiseFileLimit(); err != nil {
+		return 0, err
+	}
+	if c.Connections <= 0 {
+		c.Connections = int(limit) - FileMargin
+	}
+	// One worker may be handed every connection: nginx accepts in
+	// whichever worker wakes first.
+	return limit, CheckFileBudget("nginx (one file per connection in a worker)", c.Connections, limit)
+}
+
+// Subscribers asks the publisher location how many subscribers wait on
 // channel: Nchan's channel info, as JSON. A channel nobody has used yet
 // is 404 there, which is zero.
-func (n *Nchan) subscribers(ctx context.Context, client *http.Client, channel string) (int64, error) {
+func (n *Nchan) Subscribers(ctx context.Context, client *http.Client, channel string) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+"/pub/"+channel, nil)
 	if err != nil {
 		return 0, err
@@ -243,13 +236,13 @@ func (n *Nchan) subscribers(ctx context.Context, client *http.Client, channel st
 		return 0, nil
 	case http.StatusOK:
 	default:
-		return 0, fmt.Errorf("%w: channel info: %s: %s", ErrUnexpectedStatus, resp.Status, truncate(body))
+		return 0, fmt.Errorf("%w: channel info: %s: %s", ErrNchan, resp.Status, clip(body))
 	}
 	var info struct {
 		Subscribers *int64 `json:"subscribers"`
 	}
 	if err := json.Unmarshal(body, &info); err != nil || info.Subscribers == nil {
-		return 0, fmt.Errorf("%w: channel info %q", ErrMalformedResponse, truncate(body))
+		return 0, fmt.Errorf("%w: channel info %q", ErrNchan, clip(body))
 	}
 	return *info.Subscribers, nil
 }
