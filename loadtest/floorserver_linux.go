@@ -224,8 +224,8 @@ var (
 	floorSubscribePath = []byte("GET /sub ")
 	floorPublishPath   = []byte("POST /pub ")
 	floorWaitingPath   = []byte("GET /waiting ")
-	headerEnd      = []byte("\r\n\r\n")
-	contentLength  = []byte("\r\ncontent-length:")
+	headerEnd          = []byte("\r\n\r\n")
+	contentLength      = []byte("\r\ncontent-length:")
 )
 
 // requests handles every whole request in data and returns what is left
