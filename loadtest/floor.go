@@ -65,7 +65,8 @@ func (c FloorConfig) Validate() error {
 }
 
 // FloorResult is one target's costs over the fan-out: from just before
-// the first publish to the last delivery (or the drain's end).
+// the first publish until every subscriber has its last message and is
+// parked again (or the drain's end).
 type FloorResult struct {
 	Target  string `json:"target"`
 	Version string `json:"version"`
@@ -292,6 +293,13 @@ func floorOne(ctx context.Context, cfg FloorConfig, name string) (res FloorResul
 			return res, ctx.Err()
 		}
 	}
+	// The window ends once every subscriber is parked again: each
+	// delivery's cost includes reading its re-poll.
+	if subs.fresh.Load() >= res.Expected {
+		if err := waitParked(ctx, b, cfg.Subscribers, cfg.Drain, subs); err != nil {
+			return res, fmt.Errorf("after the fan-out: %w", err)
+		}
+	}
 	to, err := readTreeCost(b.pid)
 	if err != nil {
 		return res, err
@@ -426,7 +434,7 @@ func (r FloorReport) WriteText(w io.Writer) error {
 	c := r.Config
 	fmt.Fprintf(&b, "PushUp per-delivery costs, %s\nmachine: %s\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Machine)
 	fmt.Fprintf(&b, "%d long-poll subscribers on one channel, %d messages of %d B %s apart; one client for every target; "+
-		"costs from the first publish to the last delivery\n\n", c.Subscribers, c.Messages, c.PayloadSize, c.Interval)
+		"costs from the first publish until every subscriber is parked again\n\n", c.Subscribers, c.Messages, c.PayloadSize, c.Interval)
 	var floor *FloorResult
 	for i := range r.Results {
 		if r.Results[i].Target == "floor" && r.Results[i].Error == "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -201,7 +202,10 @@ type perfProcess struct {
 
 // startPerf runs perf with args, attached to pids (their threads at the
 // time it starts: the servers measured here start theirs before they
-// park a subscriber).
+// park a subscriber), and returns once it counts. perf starts with its
+// events disabled and is enabled through its control pipe, whose
+// acknowledgement says that the events are on: attaching takes a while
+// on a loaded machine, and a fixed pause missed a whole publish.
 func startPerf(args []string, pids []int) (*perfProcess, error) {
 	bin, err := exec.LookPath("perf")
 	if err != nil {
@@ -211,21 +215,54 @@ func startPerf(args []string, pids []int) (*perfProcess, error) {
 	for i, p := range pids {
 		ps[i] = strconv.Itoa(p)
 	}
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	ackR, ackW, err := os.Pipe()
+	if err != nil {
+		ctlR.Close()
+		ctlW.Close()
+		return nil, err
+	}
+	defer ctlW.Close()
+	defer ackR.Close()
 	p := &perfProcess{done: make(chan struct{})}
-	p.cmd = exec.Command(bin, append(args, "-p", strings.Join(ps, ","))...)
+	// ExtraFiles are fds 3 (control) and 4 (acknowledgements) in perf.
+	args = append(args, "-D", "-1", "--control", "fd:3,4", "-p", strings.Join(ps, ","))
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	p.cmd.ExtraFiles = []*os.File{ctlR, ackW}
 	setDeathSignal(p.cmd)
-	if err := p.cmd.Start(); err != nil {
+	err = p.cmd.Start()
+	ctlR.Close()
+	ackW.Close()
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPerf, err)
 	}
 	// This goroutine belongs to the perf process: it ends when it exits.
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	// perf prints nothing once attached; give it the time it takes to
-	// open its events, or the first publish goes uncounted.
+	acked := make(chan error, 1)
+	// This goroutine ends when perf acknowledges or exits (closing ackR's
+	// other end).
+	go func() {
+		if _, err := io.WriteString(ctlW, "enable\n"); err != nil {
+			acked <- err
+			return
+		}
+		buf := make([]byte, 4)
+		_, err := io.ReadFull(ackR, buf)
+		acked <- err
+	}()
 	select {
-	case <-p.done:
-		return nil, fmt.Errorf("%w: exited at once (%v): %s", ErrPerf, p.err, bytes.TrimSpace(p.out.Bytes()))
-	case <-time.After(500 * time.Millisecond):
+	case err = <-acked:
+	case <-time.After(30 * time.Second):
+		err = fmt.Errorf("no acknowledgement within 30s")
+	}
+	if err != nil {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return nil, fmt.Errorf("%w: enabling its events: %v: %s", ErrPerf, err, bytes.TrimSpace(p.out.Bytes()))
 	}
 	return p, nil
 }
