@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -15,6 +16,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// perfRequireEnv, set to 1, turns the system-call test's skip (no perf
+// here) into a failure, as .ci/run wants.
+const perfRequireEnv = "PUSHUP_REQUIRE_PERF"
 
 // smallFloorConfig is a fan-out small enough for a unit test.
 func smallFloorConfig(targets ...string) FloorConfig {
@@ -80,7 +85,10 @@ func TestFloorWritesOneAnswerPerDelivery(t *testing.T) {
 func TestFloorSyscalls(t *testing.T) {
 	requireLinux(t)
 	if _, err := exec.LookPath("perf"); err != nil {
-		t.Skip("perf is not installed (apt-get install linux-perf): system calls are not counted here")
+		if os.Getenv(perfRequireEnv) == "1" {
+			t.Fatalf("%s=1 but perf is not installed: %v", perfRequireEnv, err)
+		}
+		t.Skipf("perf is not installed (apt-get install linux-perf; set %s=1 to fail instead): system calls are not counted here", perfRequireEnv)
 	}
 	cfg := smallFloorConfig("floor")
 	cfg.Syscalls = true
@@ -164,18 +172,29 @@ func readAll(t *testing.T, resp *http.Response) []byte {
 	return []byte(b.String())
 }
 
-// TestFloorComparesPushup runs the floor and pushupd with the same
-// client: every delivery arrives on both, and the report names both.
-func TestFloorComparesPushup(t *testing.T) {
+// TestFloorComparesBrokers runs the floor, pushupd and (where installed)
+// Nginx + Nchan with the same client: every delivery arrives on each,
+// and the report has a column for each.
+func TestFloorComparesBrokers(t *testing.T) {
 	requireLinux(t)
 	if testing.Short() {
 		t.Skip("builds and runs pushupd")
 	}
-	cfg := smallFloorConfig("floor", "pushup")
+	targets := []string{"floor", "pushup", "nchan"}
+	if _, _, err := FindNchan(); err != nil {
+		if os.Getenv(nchanRequireEnv) == "1" {
+			t.Fatalf("%s=1 but: %v", nchanRequireEnv, err)
+		}
+		t.Logf("without Nchan (set %s=1 to fail instead): %v", nchanRequireEnv, err)
+		targets = targets[:2]
+	}
+	cfg := smallFloorConfig(targets...)
 	cfg.Pushupd = pushupdBinary(t)
-	rep, err := Floor(context.Background(), cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Floor(ctx, cfg)
 	require.NoError(t, err)
-	require.Len(t, rep.Results, 2)
+	require.Len(t, rep.Results, len(targets))
 	for _, res := range rep.Results {
 		require.Empty(t, res.Error, res.Target)
 		assert.Equal(t, res.Expected, res.Received, res.Target)
@@ -184,5 +203,7 @@ func TestFloorComparesPushup(t *testing.T) {
 	}
 	var out strings.Builder
 	require.NoError(t, rep.WriteText(&out))
-	assert.Contains(t, out.String(), "pushup")
+	for _, target := range targets {
+		assert.Contains(t, out.String(), target)
+	}
 }
