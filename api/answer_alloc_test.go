@@ -6,7 +6,9 @@
 package api
 
 import (
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/pushuphq/pushup/broker"
 	"github.com/pushuphq/pushup/channel"
@@ -51,5 +53,28 @@ func BenchmarkAnswerBuild(b *testing.B) {
 		if len(buildAnswer(s, res)) == 0 {
 			b.Fatal("empty answer")
 		}
+	}
+}
+
+// TestObserveAllocations: observing an answer's latency allocates
+// nothing once its label set has been seen (WithLabelValues formatted the
+// status and built a label slice every time).
+func TestObserveAllocations(t *testing.T) {
+	_, m := newMetrics(nil)
+	m.observe(subscribeRoute, http.MethodGet, http.StatusOK, time.Millisecond)
+	allocs := testing.AllocsPerRun(100, func() {
+		m.observe(subscribeRoute, http.MethodGet, http.StatusOK, time.Millisecond)
+	})
+	if allocs != 0 {
+		t.Fatalf("observing allocates %v times, want 0", allocs)
+	}
+}
+
+// BenchmarkObserve is one answer's latency observation.
+func BenchmarkObserve(b *testing.B) {
+	_, m := newMetrics(nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		m.observe(subscribeRoute, http.MethodGet, http.StatusOK, time.Millisecond)
 	}
 }
