@@ -2,24 +2,24 @@ package loadtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
-// ErrFloor: the floor server could not be started or stopped cleanly.
-var ErrFloor = errors.New("loadtest: floor server")
+// ErrFloor: the floor server could not be started or stopped cleanly
+// (testbed's).
+var ErrFloor = testbed.ErrFloor
 
 // FloorTargets are the servers Floor measures per delivery: the floor
 // server (see floorserver_linux.go), pushupd and Nginx + Nchan.
@@ -142,11 +142,7 @@ func Floor(ctx context.Context, cfg FloorConfig) (FloorReport, error) {
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
-	limit, err := RaiseFileLimit()
-	if err != nil {
-		return rep, err
-	}
-	if err := CheckFileBudget("the load tester", cfg.Subscribers+8, limit); err != nil {
+	if _, err := fileLimit("the load tester", cfg.Subscribers+8); err != nil {
 		return rep, err
 	}
 	if cfg.ProfileDir != "" {
@@ -350,42 +346,20 @@ func waitParked(ctx context.Context, b *brokerUnderTest, n int, timeout time.Dur
 	}
 }
 
-var floorListenRE = regexp.MustCompile(`floor listening addr=(\S+)`)
-
-// startFloor starts the floor server: this executable again, with
-// $PUSHUP_FLOOR_SERVER set (see floorserver_linux.go).
+// startFloor starts the floor server: this executable again (see
+// floorserver_linux.go and testbed.StartFloor).
 func startFloor(scraper *http.Client) (*brokerUnderTest, error) {
 	if runtime.GOOS != "linux" {
 		return nil, fmt.Errorf("%w: the floor server uses epoll, Linux only", ErrFloor)
 	}
-	exe, err := os.Executable()
+	f, err := testbed.StartFloor(testbed.FloorConfig{})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFloor, err)
-	}
-	log := newLogTail(tailLines, nil)
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), floorServerEnv+"=127.0.0.1:0")
-	c, err := startChild(cmd, log)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFloor, err)
-	}
-	var url string
-	if err := c.waitServing(context.Background(), ErrFloor, "the floor server", 10*time.Second, log.String, func() error {
-		m := floorListenRE.FindStringSubmatch(log.String())
-		if m == nil {
-			return ErrFloor
-		}
-		url = "http://" + m[1]
-		return nil
-	}); err != nil {
-		c.kill()
 		return nil, err
 	}
 	return &brokerUnderTest{
-		url: url, pid: cmd.Process.Pid, version: "floor (one thread, edge-triggered epoll, raw read/write)", proto: floorProtocol{},
-		waiting: func(ctx context.Context) (int64, error) { return floorWaiting(ctx, scraper, url) },
-		stop:    func() error { return c.stop(ErrFloor, 10*time.Second, log.String) },
-		exited:  c.done, log: log.String,
+		url: f.URL, pid: f.PID, version: "floor (one thread, edge-triggered epoll, raw read/write)", proto: floorProtocol{},
+		waiting: func(ctx context.Context) (int64, error) { return floorWaiting(ctx, scraper, f.URL) },
+		stop:    f.Stop, exited: f.Exited(), log: f.Log,
 	}, nil
 }
 

@@ -6,20 +6,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pushuphq/pushup/internal/testbed"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// perfRequireEnv, set to 1, turns the system-call test's skip (no perf
-// here) into a failure, as .ci/run wants.
-const perfRequireEnv = "PUSHUP_REQUIRE_PERF"
 
 // smallFloorConfig is a fan-out small enough for a unit test.
 func smallFloorConfig(targets ...string) FloorConfig {
@@ -84,12 +79,7 @@ func TestFloorWritesOneAnswerPerDelivery(t *testing.T) {
 // per delivery (and per publish reply) and one read per re-poll.
 func TestFloorSyscalls(t *testing.T) {
 	requireLinux(t)
-	if _, err := exec.LookPath("perf"); err != nil {
-		if os.Getenv(perfRequireEnv) == "1" {
-			t.Fatalf("%s=1 but perf is not installed: %v", perfRequireEnv, err)
-		}
-		t.Skipf("perf is not installed (apt-get install linux-perf; set %s=1 to fail instead): system calls are not counted here", perfRequireEnv)
-	}
+	testbed.PerfOrSkip(t)
 	cfg := smallFloorConfig("floor")
 	cfg.Syscalls = true
 	rep, err := Floor(context.Background(), cfg)
@@ -172,24 +162,18 @@ func readAll(t *testing.T, resp *http.Response) []byte {
 	return []byte(b.String())
 }
 
-// TestFloorComparesBrokers runs the floor, pushupd and (where installed)
-// Nginx + Nchan with the same client: every delivery arrives on each,
-// and the report has a column for each.
+// TestFloorComparesBrokers runs the floor, pushupd and Nginx + Nchan
+// with the same client: every delivery arrives on each, and the report
+// has a column for each.
 func TestFloorComparesBrokers(t *testing.T) {
 	requireLinux(t)
 	if testing.Short() {
 		t.Skip("builds and runs pushupd")
 	}
+	testbed.NchanOrSkip(t)
 	targets := []string{"floor", "pushup", "nchan"}
-	if _, _, err := FindNchan(); err != nil {
-		if os.Getenv(nchanRequireEnv) == "1" {
-			t.Fatalf("%s=1 but: %v", nchanRequireEnv, err)
-		}
-		t.Logf("without Nchan (set %s=1 to fail instead): %v", nchanRequireEnv, err)
-		targets = targets[:2]
-	}
 	cfg := smallFloorConfig(targets...)
-	cfg.Pushupd = pushupdBinary(t)
+	cfg.Pushupd = pushupd.For(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := Floor(ctx, cfg)

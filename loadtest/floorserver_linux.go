@@ -13,6 +13,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // The floor server is the least a long-polling server can make the kernel
@@ -27,15 +29,11 @@ import (
 //
 // It runs as a child process of the load tester, so that its CPU time,
 // memory and system calls are its own: the load tester re-executes
-// itself with $PUSHUP_FLOOR_SERVER set to the address to listen on, and
+// itself with $PUSHUP_FLOOR_SERVER (testbed.FloorServerEnv) set to the address to listen on, and
 // this package's init serves instead of returning to main.
 
-// floorServerEnv, when set, makes a binary that links this package a floor
-// server listening on its value (host:port).
-const floorServerEnv = "PUSHUP_FLOOR_SERVER"
-
 func init() {
-	addr := os.Getenv(floorServerEnv)
+	addr := os.Getenv(testbed.FloorServerEnv)
 	if addr == "" {
 		return
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // ErrPerf: perf(1), which counts system calls and samples stacks, is
@@ -233,7 +235,7 @@ func startPerf(args []string, pids []int) (*perfProcess, error) {
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	p.cmd.ExtraFiles = []*os.File{ctlR, ackW}
-	setDeathSignal(p.cmd)
+	testbed.SetDeathSignal(p.cmd)
 	err = p.cmd.Start()
 	ctlR.Close()
 	ackW.Close()
