@@ -464,7 +464,12 @@ func (r FloorReport) WriteText(w io.Writer) error {
 	}
 	wr := func(x FloorResult) float64 { return x.perDelivery(x.BytesWritten) }
 	add("bytes written per delivery", func(x FloorResult) string { return fmt.Sprintf("%.0f B%s", wr(x), ratio(wr(x), wr)) })
-	add("bytes read per delivery", func(x FloorResult) string { return fmt.Sprintf("%.0f B", x.perDelivery(x.BytesRead)) })
+	add("bytes read per delivery", func(x FloorResult) string {
+		if x.BytesRead == 0 && x.Syscalls["recvfrom"] > 0 {
+			return "n/a (recvfrom)" // rchar counts read(2), not recvfrom(2)
+		}
+		return fmt.Sprintf("%.0f B", x.perDelivery(x.BytesRead))
+	})
 	add("trip time p50 / p99", func(x FloorResult) string { return ms(x.TripTime.P50) + " / " + ms(x.TripTime.P99) })
 	perSub := func(a, b int64) string { return fmt.Sprintf("%.0f B", float64(b-a)/float64(max(c.Subscribers, 1))) }
 	add("RSS per waiting subscriber", func(x FloorResult) string { return perSub(x.BaselineRSS, x.ParkedRSS) })
