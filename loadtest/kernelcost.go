@@ -30,7 +30,8 @@ type procCost struct {
 	Threads      int
 }
 
-// treePIDs returns pid and its direct children (nginx's workers).
+// treePIDs returns pid and its direct children (nginx's workers); just
+// pid if /proc cannot be listed (reading pid's own files then says why).
 func treePIDs(pid int) []int {
 	pids := []int{pid}
 	entries, err := os.ReadDir("/proc")
