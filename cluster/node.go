@@ -186,6 +186,15 @@ func (n *Node) bootstrap(ctx context.Context) error {
 				n.log.Debug("no other member reached yet; retrying", "contacted", k, "err", err)
 			}
 		}
+		if joined && n.b.Recovered() {
+			// Replayed from its data directory: keep that history and
+			// repair what it missed while down, instead of replacing it
+			// with a snapshot (a whole cluster restarting at once has
+			// no ready peer to copy from anyway).
+			n.startApplying()
+			n.catchUp(ctx)
+			return nil
+		}
 		if joined {
 			if err := n.fetchSnapshot(ctx); err == nil {
 				return nil

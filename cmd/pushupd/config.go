@@ -38,6 +38,8 @@ type config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
 	LogFormat       string
+	// Durable is the data directory and the drain (see durable.go).
+	Durable durableConfig
 	// HealthCheck, when set, makes pushupd a health probe instead of a
 	// server: it asks this URL (or path on -listen) and exits 0 on 200.
 	HealthCheck string
@@ -101,6 +103,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 
 	fs.StringVar(&c.HealthCheck, "healthcheck", "", "do not serve: GET this URL, or this path on -listen (e.g. /healthz/ready), and exit 0 if it answers 200, 1 otherwise; for container health checks in images without a shell or curl")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM/SIGINT, how long to wait for answers to be written before closing connections")
+	checkDurable := durableFlags(fs, &c)
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error (debug logs every request)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 
@@ -177,6 +180,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if c.ShutdownTimeout <= 0 {
 		return c, errors.New("-shutdown-timeout must be positive")
+	}
+	if err := checkDurable(); err != nil {
+		return c, err
 	}
 	if err := c.Broker.Validate(); err != nil {
 		return c, err

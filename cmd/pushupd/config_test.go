@@ -100,10 +100,11 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"node-name", "cluster-bind", "cluster-advertise", "join", "replication", "cluster-key", "advertise-http", "join-timeout", "gossip-interval",
 		"max-threads",
 		"healthcheck",
+		"data-dir", "fsync", "drain-spread",
 	} {
 		line := "  -" + name + "  (default "
 		assert.Contains(t, help, line, name)
 		assert.Contains(t, help, "[$"+envName(name)+"]", name)
 	}
-	assert.Equal(t, strings.Count(help, "  -"), 39, "no flag left undocumented here")
+	assert.Equal(t, strings.Count(help, "  -"), 42, "no flag left undocumented here")
 }

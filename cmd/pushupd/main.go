@@ -71,8 +71,19 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 		cfg.Broker.OnCommit = node.Commit
 		cfg.API.Cluster = node
 	}
+	st, err := openStore(&cfg, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer closeStore(st, log) // after the broker closed: nothing more to record
 	b, err := broker.New(cfg.Broker)
 	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := recoverStore(st, b, log); err != nil {
+		b.Close()
 		ln.Close()
 		return err
 	}
@@ -81,6 +92,9 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 		b.Close()
 		ln.Close()
 		return err
+	}
+	if st != nil {
+		srv.Registry().MustRegister(st.Collector())
 	}
 	log.Info("pushupd listening", "addr", ln.Addr().String(), "model", srv.Model(), "tls", cfg.TLSCert != "",
 		"gc_percent", cfg.GCPercent,
