@@ -1,14 +1,16 @@
 package api
 
 import (
+	"crypto"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pushuphq/pushup/web/demo"
+	"github.com/pushuphq/pushup/cluster"
 )
 
 // Config configures the HTTP front.
@@ -40,9 +42,43 @@ type Config struct {
 	// MaxBodyBytes caps a request body; larger bodies get 413.
 	MaxBodyBytes int64
 	// PublisherKey, when set, is required as "Authorization: Bearer <key>"
-	// on publish and channel endpoints. Subscribe stays open: browsers
-	// subscribe, and channel names are the capability.
+	// on publish and channel endpoints. Who may subscribe is decided by
+	// PrivateChannels and subscriber tokens instead.
 	PublisherKey string
+	// PublisherKeys are more publisher keys, each accepted like
+	// PublisherKey: list the new key next to the old one, move publishers
+	// over, then drop the old one.
+	PublisherKeys []string
+	// PrivateChannels are the channels a subscribe needs a token for:
+	// names, and prefixes ending in "*" ("user:*"; "*" alone: every
+	// channel). Empty: every channel is public, as before tokens existed.
+	PrivateChannels []string
+	// SubscriberKeys are HS256 secrets (at least 32 bytes) that verify
+	// subscriber tokens. Several may be listed so a key can be rotated:
+	// a token verifies if any key verifies it.
+	SubscriberKeys [][]byte
+	// SubscriberPublicKeys verify RS256, ES256 (P-256) and EdDSA (Ed25519)
+	// subscriber tokens, so only the application's backend holds the
+	// signing key. Listed with SubscriberKeys, any may verify a token.
+	SubscriberPublicKeys []crypto.PublicKey
+	// SubscriberCookie, when set, is a cookie name a subscribe may carry
+	// its token in (for EventSource, which cannot send headers, on the
+	// application's own domain). The Authorization header and the token
+	// query parameter are always looked at first.
+	SubscriberCookie string
+	// MaxConnsPerIP caps the subscribe requests one client address may
+	// have waiting at once; more get 429 with Retry-After. Zero: no cap.
+	// Behind a proxy, set TrustedProxies, or every client shares the
+	// proxy's address.
+	MaxConnsPerIP int
+	// TrustedProxies are the peers whose X-Forwarded-For is believed: for
+	// a request from one of them the client address is the last address
+	// in X-Forwarded-For that is not itself a trusted proxy. Requests from
+	// elsewhere are judged by their own peer address, whatever they claim.
+	TrustedProxies []netip.Prefix
+	// Now is the clock subscriber tokens are checked against; nil means
+	// time.Now. Tests set it.
+	Now func() time.Time
 	// CORSOrigins lists the origins allowed to call subscribe from a
 	// browser; "*" allows any. Publisher endpoints never send CORS headers,
 	// so browsers on other origins cannot publish.
@@ -60,6 +96,10 @@ type Config struct {
 	WriteTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle between requests.
 	IdleTimeout time.Duration
+	// Plugins are applications served beside the API under paths of
+	// their own (the Q&A demo, web/demo, is one); the index at GET /
+	// names them. None by default.
+	Plugins []Plugin
 	// MaxConns is how many client connections may be open before new ones
 	// are served only for /healthz (anything else gets 503 overloaded with
 	// Retry-After, and the connection closes), so a process near its
@@ -67,14 +107,6 @@ type Config struct {
 	// get the 503 without being read. 0 derives it from the open-file
 	// limit (RLIMIT_NOFILE), less a tenth kept for everything else.
 	MaxConns int
-	// Demo serves the Q&A demo page at /demo/ and its question endpoint,
-	// POST /demo/api/questions. That endpoint publishes without the
-	// publisher key (browsers must not hold it), but only validated
-	// questions, only to author:<name> and tag:<t> channels, within
-	// DemoConfig. Off by default: it lets anyone post to those channels.
-	Demo bool
-	// DemoConfig bounds what the demo's question endpoint accepts.
-	DemoConfig demo.Config
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Cluster, when set, is this node's cluster membership (a
@@ -102,11 +134,11 @@ func DefaultConfig() Config {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       90 * time.Second,
-		DemoConfig:        demo.DefaultConfig(),
 	}
 }
 
-// Validate reports a configuration that cannot work.
+// Validate reports a configuration that cannot work. Its messages name
+// the Go fields; pushupd names its flags instead.
 func (c Config) Validate() error {
 	if _, err := ParseModel(string(c.Model)); err != nil {
 		return err
@@ -123,10 +155,11 @@ func (c Config) Validate() error {
 	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
 		return fmt.Errorf("api: ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout must be positive")
 	}
-	if c.Demo {
-		if err := c.DemoConfig.Validate(); err != nil {
-			return fmt.Errorf("api: DemoConfig: %w", err)
-		}
+	if len(c.PrivateChannels) > 0 && len(c.SubscriberKeys) == 0 && len(c.SubscriberPublicKeys) == 0 {
+		return fmt.Errorf("api: PrivateChannels need a subscriber key (SubscriberKeys or SubscriberPublicKeys) to verify tokens")
+	}
+	if c.MaxConnsPerIP < 0 {
+		return fmt.Errorf("api: MaxConnsPerIP must not be negative, got %d", c.MaxConnsPerIP)
 	}
 	return nil
 }
@@ -139,6 +172,6 @@ type Cluster interface {
 	Handler() http.Handler
 	// Collector exports the cluster's metrics.
 	Collector() prometheus.Collector
-	// Report is the body of GET /v1/cluster.
-	Report() any
+	// Status is the body of GET /v1/cluster.
+	Status() cluster.Status
 }

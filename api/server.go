@@ -14,7 +14,6 @@ import (
 
 	"github.com/pushuphq/pushup/broker"
 	"github.com/pushuphq/pushup/internal/evhttp"
-	"github.com/pushuphq/pushup/web/demo"
 )
 
 // Server is PushUp's HTTP server. Create it with New, run it with Serve and
@@ -27,13 +26,19 @@ type Server struct {
 	metrics *httpMetrics
 	router  *chi.Mux
 	handler http.Handler
-	// demoFiles are the demo page's assets, loaded when Config.Demo is set.
-	demoFiles map[string]staticFile
-	http      *http.Server
-	conns     *evhttp.Limit
-	holder    holder      // the model: how waiting subscribes are held
-	event     *eventModel // the holder in the event model, for tests
-	debug     bool        // debug logging is on: worth a syscall per request for the peer address
+	http    *http.Server
+	conns   *evhttp.Limit
+	holder  holder      // the model: how waiting subscribes are held
+	event   *eventModel // the holder in the event model, for tests
+	debug   bool        // debug logging is on: worth a syscall per request for the peer address
+	// private are the channels that need a subscriber token; tokens
+	// verifies them (nil when no subscriber key is configured).
+	private channelPatterns
+	tokens  *tokenVerifier
+	// publisherKeys are the accepted "Bearer <key>" header values.
+	publisherKeys [][]byte
+	// perIP counts waiting subscribes per client address (nil: no cap).
+	perIP *ipLimiter
 }
 
 // New builds a server in front of b.
@@ -46,12 +51,8 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	if cfg.Demo {
-		files, err := loadStatic(demo.Assets())
-		if err != nil {
-			return nil, err
-		}
-		s.demoFiles = files
+	if err := s.setupAccess(); err != nil {
+		return nil, err
 	}
 	s.reg, s.metrics = newMetrics(b)
 	s.debug = s.log.Enabled(context.Background(), slog.LevelDebug)
@@ -106,13 +107,14 @@ func (s *Server) routes() http.Handler {
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 
+	r.Get("/", s.handleIndex)
 	r.Get("/healthz", s.handleReady)
 	r.Get("/healthz/ready", s.handleReady)
 	r.Get("/healthz/live", s.handleLive)
 	r.Get("/pushup.js", s.handleClientJS)
 	r.Head("/pushup.js", s.handleClientJS)
-	if s.cfg.Demo {
-		s.demoRoutes(r)
+	for _, p := range s.cfg.Plugins {
+		p.Mount(r, Front{s})
 	}
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 
@@ -262,7 +264,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "not_clustered", Message: "this node runs alone (no -cluster-bind or -join)"})
 		return
 	}
-	writeJSON(w, http.StatusOK, s.cfg.Cluster.Report())
+	writeJSON(w, http.StatusOK, s.cfg.Cluster.Status())
 }
 
 // handleOptions answers a plain OPTIONS (not a CORS preflight).

@@ -71,7 +71,7 @@ func parseSubscribeQuery(raw string, defaultTimeout, maxTimeout time.Duration) (
 	case broker.IsCursor(since):
 		c, err := broker.ParseCursor(since)
 		if err != nil {
-			return req, badRequest("invalid_since", fmt.Sprintf("since: %v (pass back the cursor of the previous answer unchanged)", err))
+			return req, badRequest("invalid_since", fmt.Sprintf("since: %s (pass back the cursor of the previous answer unchanged)", clientText(err)))
 		}
 		req.Cursor = c
 	default:
@@ -197,6 +197,25 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) error {
 	req, err := parseSubscribeQuery(r.URL.RawQuery, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
 	if err != nil {
 		return err
+	}
+	if err := s.authorizeSubscribe(r, req.Channels); err != nil {
+		return err
+	}
+	var release func()
+	if req.Timeout > 0 { // a poll that cannot wait holds nothing
+		if release, err = s.admitWaiter(w, r); err != nil {
+			return err
+		}
+	}
+	if release != nil {
+		// The slot is held while the subscription waits: given back
+		// when it ends (OnEnd), or now if it never waited.
+		req.OnEnd = release
+		defer func() {
+			if !waited(r) {
+				release()
+			}
+		}()
 	}
 	return s.holder.subscribe(w, r, req)
 }

@@ -209,7 +209,8 @@ func (n *Node) bootstrap(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
-	n.log.Warn("no ready peer reachable; starting alone", "join", n.cfg.Join, "after", n.cfg.JoinTimeout)
+	// What every node of a cluster starting cold does, so not a warning.
+	n.log.Info("no ready peer yet; starting alone with an empty state, as every node of a cluster starting cold does", "join", n.cfg.Join, "after", n.cfg.JoinTimeout)
 	return nil
 }
 

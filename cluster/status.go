@@ -199,6 +199,3 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(st.Skipped))
 	ch <- prometheus.MustNewConstMetric(descGossipD, prometheus.CounterValue, float64(st.GossipDropped))
 }
-
-// Report is Status as a value for the HTTP layer's GET /v1/cluster.
-func (n *Node) Report() any { return n.Status() }

@@ -109,6 +109,18 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// writeResult prints a report for people on stdout with write, then, if
+// jsonPath is set, writes rep there as JSON.
+func writeResult(stdout io.Writer, write func(io.Writer) error, jsonPath string, rep any) error {
+	if err := write(stdout); err != nil {
+		return err
+	}
+	if jsonPath == "" {
+		return nil
+	}
+	return writeJSONFile(jsonPath, rep)
+}
+
 // writeJSONFile writes v to path as indented JSON, for -json.
 func writeJSONFile(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
