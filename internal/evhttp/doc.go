@@ -28,6 +28,10 @@
 //   - Parked connections cost a record: no goroutine, no buffer. Answers are
 //     queued to GOMAXPROCS workers in batches (Handler.Batch), never written
 //     on the deliverer's goroutine.
+//   - Streams (Conn.StartStream) cost the same between writes. The engine
+//     ends a stream on hang-up, write failure, backlog overflow, a socket
+//     that takes nothing for WriteTimeout, or Shutdown, and tells the
+//     handler once (Canceler, or StreamEnder with the reason).
 //   - Limit: connections accepted over Config.Limit are marked
 //     (Conn.OverLimit); past its margin they get a canned 503 unread.
 //

@@ -415,7 +415,15 @@ func (p *Engine[A]) Shutdown(ctx context.Context) error {
 		case csIdle:
 			c.closeLocked()
 		case csStream:
-			c.endStreamLocked(true) // the handler hears of it through cancel
+			c.endStreamLocked(true, StreamShutdown) // the handler hears of it through cancel
+		case csBusy:
+			if c.streaming {
+				// Mid-write: its owner ends it when the write is done
+				// (streamFlush honours closeReq), so Shutdown does not
+				// wait for ctx on a stream nobody will close.
+				c.closeReq = true
+			}
+			c.mu.Unlock()
 		default:
 			c.mu.Unlock()
 		}

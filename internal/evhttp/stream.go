@@ -31,10 +31,17 @@ const defaultStreamBacklog = 64 << 10
 func (c *Conn[A]) StartStream(head []byte, cancel Canceler) *Stream[A] {
 	c.mu.Lock()
 	c.streaming, c.cancel = true, cancel
+	st := &Stream[A]{c: c}
+	if c.p.closing.Load() {
+		// Shutdown's pass may have found c busy before it was a stream:
+		// end it here, or Shutdown waits for its context.
+		c.endStreamLocked(true, StreamShutdown)
+		return st
+	}
 	c.out = append(c.out[:0], head...)
 	c.mu.Unlock()
 	c.streamFlush()
-	return &Stream[A]{c: c}
+	return st
 }
 
 // Write queues b on the stream and writes what the socket takes now. It
@@ -49,7 +56,7 @@ func (s *Stream[A]) Write(b []byte) bool {
 	}
 	if len(c.out)+len(b) > c.p.streamBacklog() {
 		c.p.slowDropped.Add(1)
-		c.endStreamLocked(false)
+		c.endStreamLocked(false, StreamSlow)
 		return false
 	}
 	idle := c.state == csStream && len(c.out) == 0
@@ -106,7 +113,7 @@ func (c *Conn[A]) streamFlush() {
 		if err != nil {
 			c.p.writeFailed.Add(1)
 			c.mu.Lock()
-			c.endStreamLocked(true)
+			c.endStreamLocked(true, StreamGone)
 			return
 		}
 		if n < len(b) {
@@ -116,7 +123,7 @@ func (c *Conn[A]) streamFlush() {
 				c.setDeadlineLocked(time.Now().Add(c.p.cfg.WriteTimeout).UnixNano())
 			}
 			if c.closeReq || c.armLocked(epoll.Writable) != nil {
-				c.endStreamLocked(true)
+				c.endStreamLocked(true, c.closeReason())
 				return
 			}
 			c.state = csStream
@@ -127,7 +134,7 @@ func (c *Conn[A]) streamFlush() {
 	// All written (c.mu held).
 	if c.closeReq || c.streamEnd {
 		if c.closeReq {
-			c.endStreamLocked(true)
+			c.endStreamLocked(true, c.closeReason())
 		} else {
 			c.closeLocked()
 		}
@@ -135,7 +142,7 @@ func (c *Conn[A]) streamFlush() {
 	}
 	c.setDeadlineLocked(0)
 	if err := c.armLocked(0); err != nil { // hang-up only
-		c.endStreamLocked(true)
+		c.endStreamLocked(true, StreamGone)
 		return
 	}
 	c.state = csStream
@@ -148,10 +155,10 @@ func (c *Conn[A]) streamEvent(events uint32, timedOut bool) {
 	switch {
 	case timedOut:
 		c.p.slowDropped.Add(1)
-		c.endStreamLocked(true)
+		c.endStreamLocked(true, StreamSlow)
 	case events&epoll.Hangup != 0:
 		c.p.vanished.Add(1)
-		c.endStreamLocked(true)
+		c.endStreamLocked(true, StreamGone)
 	case events&epoll.Writable != 0 && len(c.out) > 0:
 		c.state = csBusy
 		c.mu.Unlock()
@@ -161,11 +168,41 @@ func (c *Conn[A]) streamEvent(events uint32, timedOut bool) {
 	}
 }
 
+// StreamEnd says why the engine ended a stream, for a Canceler that is
+// also a StreamEnder.
+type StreamEnd uint8
+
+const (
+	// StreamGone: the client hung up or a write failed.
+	StreamGone StreamEnd = iota
+	// StreamSlow: the client could not keep up (the backlog overflowed,
+	// or the socket took nothing for WriteTimeout).
+	StreamSlow
+	// StreamShutdown: the engine is shutting down.
+	StreamShutdown
+)
+
+// StreamEnder is a Canceler that wants to know why the engine ended its
+// stream: StreamEnded is called instead of Cancel, once.
+type StreamEnder interface {
+	Canceler
+	StreamEnded(why StreamEnd)
+}
+
+// closeReason is why a stream whose owner found closeReq ends. Caller
+// holds c.mu.
+func (c *Conn[A]) closeReason() StreamEnd {
+	if c.p.closing.Load() {
+		return StreamShutdown
+	}
+	return StreamGone
+}
+
 // endStreamLocked ends a stream on the engine's side: closes it (or has
 // its owner close it) and tells the handler through cancel, unless the
 // handler ended it. owner: the caller owns c, or nobody does. Caller holds
 // c.mu, which it releases.
-func (c *Conn[A]) endStreamLocked(owner bool) {
+func (c *Conn[A]) endStreamLocked(owner bool, why StreamEnd) {
 	cancel := c.cancel
 	byHandler := c.streamEnd
 	c.cancel = nil
@@ -176,6 +213,10 @@ func (c *Conn[A]) endStreamLocked(owner bool) {
 		c.closeLocked()
 	}
 	if cancel != nil && !byHandler {
-		cancel.Cancel()
+		if e, ok := cancel.(StreamEnder); ok {
+			e.StreamEnded(why)
+		} else {
+			cancel.Cancel()
+		}
 	}
 }

@@ -23,9 +23,15 @@ type streamHandler struct {
 	ended   *counter
 }
 
-type counter struct{ n atomic.Int32 }
+// counter counts the engine's calls to end a stream and keeps the last
+// reason given.
+type counter struct{ n, why atomic.Int32 }
 
 func (c *counter) Cancel() bool { c.n.Add(1); return true }
+func (c *counter) StreamEnded(why StreamEnd) {
+	c.why.Store(int32(why))
+	c.n.Add(1)
+}
 
 const sseHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\r\n"
 
@@ -95,6 +101,7 @@ func TestStreamEndsWhenTheClientGoes(t *testing.T) {
 	assert.False(t, s.Write([]byte("data: x\n\n")))
 	assert.EqualValues(t, 0, e.Stats().Connections)
 	assert.EqualValues(t, 1, h.ended.n.Load(), "cancel is called once")
+	assert.EqualValues(t, StreamGone, h.ended.why.Load())
 }
 
 // TestStreamThatCannotKeepUpIsEnded: a client that reads nothing ends its
@@ -118,4 +125,47 @@ func TestStreamThatCannotKeepUpIsEnded(t *testing.T) {
 	require.Eventually(t, func() bool { return h.ended.n.Load() == 1 }, 5*time.Second, time.Millisecond)
 	require.Eventually(t, func() bool { return e.Stats().Connections == 0 }, 5*time.Second, time.Millisecond)
 	assert.EqualValues(t, 1, e.Stats().Slow)
+	assert.EqualValues(t, StreamSlow, h.ended.why.Load())
+}
+
+// gatedStreamHandler starts a stream once the test opens its gate.
+type gatedStreamHandler struct {
+	streamHandler
+	gate chan struct{}
+}
+
+func (h gatedStreamHandler) ServeFast(c *Conn[int], hd Head) {
+	<-h.gate
+	h.streamHandler.ServeFast(c, hd)
+}
+
+// TestShutdownEndsAStreamItFoundBusy: a stream whose connection was busy
+// (its handler still at work) when Shutdown looked at it is ended as it
+// starts, with the reason, and Shutdown does not wait for its context.
+func TestShutdownEndsAStreamItFoundBusy(t *testing.T) {
+	h := gatedStreamHandler{streamHandler{streams: make(chan *Stream[int], 1), ended: &counter{}}, make(chan struct{})}
+	e, err := New[int](testConfig(), h)
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	rl, err := e.Listen(ln)
+	require.NoError(t, err)
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = io.WriteString(conn, "GET /fast HTTP/1.1\r\nHost: a\r\n\r\n")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return e.Stats().Served == 1 }, 5*time.Second, time.Millisecond)
+	rl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.Shutdown(ctx) }()
+	require.Eventually(t, e.Closing, 5*time.Second, time.Millisecond)
+	close(h.gate)
+	s := <-h.streams
+	assert.NoError(t, <-done, "ended before the context")
+	assert.False(t, s.Write([]byte("data: x\n\n")))
+	assert.EqualValues(t, 1, h.ended.n.Load())
+	assert.EqualValues(t, StreamShutdown, h.ended.why.Load())
 }
