@@ -90,3 +90,46 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapInuse)
 }
+
+// BenchmarkIdleStreamHeap opens 2,000 GET /v1/events streams, waits until
+// each one waits on the broker, and reports the Go heap each idle stream
+// holds (B/stream): in the event model the engine's Conn record, the
+// stream's state and the broker's subscription; in the goroutine model
+// also the handler's goroutine stack (in the stack figures, not the heap)
+// and http.Server's buffers. RSS per stream, which adds the kernel-side
+// socket, is what pushup-loadtest compare -transport sse measures.
+func BenchmarkIdleStreamHeap(b *testing.B) {
+	const n = 2000
+	for _, model := range []Model{ModelEvent, ModelGoroutine} {
+		b.Run(string(model), func(b *testing.B) {
+			for b.Loop() {
+				ts := startBenchServer(b, model)
+				ts.do(http.MethodGet, "/healthz", "")
+				before, stackBefore := memInUse()
+				conns := openRawStreams(b, ts, n, q("channels", "a", "since", "now"))
+				deadline := time.Now().Add(30 * time.Second)
+				for ts.b.Stats().Waiters < n && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond)
+				}
+				if ts.b.Stats().Waiters < n {
+					b.Fatalf("only %d of %d streams wait", ts.b.Stats().Waiters, n)
+				}
+				after, stackAfter := memInUse()
+				b.ReportMetric(float64(after-before)/n, "B/stream")
+				b.ReportMetric(float64(after-before+stackAfter-stackBefore)/n, "B+stack/stream")
+				for _, c := range conns {
+					c.Close()
+				}
+			}
+		})
+	}
+}
+
+// memInUse returns the Go heap and goroutine stacks in use, after a GC.
+func memInUse() (heap, stack int64) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse), int64(ms.StackInuse)
+}

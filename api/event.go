@@ -37,6 +37,7 @@ func newEventModel(s *Server) (*eventModel, error) {
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		FastPath:          fast,
+		StreamBacklog:     streamBacklog(s.cfg.MaxBodyBytes),
 		Limit:             s.conns,
 		Logger:            s.log,
 	}, m)

@@ -39,8 +39,9 @@ const maxBufferKept = 16 << 10
 // position are parsed and checked (errors get the API's JSON answer, as
 // for subscribe), then the stream runs until its lifetime ends, its
 // channels close, the node shuts down or the client goes. In the event
-// model too, a stream is served by http.Server, a goroutine per stream; in
-// the thread model it holds an OS thread for its whole life.
+// model the connection is then handed to the engine (events_engine.go);
+// in the goroutine model a stream is a goroutine served by http.Server,
+// in the thread model it holds an OS thread for its whole life.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	req, err := parseSubscribeQuery(r.URL.RawQuery, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
 	if err != nil {
@@ -67,8 +68,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	handed := false // release is the engine stream's
 	if release != nil {
-		defer release()
+		defer func() {
+			if !handed {
+				release()
+			}
+		}()
 	}
 	// Checks the channels before the 200 goes out, and pins "now" to a
 	// cursor the stream can hand out as its first id.
@@ -85,6 +91,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx in front: do not buffer the stream
+	if m, ok := s.holder.(*eventModel); ok && canPark(r) {
+		// The event model holds the stream in its engine: no goroutine
+		// and no buffer between events.
+		if handed = m.streamOn(w, r, st, release); handed {
+			return nil
+		}
+	}
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	write := func(b []byte) error { return s.writeStream(w, rc, b) }

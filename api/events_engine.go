@@ -1,0 +1,217 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/internal/evhttp"
+)
+
+// engineStream is a GET /v1/events stream held by the event engine: the
+// handler checked the request in net/http, then the connection was taken
+// from http.Server and became an evhttp.Stream. Between events nothing
+// waits for it: the broker holds a subscription whose deliver callback is
+// the stream's, and the engine holds the socket (hang-up only). The
+// broker's wait timeout, the same shared schedule that ends a long poll,
+// is the stream's heartbeat and lifetime clock, so no timer is kept per
+// stream either.
+//
+// Each delivery runs step on a goroutine of its own (deliver must not
+// block, and a publisher fanning out to thousands of streams must not
+// write to them one after the other): it writes the events, subscribes
+// again from the new cursor and returns. At most one step runs at a time,
+// since a stream has at most one subscription.
+//
+// Lock order: engineStream.mu is taken alone; Cancel of the broker's
+// subscription and Stream.Write run with it released.
+type engineStream struct {
+	s       *Server
+	st      *sseStream
+	out     *evhttp.Stream[broker.Result]
+	release func() // of -max-conns-per-ip, or nil
+
+	mu   sync.Mutex
+	sub  *broker.Subscription // the wait in progress, if any
+	done bool                 // ended and counted
+}
+
+// streamOn hands the stream st, whose request the handler checked, to the
+// engine: it takes the connection from http.Server, writes the head and
+// the stream's first bytes, and returns at once. release, if not nil, is
+// called when the stream ends. It reports false, having touched nothing,
+// when the connection cannot be taken: the caller serves the stream
+// itself.
+func (m *eventModel) streamOn(w http.ResponseWriter, r *http.Request, st *sseStream, release func()) bool {
+	c := m.e.NewConn()
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	if err := c.AttachHijacked(conn, rw); err != nil {
+		// The connection is gone with the hijack: nothing to answer on.
+		m.s.log.Warn("cannot hand a stream to the engine", "err", err)
+		m.s.sse.opened()
+		m.s.sse.closed(sseEndError)
+		if release != nil {
+			release()
+		}
+		return true
+	}
+	es := &engineStream{s: m.s, st: st, release: release}
+	m.s.sse.opened()
+	// StreamEnded may run inside StartStream (the write fails): it does
+	// not touch out, which only next and step use, after this.
+	es.out = c.StartStream(st.open(streamHead(w.Header())), es)
+	es.next()
+	return true
+}
+
+// streamHead is the status line and headers of a stream handed to the
+// engine. The body ends with the connection, as a stream does anyway;
+// without chunked framing each event is written as is, shared bytes
+// included.
+func streamHead(h http.Header) []byte {
+	b := append([]byte(nil), "HTTP/1.1 200 OK\r\n"...)
+	for k, vs := range h {
+		for _, v := range vs {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	b = append(b, "Date: "...)
+	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	return append(b, "\r\nConnection: close\r\n\r\n"...)
+}
+
+// next subscribes from the stream's cursor and handles answers that are
+// ready at once, until one has to be waited for or the stream ends.
+func (es *engineStream) next() {
+	for {
+		req, ok := es.st.request(time.Now())
+		if !ok {
+			es.end(sseEndLifetime)
+			return
+		}
+		res, sub, err := es.s.b.Subscribe(req, es.deliver)
+		switch {
+		case errors.Is(err, broker.ErrShuttingDown):
+			es.end(sseEndShutdown)
+			return
+		case errors.Is(err, broker.ErrChannelNotFound):
+			es.out.Write(es.st.closed(nil, "a channel of this stream no longer exists"))
+			es.end(sseEndClosed)
+			return
+		case err != nil:
+			es.s.log.Error("stream ends", "path", eventsRoute, "err", err)
+			es.end(sseEndError)
+			return
+		}
+		if sub != nil {
+			es.mu.Lock()
+			if es.done { // the engine ended it meanwhile
+				es.mu.Unlock()
+				sub.Cancel()
+				return
+			}
+			es.sub = sub
+			es.mu.Unlock()
+			return
+		}
+		if !es.answer(res) {
+			return
+		}
+	}
+}
+
+// deliver is the subscription's callback: it must not block.
+func (es *engineStream) deliver(res broker.Result) {
+	// Owned by the stream; ends once the answer is written and the next
+	// wait is with the broker.
+	go es.step(res)
+}
+
+func (es *engineStream) step(res broker.Result) {
+	es.mu.Lock()
+	es.sub = nil
+	done := es.done
+	es.mu.Unlock()
+	if !done && es.answer(res) {
+		es.next()
+	}
+}
+
+// answer writes the events of res and reports whether the stream goes on.
+func (es *engineStream) answer(res broker.Result) bool {
+	b, next, why := es.st.answer(nil, res, time.Now())
+	if len(b) > 0 {
+		if !es.out.Write(b) {
+			return false // the engine ended it and told StreamEnded
+		}
+		es.s.sse.wrote(len(res.Messages))
+	}
+	if next == sseEnd {
+		es.end(why)
+		return false
+	}
+	return true
+}
+
+// end ends the stream on the handler's side: what was written goes out,
+// then the connection closes.
+func (es *engineStream) end(why string) {
+	if es.finish(why) {
+		es.out.Close()
+	}
+}
+
+// finish counts the stream's end once and withdraws its wait; it reports
+// whether this call was the one.
+func (es *engineStream) finish(why string) bool {
+	es.mu.Lock()
+	if es.done {
+		es.mu.Unlock()
+		return false
+	}
+	es.done = true
+	sub := es.sub
+	es.sub = nil
+	es.mu.Unlock()
+	if sub != nil {
+		sub.Cancel()
+	}
+	if es.release != nil {
+		es.release()
+	}
+	es.s.sse.closed(why)
+	return true
+}
+
+// StreamEnded is told by the engine that it ended the stream.
+func (es *engineStream) StreamEnded(why evhttp.StreamEnd) {
+	switch why {
+	case evhttp.StreamSlow:
+		es.finish(sseEndSlow)
+	case evhttp.StreamShutdown:
+		es.finish(sseEndShutdown)
+	default:
+		es.finish(sseEndClient)
+	}
+}
+
+// Cancel is StreamEnded for a reason the engine did not give.
+func (es *engineStream) Cancel() bool {
+	es.finish(sseEndClient)
+	return true
+}
+
+// streamBacklog is the engine's Config.StreamBacklog: room for the
+// largest message (a publication body) twice over, so that one big event
+// does not close a stream whose client reads.
+func streamBacklog(maxBody int64) int {
+	return int(min(2*maxBody+64<<10, 1<<30))
+}
