@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"encoding/json"
-	"net"
-	"strconv"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -93,7 +91,8 @@ func (n *Node) memberChanged(node *memberlist.Node, state memberlist.NodeStateTy
 		p = &peer{name: node.Name, has: map[uint64]uint64{}}
 		n.peers[node.Name] = p
 	}
-	p.addr = net.JoinHostPort(node.Addr.String(), strconv.Itoa(int(node.Port)))
+	p.addr = memberAddr(node)
+	n.noteFailed(node.Name, p.addr, state)
 	if m.Origin != p.meta.Origin {
 		p.has = map[uint64]uint64{} // a new boot of the node
 	}

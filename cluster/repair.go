@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -46,8 +47,57 @@ func (n *Node) heard(from string, ps []position) {
 	}
 }
 
-// announceLoop gossips this node's own position every AnnounceInterval:
-// a node that missed this node's last events learns they exist.
+// orphanWindow is how long after an origin's last event arrived, with its
+// node gone, the survivors keep announcing what they hold of it.
+const orphanWindow = time.Minute
+
+// maxOrphans caps the orphaned origins in one announcement (a gossip
+// packet holds about a hundred positions).
+const maxOrphans = 32
+
+// announced is what this node announces: its own position, and what it
+// holds of recently active origins whose node is not alive. Without the
+// latter, after a kill -9 the survivors learnt who holds the dead node's
+// last events only from memberlist's push/pull (every PushPullInterval,
+// 10 s, with one random peer): a node that missed some of them gossip
+// waited up to a minute. Announced, they are repaired within a few
+// AnnounceIntervals.
+func (n *Node) announced(now time.Time) []position {
+	if n.b == nil {
+		return nil
+	}
+	n.pmu.Lock()
+	live := map[uint64]bool{}
+	for _, p := range n.peers {
+		if p.state == memberlist.StateAlive {
+			live[parseOrigin(p.meta.Origin)] = true
+		}
+	}
+	n.pmu.Unlock()
+	var own, orphans []broker.OriginPosition
+	for _, p := range n.b.Positions() {
+		switch {
+		case p.Seq == 0:
+		case p.Local:
+			own = append(own, p)
+		case !live[p.Origin] && now.Sub(p.Applied) < orphanWindow:
+			orphans = append(orphans, p)
+		}
+	}
+	if len(orphans) > maxOrphans {
+		sort.Slice(orphans, func(i, j int) bool { return orphans[i].Applied.After(orphans[j].Applied) })
+		orphans = orphans[:maxOrphans]
+	}
+	var ps []position
+	for _, p := range append(own, orphans...) {
+		ps = append(ps, position{Origin: p.Origin, Seq: p.Seq})
+	}
+	return ps
+}
+
+// announceLoop gossips what announced returns every AnnounceInterval: a
+// node that missed this node's last events, or a dead node's, learns they
+// exist and who holds them.
 func (n *Node) announceLoop() {
 	t := time.NewTicker(n.cfg.AnnounceInterval)
 	defer t.Stop()
@@ -57,7 +107,7 @@ func (n *Node) announceLoop() {
 			return
 		case <-t.C:
 		}
-		if ps := n.positions(true); len(ps) > 0 {
+		if ps := n.announced(time.Now()); len(ps) > 0 {
 			n.bq.QueueBroadcast(&gossipBroadcast{msg: encodePositions(msgAnnounce, n.cfg.NodeName, ps)})
 		}
 	}

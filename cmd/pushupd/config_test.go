@@ -98,6 +98,7 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout", "demo",
 		"shutdown-timeout", "log-level", "log-format", "model", "tls-cert", "tls-key", "pprof", "gc-percent",
 		"node-name", "cluster-bind", "cluster-advertise", "join", "replication", "cluster-key", "advertise-http", "join-timeout", "gossip-interval",
+		"rejoin-max-interval", "reconnect-timeout",
 		"max-threads",
 		"healthcheck",
 	} {
@@ -105,5 +106,5 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		assert.Contains(t, help, line, name)
 		assert.Contains(t, help, "[$"+envName(name)+"]", name)
 	}
-	assert.Equal(t, strings.Count(help, "  -"), 39, "no flag left undocumented here")
+	assert.Equal(t, strings.Count(help, "  -"), 41, "no flag left undocumented here")
 }
