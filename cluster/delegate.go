@@ -96,7 +96,10 @@ func (n *Node) memberChanged(node *memberlist.Node, state memberlist.NodeStateTy
 	if m.Origin != p.meta.Origin {
 		p.has = map[uint64]uint64{} // a new boot of the node
 	}
-	p.meta, p.state, p.node = m, state, node
+	// A copy: memberlist updates its Node in place later (under its own
+	// lock, which it holds during this callback), and handOver reads it.
+	cp := *node
+	p.meta, p.state, p.node = m, state, &cp
 	alive := state == memberlist.StateAlive
 	if n.cfg.Mode != ModeUnicast || n.closing.Load() {
 		return

@@ -95,9 +95,11 @@ func TestGossipSurvivorsShareDeadNodesTail(t *testing.T) {
 	c := newTestCluster(t, ModeGossip)
 	c.config = func(cfg *Config) {
 		cfg.PushPullInterval = time.Minute
-		// Slow failure detection, so that a short cut is no death.
-		cfg.ProbeInterval = time.Second
-		cfg.ProbeTimeout = 500 * time.Millisecond
+		// Slower failure detection, so that a short cut is no death
+		// (memberlist's goroutines still stop within a probe interval
+		// of Shutdown, in time for the leak check).
+		cfg.ProbeInterval = 500 * time.Millisecond
+		cfg.ProbeTimeout = 250 * time.Millisecond
 	}
 	c.start("n1")
 	c.start("n2", "n1")

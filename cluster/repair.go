@@ -47,56 +47,49 @@ func (n *Node) heard(from string, ps []position) {
 	}
 }
 
-// orphanWindow is how long after an origin's last event arrived, with its
-// node gone, the survivors keep announcing what they hold of it.
-const orphanWindow = time.Minute
+// recentWindow is how long after an origin's last event arrived a node
+// keeps announcing what it holds of it.
+const recentWindow = time.Minute
 
-// maxOrphans caps the orphaned origins in one announcement (a gossip
-// packet holds about a hundred positions).
-const maxOrphans = 32
+// maxRecent caps the other origins in one announcement (a gossip packet
+// holds about a hundred positions).
+const maxRecent = 32
 
 // announced is what this node announces: its own position, and what it
-// holds of recently active origins whose node is not alive. Without the
-// latter, after a kill -9 the survivors learnt who holds the dead node's
-// last events only from memberlist's push/pull (every PushPullInterval,
-// 10 s, with one random peer): a node that missed some of them gossip
-// waited up to a minute. Announced, they are repaired within a few
-// AnnounceIntervals.
+// holds of other origins active in the last minute. Without the latter,
+// after a kill -9 in gossip mode the survivors learnt who holds the dead
+// node's last events only from memberlist's push/pull (every
+// PushPullInterval, 10 s, with one random peer): a node that missed some
+// of them waited up to a minute. Announced every AnnounceInterval, they
+// are repaired within seconds, even before the death is detected (the
+// pull from the dead origin fails, the one from the holder works).
 func (n *Node) announced(now time.Time) []position {
 	if n.b == nil {
 		return nil
 	}
-	n.pmu.Lock()
-	live := map[uint64]bool{}
-	for _, p := range n.peers {
-		if p.state == memberlist.StateAlive {
-			live[parseOrigin(p.meta.Origin)] = true
-		}
-	}
-	n.pmu.Unlock()
-	var own, orphans []broker.OriginPosition
+	var own, others []broker.OriginPosition
 	for _, p := range n.b.Positions() {
 		switch {
 		case p.Seq == 0:
 		case p.Local:
 			own = append(own, p)
-		case !live[p.Origin] && now.Sub(p.Applied) < orphanWindow:
-			orphans = append(orphans, p)
+		case now.Sub(p.Applied) < recentWindow:
+			others = append(others, p)
 		}
 	}
-	if len(orphans) > maxOrphans {
-		sort.Slice(orphans, func(i, j int) bool { return orphans[i].Applied.After(orphans[j].Applied) })
-		orphans = orphans[:maxOrphans]
+	if len(others) > maxRecent {
+		sort.Slice(others, func(i, j int) bool { return others[i].Applied.After(others[j].Applied) })
+		others = others[:maxRecent]
 	}
 	var ps []position
-	for _, p := range append(own, orphans...) {
+	for _, p := range append(own, others...) {
 		ps = append(ps, position{Origin: p.Origin, Seq: p.Seq})
 	}
 	return ps
 }
 
 // announceLoop gossips what announced returns every AnnounceInterval: a
-// node that missed this node's last events, or a dead node's, learns they
+// node that missed some events, this node's or another's, learns they
 // exist and who holds them.
 func (n *Node) announceLoop() {
 	t := time.NewTicker(n.cfg.AnnounceInterval)
