@@ -116,6 +116,7 @@ func (f *fleet) kill(i int) {
 	// A burst right before the kill, so that some of the node's last
 	// events are still being gossiped when it dies.
 	burst := f.burst(n, 10, 50)
+	time.Sleep(200 * time.Millisecond) // part of it gossiped, part not
 	f.t.Logf("published a burst of %d messages on %s; killing it (SIGKILL)", burst, n.name)
 	n.d.Kill()
 	killed := time.Now()
