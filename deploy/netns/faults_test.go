@@ -4,11 +4,8 @@ package netns
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -113,11 +110,7 @@ func (f *fleet) lossFor(percent int, d time.Duration) {
 func (f *fleet) kill(i int) {
 	f.t.Helper()
 	n := f.nodes[i]
-	// A burst right before the kill, so that some of the node's last
-	// events are still being gossiped when it dies.
-	burst := f.burst(n, 10, 50)
-	time.Sleep(200 * time.Millisecond) // part of it gossiped, part not
-	f.t.Logf("published a burst of %d messages on %s; killing it (SIGKILL)", burst, n.name)
+	f.t.Logf("killing %s (SIGKILL)", n.name)
 	n.d.Kill()
 	killed := time.Now()
 	prefix := n.name + "-"
@@ -151,42 +144,6 @@ func (f *fleet) kill(i int) {
 	f.t.Logf("survivors hold the same %d events of %s %.1f s after the kill; %d it had acknowledged were lost with it",
 		len(a), n.name, agreed.Sub(killed).Seconds(), lost)
 	f.waitCluster(n)
-}
-
-// burst publishes batches of size publications to node n, one batch
-// after the other, and returns how many were acknowledged.
-func (f *fleet) burst(n *pnode, batches, size int) int {
-	f.t.Helper()
-	acked := 0
-	for b := range batches {
-		var pubs []map[string]any
-		var tokens []string
-		for k := range size {
-			tok := fmt.Sprintf("%s-burst-%d-%d", n.name, b, k)
-			tokens = append(tokens, tok)
-			pubs = append(pubs, map[string]any{"channels": []string{auditChannel}, "data": tok})
-		}
-		body, err := json.Marshal(pubs)
-		require.NoError(f.t, err)
-		ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.url+"/v1/publish", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := f.client.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusCreated {
-				f.mu.Lock()
-				for _, tok := range tokens {
-					f.acked[tok] = n.i
-				}
-				f.mu.Unlock()
-				acked += len(tokens)
-			}
-		}
-		cancel()
-	}
-	return acked
 }
 
 // ready returns node n's /healthz/ready body.
