@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // ReplicationModes are pushupd's -replication values.
@@ -180,11 +182,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (ClusterReport, error) {
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
-	limit, err := RaiseFileLimit()
-	if err != nil {
-		return rep, err
-	}
-	if err := CheckFileBudget("this load-test process", cfg.Subscribers, limit); err != nil {
+	if _, err := fileLimit("this load-test process", cfg.Subscribers); err != nil {
 		return rep, err
 	}
 	binary := cfg.Pushupd
@@ -194,7 +192,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (ClusterReport, error) {
 			return rep, err
 		}
 		defer os.RemoveAll(dir)
-		if binary, err = BuildPushupd(ctx, dir); err != nil {
+		if binary, err = testbed.BuildPushupd(ctx, dir); err != nil {
 			return rep, err
 		}
 	}
@@ -283,7 +281,7 @@ func (c ClusterConfig) tripTimeRun(name string, urls []string, pids []int, subsc
 // -join (as replicas of one compose service do), and waits until every
 // one is ready and sees all the others. It returns the nodes started so
 // far even on error, for the caller to stop.
-func startCluster(ctx context.Context, cfg ClusterConfig, binary, mode string) ([]*Daemon, error) {
+func startCluster(ctx context.Context, cfg ClusterConfig, binary, mode string) ([]*testbed.Daemon, error) {
 	key, err := newClusterKey()
 	if err != nil {
 		return nil, err
@@ -292,17 +290,17 @@ func startCluster(ctx context.Context, cfg ClusterConfig, binary, mode string) (
 	if err != nil {
 		return nil, err
 	}
-	var nodes []*Daemon
+	var nodes []*testbed.Daemon
 	urls := make([]string, 0, cfg.Nodes)
 	for i := range cfg.Nodes {
-		dc := DefaultDaemonConfig()
+		dc := testbed.DefaultDaemonConfig()
 		dc.Binary, dc.Log = binary, cfg.DaemonLog
 		dc.Args = append([]string{
 			"-node-name", nodeName(i), "-cluster-bind", binds[i], "-join", strings.Join(binds, ","),
 			"-replication", mode, "-cluster-key", key,
 			"-join-timeout", cfg.JoinTimeout.String(),
 		}, cfg.ServerArgs...)
-		d, err := StartDaemon(dc)
+		d, err := testbed.StartDaemon(dc)
 		if err != nil {
 			return nodes, err
 		}
@@ -319,7 +317,7 @@ func startCluster(ctx context.Context, cfg ClusterConfig, binary, mode string) (
 
 // daemonLogs returns the last lines each daemon logged, for an error
 // message about them all.
-func daemonLogs(ds []*Daemon) string {
+func daemonLogs(ds []*testbed.Daemon) string {
 	var b strings.Builder
 	for _, d := range ds {
 		fmt.Fprintf(&b, "\n--- pushupd pid %d (%s):\n%s", d.PID, d.URL, d.Log())
@@ -345,7 +343,7 @@ func newClusterKey() (string, error) {
 func freeClusterBinds(n int) ([]string, error) {
 	binds := make([]string, n)
 	for i := range binds {
-		a, err := FreeLoopbackAddr(true)
+		a, err := testbed.FreeLoopbackAddr(true)
 		if err != nil {
 			return nil, err
 		}
@@ -358,7 +356,7 @@ func freeClusterBinds(n int) ([]string, error) {
 // one's own: the first starts a new cluster, the others join it, waiting
 // up to setup.FormTimeout for it to answer (past that a node would start
 // alone, and the run would fail waiting for the cluster to form).
-func clusterDaemons(dcs []DaemonConfig, setup ClusterSetup) ([]DaemonConfig, error) {
+func clusterDaemons(dcs []testbed.DaemonConfig, setup ClusterSetup) ([]testbed.DaemonConfig, error) {
 	key, err := newClusterKey()
 	if err != nil {
 		return nil, err
@@ -367,7 +365,7 @@ func clusterDaemons(dcs []DaemonConfig, setup ClusterSetup) ([]DaemonConfig, err
 	if err != nil {
 		return nil, err
 	}
-	out := make([]DaemonConfig, len(dcs))
+	out := make([]testbed.DaemonConfig, len(dcs))
 	for i, dc := range dcs {
 		args := []string{"-node-name", nodeName(i), "-cluster-bind", binds[i], "-replication", setup.Replication, "-cluster-key", key}
 		if i > 0 {
@@ -461,131 +459,174 @@ func getClusterView(ctx context.Context, client *http.Client, u string) (cluster
 // measureThroughput publishes to node 1 as fast as the publishers go
 // and follows the other nodes' replication of it.
 func measureThroughput(ctx context.Context, cfg ClusterConfig, urls []string, pids []int) (Throughput, error) {
-	tp := Throughput{Publishers: cfg.ThroughputPublishers}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
-	defer client.CloseIdleConnections()
-	// Where the others stand on node 1's events before: all the same
-	// once the trip-time runs' publications have spread.
-	var base int64
-	syncedBy := time.Now().Add(cfg.SyncTimeout)
+	t := &throughputRun{ctx: ctx, cfg: cfg, urls: urls, pids: pids, tp: Throughput{Publishers: cfg.ThroughputPublishers},
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}}
+	defer t.client.CloseIdleConnections()
+	if err := t.agree(); err != nil {
+		return t.tp, err
+	}
+	pubs, err := t.publishers()
+	if err != nil {
+		return t.tp, err
+	}
+	lag := t.startLagSampler(pubs)
+	defer lag.stop()
+	serverBefore, selfBefore := t.cpu()
+	published, err := t.publish(pubs)
+	if err != nil {
+		return t.tp, err
+	}
+	if err := t.waitInSync(published); err != nil {
+		return t.tp, err
+	}
+	serverAfter, selfAfter := t.cpu()
+	t.tp.ServerCPUSeconds, t.tp.LoadTesterCPUSeconds = serverAfter-serverBefore, selfAfter-selfBefore
+	if t.tp.InSync {
+		t.tp.SyncedRate = float64(t.tp.Published) / (t.tp.PublishTime + t.tp.CatchUp).Seconds()
+	}
+	t.tp.MaxBehind, t.tp.Samples = lag.stop()
+	return t.tp, nil
+}
+
+// throughputRun is measureThroughput in progress.
+type throughputRun struct {
+	ctx    context.Context
+	cfg    ClusterConfig
+	urls   []string
+	pids   []int
+	client *http.Client
+	base   int64 // where the other nodes stand on node 1's events before
+	tp     Throughput
+}
+
+// agree waits until the other nodes agree on node 1's events, as they do
+// once the trip-time runs' publications have spread, and takes that as
+// the base.
+func (t *throughputRun) agree() error {
+	syncedBy := time.Now().Add(t.cfg.SyncTimeout)
 	for {
-		applied, err := appliedFrom(ctx, client, urls)
+		applied, err := appliedFrom(t.ctx, t.client, t.urls)
 		if err != nil {
-			return tp, err
+			return err
 		}
 		if slices.Min(applied) == slices.Max(applied) {
-			base = applied[0]
-			break
+			t.base = applied[0]
+			return nil
 		}
 		if time.Now().After(syncedBy) {
-			return tp, fmt.Errorf("loadtest: nodes never agreed on node 1's events before the throughput phase: %v", applied)
+			return fmt.Errorf("loadtest: nodes never agreed on node 1's events before the throughput phase: %v", applied)
 		}
-		if !sleep(ctx, 50*time.Millisecond) {
-			return tp, ctx.Err()
+		if !sleep(t.ctx, 50*time.Millisecond) {
+			return t.ctx.Err()
 		}
 	}
+}
 
-	pubs := make([]*Publisher, cfg.ThroughputPublishers)
+// publishers makes the publishers, each on a channel of its own,
+// posting to node 1 without pause.
+func (t *throughputRun) publishers() ([]*Publisher, error) {
+	pubs := make([]*Publisher, t.cfg.ThroughputPublishers)
 	for i := range pubs {
 		pc := DefaultPublisherConfig()
-		pc.Index, pc.Targets = i, urls[:1]
+		pc.Index, pc.Targets = i, t.urls[:1]
 		pc.Channels = []string{fmt.Sprintf("throughput-%d", i)}
-		pc.Messages, pc.Interval, pc.PayloadSize = cfg.ThroughputMessages, 0, cfg.PayloadSize
+		pc.Messages, pc.Interval, pc.PayloadSize = t.cfg.ThroughputMessages, 0, t.cfg.PayloadSize
 		p, err := NewPublisher(pc)
 		if err != nil {
-			return tp, err
+			return nil, err
 		}
 		pubs[i] = p
 	}
-	sent := func() int64 {
-		var n int64
-		for _, p := range pubs {
-			n += p.Sent()
-		}
-		return n
-	}
-	cpu := func() (server, self float64) {
-		for _, pid := range pids {
-			if s, err := (ProcProbe{PID: pid}).Probe(ctx); err == nil {
-				server += s.CPUSeconds
-			}
-		}
-		if s, err := (ProcProbe{PID: os.Getpid()}).Probe(ctx); err == nil {
-			self = s.CPUSeconds
-		}
-		return server, self
-	}
+	return pubs, nil
+}
 
-	// The sampler follows how far the others fall behind node 1: what
-	// was sent minus what each has applied.
-	// It owns maxBehind and samples until stopSampling returns.
-	var maxBehind int64
-	var samples int
-	sampleCtx, cancelSampling := context.WithCancel(ctx)
-	var sampler sync.WaitGroup
-	sampler.Go(func() {
-		for sleep(sampleCtx, cfg.SampleInterval) {
-			s := sent()
-			applied, err := appliedFrom(sampleCtx, client, urls)
+// cpu returns the nodes' CPU seconds, summed, and this process's.
+func (t *throughputRun) cpu() (server, self float64) {
+	for _, pid := range t.pids {
+		if s, err := (ProcProbe{PID: pid}).Probe(t.ctx); err == nil {
+			server += s.CPUSeconds
+		}
+	}
+	if s, err := (ProcProbe{PID: os.Getpid()}).Probe(t.ctx); err == nil {
+		self = s.CPUSeconds
+	}
+	return server, self
+}
+
+// publish runs the publishers to the end and counts what they got in.
+func (t *throughputRun) publish(pubs []*Publisher) (published time.Time, err error) {
+	start := time.Now()
+	recs := runPublishers(t.ctx, pubs)
+	published = time.Now()
+	for _, r := range recs {
+		if r.OK() {
+			t.tp.Published++
+		} else {
+			t.tp.Failed++
+		}
+	}
+	t.tp.PublishTime = published.Sub(start)
+	t.tp.PublishRate = float64(t.tp.Published) / t.tp.PublishTime.Seconds()
+	return published, t.ctx.Err()
+}
+
+// waitInSync waits up to SyncTimeout after published for every other
+// node to apply all that node 1 took.
+func (t *throughputRun) waitInSync(published time.Time) error {
+	want := t.base + int64(t.tp.Published)
+	for time.Since(published) < t.cfg.SyncTimeout {
+		applied, err := appliedFrom(t.ctx, t.client, t.urls)
+		if err == nil && slices.Min(applied) >= want {
+			t.tp.InSync = true
+			break
+		}
+		if !sleep(t.ctx, 10*time.Millisecond) {
+			return t.ctx.Err()
+		}
+	}
+	t.tp.CatchUp = time.Since(published)
+	return nil
+}
+
+// lagSampler follows how far the other nodes fall behind node 1: what
+// was sent minus what each has applied. Its goroutine owns maxBehind and
+// samples until stop returns.
+type lagSampler struct {
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	maxBehind int64
+	samples   int
+}
+
+func (t *throughputRun) startLagSampler(pubs []*Publisher) *lagSampler {
+	l := &lagSampler{}
+	ctx, cancel := context.WithCancel(t.ctx)
+	l.cancel = cancel
+	l.wg.Go(func() {
+		for sleep(ctx, t.cfg.SampleInterval) {
+			var sent int64
+			for _, p := range pubs {
+				sent += p.Sent()
+			}
+			applied, err := appliedFrom(ctx, t.client, t.urls)
 			if err != nil {
 				continue
 			}
-			samples++
+			l.samples++
 			for _, a := range applied {
-				maxBehind = max(maxBehind, base+s-a)
+				l.maxBehind = max(l.maxBehind, t.base+sent-a)
 			}
 		}
 	})
-	stopSampling := func() {
-		cancelSampling()
-		sampler.Wait()
-	}
-	defer stopSampling()
+	return l
+}
 
-	serverBefore, selfBefore := cpu()
-	start := time.Now()
-	var wg sync.WaitGroup
-	recs := make([][]PublishRecord, len(pubs))
-	for i, p := range pubs {
-		wg.Go(func() { recs[i] = p.Run(ctx) })
-	}
-	wg.Wait()
-	published := time.Now()
-	for _, rs := range recs {
-		for _, r := range rs {
-			if r.OK() {
-				tp.Published++
-			} else {
-				tp.Failed++
-			}
-		}
-	}
-	tp.PublishTime = published.Sub(start)
-	tp.PublishRate = float64(tp.Published) / tp.PublishTime.Seconds()
-	if ctx.Err() != nil {
-		return tp, ctx.Err()
-	}
-
-	want := base + int64(tp.Published)
-	for time.Since(published) < cfg.SyncTimeout {
-		applied, err := appliedFrom(ctx, client, urls)
-		if err == nil && slices.Min(applied) >= want {
-			tp.InSync = true
-			break
-		}
-		if !sleep(ctx, 10*time.Millisecond) {
-			return tp, ctx.Err()
-		}
-	}
-	tp.CatchUp = time.Since(published)
-	serverAfter, selfAfter := cpu()
-	tp.ServerCPUSeconds, tp.LoadTesterCPUSeconds = serverAfter-serverBefore, selfAfter-selfBefore
-	if tp.InSync {
-		tp.SyncedRate = float64(tp.Published) / (tp.PublishTime + tp.CatchUp).Seconds()
-	}
-	stopSampling()
-	tp.MaxBehind, tp.Samples = maxBehind, samples
-	return tp, nil
+// stop ends the sampling and returns the largest lag and the number of
+// samples. It is safe to call more than once.
+func (l *lagSampler) stop() (maxBehind int64, samples int) {
+	l.cancel()
+	l.wg.Wait()
+	return l.maxBehind, l.samples
 }
 
 // appliedFrom returns, for each node but the first, the last of node

@@ -8,20 +8,21 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // balancedRun is a run of n local nodes in a cluster behind HAProxy.
 func balancedRun(n int) RunConfig {
 	rc := DefaultRunConfig()
-	dc := DefaultDaemonConfig()
+	dc := testbed.DefaultDaemonConfig()
 	dc.Binary = "/bin/pushupd"
 	rc.Server.Daemons = nil
 	for range n {
 		rc.Server.Daemons = append(rc.Server.Daemons, dc)
 	}
-	cs := DefaultClusterSetup()
-	rc.Server.Cluster = &cs
-	hc := DefaultHAProxyConfig()
+	rc.Server.Cluster = &ClusterSetup{Replication: "unicast", FormTimeout: 30 * time.Second}
+	hc := testbed.DefaultHAProxyConfig()
 	hc.MaxConn = rc.Subscribers.Subscribers + 1
 	rc.Server.HAProxy = &hc
 	return rc
@@ -54,10 +55,10 @@ func TestServerSetupValidate(t *testing.T) {
 }
 
 func TestClusterDaemons(t *testing.T) {
-	dc := DefaultDaemonConfig()
+	dc := testbed.DefaultDaemonConfig()
 	dc.Args = []string{"-gc-percent", "50"}
 	setup := ClusterSetup{Replication: "gossip", FormTimeout: 7 * time.Second}
-	out, err := clusterDaemons([]DaemonConfig{dc, dc, dc}, setup)
+	out, err := clusterDaemons([]testbed.DaemonConfig{dc, dc, dc}, setup)
 	require.NoError(t, err)
 	require.Len(t, out, 3)
 	flag := func(args []string, name string) string {
@@ -90,10 +91,10 @@ func TestClusterDaemons(t *testing.T) {
 // took it, HAProxy spread the subscribers over both, and every process is
 // gone afterwards.
 func TestE2EClusterBehindHAProxy(t *testing.T) {
-	bin := haproxyBinary(t)
+	bin := testbed.HAProxyOrSkip(t)
 	rc := balancedRun(2)
 	for i := range rc.Server.Daemons {
-		rc.Server.Daemons[i].Binary = pushupdBinary(t)
+		rc.Server.Daemons[i].Binary = pushupd.For(t)
 	}
 	rc.Server.HAProxy.Binary = bin
 	rc.Server.PublishToNodes = true

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // Brokers are the servers Compare can run side by side.
@@ -146,11 +148,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (CompareReport, error) {
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
-	limit, err := RaiseFileLimit()
-	if err != nil {
-		return rep, err
-	}
-	if err := CheckFileBudget("the load tester", cfg.Subscribers+8, limit); err != nil {
+	if _, err := fileLimit("the load tester", cfg.Subscribers+8); err != nil {
 		return rep, err
 	}
 	rep.Machine = DescribeMachine()
@@ -180,12 +178,9 @@ type brokerUnderTest struct {
 	log     func() string // the server's last log lines
 }
 
+// compareOne runs one broker's turn: start it, then the phases of a
+// comparison in order. The result so far is returned with an error.
 func compareOne(ctx context.Context, cfg CompareConfig, broker string) (res CompareResult, err error) {
-	logf := func(format string, args ...any) {
-		if cfg.Log != nil {
-			fmt.Fprintf(cfg.Log, "[%s] "+format+"\n", append([]any{broker}, args...)...)
-		}
-	}
 	scraper := &http.Client{Timeout: 10 * time.Second}
 	defer scraper.CloseIdleConnections()
 	b, err := startBroker(ctx, cfg, broker, scraper)
@@ -197,7 +192,6 @@ func compareOne(ctx context.Context, cfg CompareConfig, broker string) (res Comp
 			err = serr
 		}
 	}()
-	res.Version = b.version
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { // ends with the run: the broker exiting ends the run
@@ -207,113 +201,187 @@ func compareOne(ctx context.Context, cfg CompareConfig, broker string) (res Comp
 		case <-ctx.Done():
 		}
 	}()
+	c := &comparison{ctx: ctx, cfg: cfg, name: broker, b: b, res: CompareResult{Version: b.version}}
+	defer c.stopSubscribers()
+	if err := inOrder(c.baseline, c.park, c.publish, c.drain); err != nil {
+		return c.res, err
+	}
+	c.figures()
+	return c.res, nil
+}
 
-	if !sleep(ctx, cfg.Settle) {
-		return res, ctx.Err()
-	}
-	base, err := treeMemory(b.pid)
-	if err != nil {
-		return res, err
-	}
-	res.BaselinePSS = base.PSS
-	logf("baseline %s PSS in %d processes", mib(base.PSS), base.Processes)
+// comparison is one broker's turn in Compare, in progress: what each
+// phase leaves for the next. Its methods run one after the other on
+// compareOne's goroutine.
+type comparison struct {
+	ctx  context.Context
+	cfg  CompareConfig
+	name string
+	b    *brokerUnderTest
+	res  CompareResult
 
-	// Subscribers.
-	tgt, err := resolveTarget(ctx, b.url)
-	if err != nil {
-		return res, err
+	base, parked, cpuFrom processMemory
+	subs                  *compareSubscribers
+	peak                  *peakSampler
+	selfFrom              ServerSample
+	selfErr               error
+}
+
+func (c *comparison) logf(format string, args ...any) {
+	if c.cfg.Log != nil {
+		fmt.Fprintf(c.cfg.Log, "[%s] "+format+"\n", append([]any{c.name}, args...)...)
 	}
-	subs := newCompareSubscribers(cfg, tgt, b.proto)
-	subs.start(ctx)
-	defer subs.stop()
-	by := time.Now().Add(cfg.ConnectTimeout)
+}
+
+func (c *comparison) stopSubscribers() {
+	if c.peak != nil {
+		c.peak.stop()
+	}
+	if c.subs != nil {
+		c.subs.stop()
+	}
+}
+
+// baseline takes the broker's memory once settled, before any
+// subscriber.
+func (c *comparison) baseline() (err error) {
+	if !sleep(c.ctx, c.cfg.Settle) {
+		return c.ctx.Err()
+	}
+	if c.base, err = treeMemory(c.b.pid); err != nil {
+		return err
+	}
+	c.res.BaselinePSS = c.base.PSS
+	c.logf("baseline %s PSS in %d processes", mib(c.base.PSS), c.base.Processes)
+	return nil
+}
+
+// park starts the subscribers, waits until the broker reports every one
+// waiting, and takes its memory once settled.
+func (c *comparison) park() error {
+	tgt, err := resolveTarget(c.ctx, c.b.url)
+	if err != nil {
+		return err
+	}
+	c.subs = newCompareSubscribers(c.cfg, tgt, c.b.proto)
+	c.subs.start(c.ctx)
+	by := time.Now().Add(c.cfg.ConnectTimeout)
 	for {
-		n, err := b.waiting(ctx)
+		n, err := c.b.waiting(c.ctx)
 		if err != nil {
-			return res, fmt.Errorf("asking how many wait: %w; server log:\n%s", err, b.log())
+			return fmt.Errorf("asking how many wait: %w; server log:\n%s", err, c.b.log())
 		}
-		if n >= int64(cfg.Subscribers) {
+		if n >= int64(c.cfg.Subscribers) {
 			break
 		}
 		if time.Now().After(by) {
-			return res, fmt.Errorf("%w: %d of %d waiting after %s (errors %v); server log:\n%s",
-				ErrNotParked, n, cfg.Subscribers, cfg.ConnectTimeout, subs.errors.snapshot(), b.log())
+			return fmt.Errorf("%w: %d of %d waiting after %s (errors %v); server log:\n%s",
+				ErrNotParked, n, c.cfg.Subscribers, c.cfg.ConnectTimeout, c.subs.errors.snapshot(), c.b.log())
 		}
-		if !sleep(ctx, 100*time.Millisecond) {
-			return res, ctx.Err()
+		if !sleep(c.ctx, 100*time.Millisecond) {
+			return c.ctx.Err()
 		}
 	}
-	if !sleep(ctx, cfg.Settle) {
-		return res, ctx.Err()
+	if !sleep(c.ctx, c.cfg.Settle) {
+		return c.ctx.Err()
 	}
-	parked, err := treeMemory(b.pid)
-	if err != nil {
-		return res, err
+	if c.parked, err = treeMemory(c.b.pid); err != nil {
+		return err
 	}
-	res.ParkedPSS, res.ParkedRSS, res.Processes = parked.PSS, parked.RSS, parked.Processes
-	res.PerSubscriber = float64(parked.PSS-base.PSS) / float64(cfg.Subscribers)
-	logf("%d waiting: %s PSS, %.0f B per subscriber", cfg.Subscribers, mib(parked.PSS), res.PerSubscriber)
+	c.res.ParkedPSS, c.res.ParkedRSS, c.res.Processes = c.parked.PSS, c.parked.RSS, c.parked.Processes
+	c.res.PerSubscriber = float64(c.parked.PSS-c.base.PSS) / float64(c.cfg.Subscribers)
+	c.logf("%d waiting: %s PSS, %.0f B per subscriber", c.cfg.Subscribers, mib(c.parked.PSS), c.res.PerSubscriber)
+	return nil
+}
 
-	// Publish, sampling memory for the peak until every delivery is in.
-	var peak atomic.Int64
-	peak.Store(parked.PSS)
-	sampleCtx, stopSampling := context.WithCancel(ctx)
-	var sampler sync.WaitGroup
-	sampler.Go(func() {
-		for sleep(sampleCtx, 50*time.Millisecond) {
-			if m, err := treeMemory(b.pid); err == nil && m.PSS > peak.Load() {
-				peak.Store(m.PSS)
+// publish sends the messages on schedule, sampling the broker's memory
+// for its peak until every delivery is in (see drain).
+func (c *comparison) publish() (err error) {
+	c.peak = startPeakSampler(c.ctx, c.b.pid, c.parked.PSS)
+	pub := &http.Client{Timeout: time.Minute}
+	defer pub.CloseIdleConnections()
+	c.res.Expected = int64(c.cfg.Subscribers) * int64(c.cfg.Messages)
+	if c.cpuFrom, err = treeMemory(c.b.pid); err != nil {
+		return err
+	}
+	c.selfFrom, c.selfErr = ProcProbe{PID: os.Getpid()}.Probe(c.ctx)
+	var payload []byte
+	for k := range c.cfg.Messages {
+		if k > 0 && !sleep(c.ctx, c.cfg.Interval) {
+			return c.ctx.Err()
+		}
+		sent := time.Now()
+		payload, err = AppendPayload(payload[:0], Payload{Seq: int64(k), SentAt: sent.UnixNano()}, c.cfg.PayloadSize)
+		if err != nil {
+			return err
+		}
+		if err := c.b.proto.publish(c.ctx, pub, c.b.url, payload); err != nil {
+			return fmt.Errorf("publish %d: %w", k, err)
+		}
+		c.res.PublishLatencyMax = max(c.res.PublishLatencyMax, time.Since(sent))
+		c.logf("published %d of %d", k+1, c.cfg.Messages)
+	}
+	return nil
+}
+
+// drain waits until every delivery is in or Drain passed, then takes the
+// CPU time spent publishing.
+func (c *comparison) drain() error {
+	drainBy := time.Now().Add(c.cfg.Drain)
+	for c.subs.fresh.Load() < c.res.Expected && time.Now().Before(drainBy) {
+		if !sleep(c.ctx, 10*time.Millisecond) {
+			return c.ctx.Err()
+		}
+	}
+	c.res.PeakPSS = c.peak.stop()
+	if end, err := treeMemory(c.b.pid); err == nil {
+		c.res.CPUSeconds = end.CPUSeconds - c.cpuFrom.CPUSeconds
+	}
+	if selfEnd, err := (ProcProbe{PID: os.Getpid()}).Probe(c.ctx); err == nil && c.selfErr == nil {
+		c.res.ClientCPUSeconds = selfEnd.CPUSeconds - c.selfFrom.CPUSeconds
+	}
+	return nil
+}
+
+// figures stops the subscribers and sums up what they received.
+func (c *comparison) figures() {
+	c.subs.stop()
+	c.res.Received, c.res.Duplicates = c.subs.fresh.Load(), c.subs.duplicates.Load()
+	c.res.RMP = 100 * float64(c.res.Received) / float64(c.res.Expected)
+	c.res.TripTime = Summarize(c.subs.trips())
+	c.res.Errors = c.subs.errors.snapshot()
+	c.logf("received %d of %d (%d duplicates), trip time p50 %s p99 %s",
+		c.res.Received, c.res.Expected, c.res.Duplicates, c.res.TripTime.P50, c.res.TripTime.P99)
+}
+
+// peakSampler samples a process tree's PSS every 50 ms, keeping the
+// highest. Its goroutine ends on stop.
+type peakSampler struct {
+	peak   atomic.Int64
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func startPeakSampler(ctx context.Context, pid int, from int64) *peakSampler {
+	p := &peakSampler{}
+	p.peak.Store(from)
+	ctx, p.cancel = context.WithCancel(ctx)
+	p.wg.Go(func() {
+		for sleep(ctx, 50*time.Millisecond) {
+			if m, err := treeMemory(pid); err == nil && m.PSS > p.peak.Load() {
+				p.peak.Store(m.PSS)
 			}
 		}
 	})
-	defer func() { stopSampling(); sampler.Wait() }()
-	pub := &http.Client{Timeout: time.Minute}
-	defer pub.CloseIdleConnections()
-	res.Expected = int64(cfg.Subscribers) * int64(cfg.Messages)
-	cpuFrom, err := treeMemory(b.pid)
-	if err != nil {
-		return res, err
-	}
-	self := ProcProbe{PID: os.Getpid()}
-	selfFrom, selfErr := self.Probe(ctx)
-	var payload []byte
-	for k := range cfg.Messages {
-		if k > 0 && !sleep(ctx, cfg.Interval) {
-			return res, ctx.Err()
-		}
-		sent := time.Now()
-		payload, err = AppendPayload(payload[:0], Payload{Seq: int64(k), SentAt: sent.UnixNano()}, cfg.PayloadSize)
-		if err != nil {
-			return res, err
-		}
-		if err := b.proto.publish(ctx, pub, b.url, payload); err != nil {
-			return res, fmt.Errorf("publish %d: %w", k, err)
-		}
-		res.PublishLatencyMax = max(res.PublishLatencyMax, time.Since(sent))
-		logf("published %d of %d", k+1, cfg.Messages)
-	}
-	drainBy := time.Now().Add(cfg.Drain)
-	for subs.fresh.Load() < res.Expected && time.Now().Before(drainBy) {
-		if !sleep(ctx, 10*time.Millisecond) {
-			return res, ctx.Err()
-		}
-	}
-	stopSampling()
-	sampler.Wait()
-	if end, err := treeMemory(b.pid); err == nil {
-		res.CPUSeconds = end.CPUSeconds - cpuFrom.CPUSeconds
-	}
-	if selfEnd, err := self.Probe(ctx); err == nil && selfErr == nil {
-		res.ClientCPUSeconds = selfEnd.CPUSeconds - selfFrom.CPUSeconds
-	}
-	res.PeakPSS = peak.Load()
-	subs.stop()
-	res.Received, res.Duplicates = subs.fresh.Load(), subs.duplicates.Load()
-	res.RMP = 100 * float64(res.Received) / float64(res.Expected)
-	res.TripTime = Summarize(subs.trips())
-	res.Errors = subs.errors.snapshot()
-	logf("received %d of %d (%d duplicates), trip time p50 %s p99 %s", res.Received, res.Expected, res.Duplicates, res.TripTime.P50, res.TripTime.P99)
-	return res, nil
+	return p
+}
+
+// stop ends the sampling and returns the peak. It is safe to call more
+// than once.
+func (p *peakSampler) stop() int64 {
+	p.cancel()
+	p.wg.Wait()
+	return p.peak.Load()
 }
 
 // startBroker starts one broker as a child process.
@@ -324,7 +392,7 @@ func startBroker(ctx context.Context, cfg CompareConfig, broker string, scraper 
 			return nil, fmt.Errorf("%w: no pushupd binary", ErrInvalidConfig)
 		}
 		maxTimeout := strconv.Itoa(int(cfg.Hold.Seconds())+60) + "s"
-		d, err := StartDaemon(DaemonConfig{Binary: cfg.Pushupd, Args: []string{"-model", "event", "-max-timeout", maxTimeout}})
+		d, err := testbed.StartDaemon(testbed.DaemonConfig{Binary: cfg.Pushupd, Args: []string{"-model", "event", "-max-timeout", maxTimeout}})
 		if err != nil {
 			return nil, err
 		}
@@ -337,7 +405,7 @@ func startBroker(ctx context.Context, cfg CompareConfig, broker string, scraper 
 			stop: d.Stop, exited: d.Exited(), log: d.Log,
 		}, nil
 	case "nchan":
-		n, err := StartNchan(ctx, NchanConfig{
+		n, err := testbed.StartNchan(ctx, testbed.NchanConfig{
 			Nginx: cfg.Nginx, Module: cfg.NchanModule, Workers: cfg.Workers, Hold: cfg.Hold,
 		})
 		if err != nil {
@@ -345,7 +413,7 @@ func startBroker(ctx context.Context, cfg CompareConfig, broker string, scraper 
 		}
 		return &brokerUnderTest{
 			url: n.URL, pid: n.PID, version: n.Version + " + nchan", proto: nchanProtocol{},
-			waiting: func(ctx context.Context) (int64, error) { return n.subscribers(ctx, scraper, compareChannel) },
+			waiting: func(ctx context.Context) (int64, error) { return n.Subscribers(ctx, scraper, compareChannel) },
 			stop:    n.Stop, exited: n.Exited(), log: n.Log,
 		}, nil
 	}

@@ -12,11 +12,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// NchanRequireEnv, set to 1, turns the Nchan tests' skip (no nginx or no
-// module here) into a failure, as .ci/run wants.
-const nchanRequireEnv = "PUSHUP_REQUIRE_NCHAN"
+	"github.com/pushuphq/pushup/internal/testbed"
+)
 
 func TestCompareConfigValidate(t *testing.T) {
 	require.NoError(t, DefaultCompareConfig().Validate())
@@ -114,14 +112,9 @@ func TestTreeMemory(t *testing.T) {
 // TestE2ECompare runs both brokers with a few subscribers: every message
 // reaches every subscriber once, and the figures are filled in.
 func TestE2ECompare(t *testing.T) {
-	if _, _, err := FindNchan(); err != nil {
-		if os.Getenv(nchanRequireEnv) == "1" {
-			t.Fatalf("%s=1 but: %v", nchanRequireEnv, err)
-		}
-		t.Skipf("needs nginx and Nchan (set %s=1 to fail instead): %v", nchanRequireEnv, err)
-	}
+	testbed.NchanOrSkip(t)
 	cfg := DefaultCompareConfig()
-	cfg.Pushupd = pushupdBinary(t)
+	cfg.Pushupd = pushupd.For(t)
 	cfg.Subscribers, cfg.Messages, cfg.Interval = 40, 3, 200*time.Millisecond
 	cfg.Settle, cfg.Hold, cfg.ConnectTimeout, cfg.Drain = 100*time.Millisecond, 5*time.Second, 20*time.Second, 10*time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -12,8 +12,9 @@
 // client-pull mode, passing back the cursor of each answer. A Publisher
 // posts timestamped, sequence-numbered payloads on a schedule. A Monitor
 // samples server memory, CPU time and OS threads from /proc (memory and
-// CPU also from /metrics). A Daemon is a pushupd child process this
-// package started and must stop; an HAProxy likewise an haproxy one.
+// CPU also from /metrics). The servers are child processes started and
+// stopped through internal/testbed (pushupd, HAProxy, Nginx + Nchan),
+// which the end-to-end tests of deploy/ and web/ use too.
 //
 // An experiment is a list of runs (Experiment); a run (RunConfig) is a
 // server setup, a subscriber population, a publisher schedule and the
@@ -28,13 +29,13 @@
 // with gonum/plot). A run that fails in a sweep is a point with its
 // error, not the end of the sweep. A run of RunScaleOut forms a cluster of
 // its daemons (ServerSetup.Cluster) and puts an HAProxy child process in
-// front of them (ServerSetup.HAProxy, StartHAProxy, running
-// deploy/haproxy's local configuration); on one machine they all share
+// front of them (ServerSetup.HAProxy, running deploy/haproxy's local
+// configuration); on one machine they all share
 // its cores, which its report says first. ReadReport and Report.Redraw
 // draw a committed sweep again from its JSON.
 //
 // Compare runs PushUp and other brokers side by side (Nginx with the
-// Nchan module: StartNchan) with one deliberately plain client, a
+// Nchan module) with one deliberately plain client, a
 // goroutine per subscriber, so that only the server differs; memory is
 // PSS summed over each broker's processes.
 //

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // quick shortens the phases of a run for tests on loopback.
@@ -28,7 +30,7 @@ func gone(pid int) bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) 
 // gone afterwards.
 func TestE2EFanout(t *testing.T) {
 	cfg := DefaultFanoutConfig()
-	cfg.Pushupd = pushupdBinary(t)
+	cfg.Pushupd = pushupd.For(t)
 	cfg.Subscribers = 50
 	cfg.Messages = 2
 	cfg.Interval = 200 * time.Millisecond
@@ -73,7 +75,7 @@ func TestE2EFanout(t *testing.T) {
 func TestE2EPull(t *testing.T) {
 	rc := DefaultRunConfig()
 	rc.Name = "pull"
-	rc.Server.Daemons[0].Binary = pushupdBinary(t)
+	rc.Server.Daemons[0].Binary = pushupd.For(t)
 	rc.Subscribers.Subscribers = 10
 	rc.Subscribers.Mode = ModePull
 	rc.Subscribers.PollInterval = 50 * time.Millisecond
@@ -96,8 +98,8 @@ func TestE2EPull(t *testing.T) {
 }
 
 func TestE2EFanoutModeFlag(t *testing.T) {
-	bin := pushupdBinary(t)
-	flags, err := PushupdFlags(context.Background(), bin)
+	bin := pushupd.For(t)
+	flags, err := testbed.PushupdFlags(context.Background(), bin)
 	require.NoError(t, err)
 	require.Contains(t, flags, "listen")
 
@@ -139,7 +141,7 @@ func TestFanoutRefusesBadSettingsBeforeStarting(t *testing.T) {
 // waiting for ever or measuring nothing.
 func TestRunFailsClearlyWhenSubscribersCannotPark(t *testing.T) {
 	rc := DefaultRunConfig()
-	rc.Server.Daemons[0].Binary = pushupdBinary(t)
+	rc.Server.Daemons[0].Binary = pushupd.For(t)
 	rc.Server.Daemons[0].Args = []string{"-max-timeout", "1s", "-default-timeout", "1s"}
 	rc.Subscribers.Subscribers = 3
 	rc.Subscribers.PollInterval = 5 * time.Second
@@ -156,7 +158,7 @@ func TestRunEndsWhenTheServerDies(t *testing.T) {
 	// A wrapper that kills its pushupd two seconds in, while the run
 	// waits, in vain, for memory to settle.
 	wrapper := filepath.Join(t.TempDir(), "dying-pushupd")
-	script := "#!/bin/sh\n" + pushupdBinary(t) + " \"$@\" & pid=$!\nsleep 2\nkill -9 $pid\nwait $pid\n"
+	script := "#!/bin/sh\n" + pushupd.For(t) + " \"$@\" & pid=$!\nsleep 2\nkill -9 $pid\nwait $pid\n"
 	require.NoError(t, os.WriteFile(wrapper, []byte(script), 0o755))
 
 	rc := DefaultRunConfig()
@@ -187,7 +189,7 @@ func (w *testWriter) String() string              { return string(w.b) }
 // outputs are written.
 func TestE2EPushVsPull(t *testing.T) {
 	cfg := DefaultPushVsPullConfig()
-	cfg.Pushupd = pushupdBinary(t)
+	cfg.Pushupd = pushupd.For(t)
 	cfg.CCs = []int{6}
 	cfg.Intervals = []time.Duration{10 * time.Second, 20 * time.Second}
 	cfg.TimeScale = 0.01 // publish every 100 and 200 ms, pull every 10 ms, hold 500 ms
@@ -234,7 +236,7 @@ func TestE2EPushVsPull(t *testing.T) {
 func TestE2EEventVsThread(t *testing.T) {
 	const cc = 40
 	cfg := DefaultEventVsThreadConfig()
-	cfg.Pushupd = pushupdBinary(t)
+	cfg.Pushupd = pushupd.For(t)
 	cfg.CCs = []int{cc}
 	cfg.TimeScale = 0.02 // hold 1 s, publish every 200 ms
 	cfg.Messages = 2
@@ -263,32 +265,12 @@ func TestE2EEventVsThread(t *testing.T) {
 	assert.Contains(t, rep.Notes[0], "cc up to 40")
 }
 
-// TestE2EDaemonKill: Kill ends pushupd at once, as a crash would, and Stop
-// afterwards says it had already exited (not zero: it was killed).
-func TestE2EDaemonKill(t *testing.T) {
-	cfg := DefaultDaemonConfig()
-	cfg.Binary = pushupdBinary(t)
-	d, err := StartDaemon(cfg)
-	require.NoError(t, err)
-	d.Kill()
-	select {
-	case <-d.Exited():
-	default:
-		t.Fatal("Kill returned before the process exited")
-	}
-	assert.True(t, gone(d.PID))
-	err = d.Stop()
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "had already exited")
-	d.Kill() // a second Kill is harmless
-}
-
 // TestE2ECluster runs a tiny cluster experiment: three pushupd nodes,
 // subscribers on the nodes the publisher does not post to get every
 // message once, and after a burst every node holds every publication.
 func TestE2ECluster(t *testing.T) {
 	cfg := DefaultClusterConfig()
-	cfg.Pushupd = pushupdBinary(t)
+	cfg.Pushupd = pushupd.For(t)
 	cfg.Modes = []string{"unicast"}
 	cfg.Subscribers, cfg.Messages, cfg.Interval = 20, 5, 10*time.Millisecond
 	cfg.ThroughputPublishers, cfg.ThroughputMessages = 2, 50

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // EventVsThreadConfig configures the event-vs-thread experiment (the
@@ -53,10 +55,8 @@ func (c EventVsThreadConfig) Validate() error {
 	case c.Hold <= 0 || c.Interval < 0:
 		return bad("Hold must be positive and Interval not negative")
 	}
-	for _, m := range c.Models {
-		if !slices.Contains(Models, m) {
-			return bad("model %q: want %s", m, strings.Join(Models, ", "))
-		}
+	if m, ok := unknown(c.Models, Models); ok {
+		return bad("model %q: want %s", m, strings.Join(Models, ", "))
 	}
 	return nil
 }
@@ -91,31 +91,25 @@ func RunEventVsThread(ctx context.Context, cfg EventVsThreadConfig) (Report, err
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
-	limit, err := RaiseFileLimit()
-	if err != nil {
-		return rep, err
-	}
 	top := slices.Max(cfg.CCs)
-	if err := CheckFileBudget("this load-test process (and pushupd, which inherits its limit)", top, limit); err != nil {
-		return rep, err
-	}
-	binary, flags, cleanup, err := PreparePushupd(ctx, cfg.Pushupd)
+	limit, err := fileLimit("this load-test process (and pushupd, which inherits its limit)", top)
 	if err != nil {
 		return rep, err
 	}
-	defer cleanup()
 	need := []string{"model"}
 	if slices.Contains(cfg.Models, "thread") {
 		need = append(need, "max-threads")
 	}
-	if err := requireFlags(binary, flags, "event-vs-thread", need...); err != nil {
+	binary, cleanup, err := preparePushupd(ctx, "event-vs-thread", cfg.Pushupd, need...)
+	defer cleanup()
+	if err != nil {
 		return rep, err
 	}
 	rep.runSweep(ctx, cfg.runs(binary), cfg.scaling(), cfg.Log)
 	rep.Notes = []string{
 		fmt.Sprintf("cc up to %d: the open-file limit here is %d per process, %d kept for the process's own files, "+
 			"so at most %d subscribers fit in the load tester and in pushupd (one socket each).",
-			top, limit, FileMargin, int64(limit)-FileMargin),
+			top, limit, testbed.FileMargin, int64(limit)-testbed.FileMargin),
 		"SMU is server RSS (/proc/<pid>/status VmRSS) with every subscriber waiting, once settled; " +
 			"'per subscriber' subtracts the RSS before any connected.",
 		fmt.Sprintf("MPT is the mean of (receive time - publisher's timestamp) over %d messages to every subscriber; "+

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // Models pushupd may be asked to run with -model.
@@ -75,11 +77,11 @@ func DefaultFanoutConfig() FanoutConfig {
 func (c FanoutConfig) runConfig(binary string, serverArgs []string) RunConfig {
 	rc := DefaultRunConfig()
 	rc.Name = "fanout"
-	dc := DefaultDaemonConfig()
+	dc := testbed.DefaultDaemonConfig()
 	dc.Binary = binary
 	dc.Args = serverArgs
 	dc.Log = c.DaemonLog
-	rc.Server = ServerSetup{Daemons: []DaemonConfig{dc}}
+	rc.Server = ServerSetup{Daemons: []testbed.DaemonConfig{dc}}
 
 	rc.Subscribers.Subscribers = c.Subscribers
 	rc.Subscribers.Channels = []string{c.Channel}
@@ -125,15 +127,11 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (FanoutReport, error) {
 	}
 	// Check the budget before building anything: it is the likeliest
 	// mistake and the cheapest to report.
-	limit, err := RaiseFileLimit()
-	if err != nil {
-		return rep, err
-	}
-	if err := CheckFileBudget("this load-test process", cfg.Subscribers, limit); err != nil {
+	if _, err := fileLimit("this load-test process", cfg.Subscribers); err != nil {
 		return rep, err
 	}
 
-	binary, flags, cleanup, err := PreparePushupd(ctx, cfg.Pushupd)
+	binary, flags, cleanup, err := testbed.PreparePushupd(ctx, cfg.Pushupd)
 	if err != nil {
 		return rep, err
 	}

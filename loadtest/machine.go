@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // Machine describes the host a sweep ran on, for its report: results
@@ -50,7 +52,7 @@ func DescribeMachine() Machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = string(bytes.TrimSpace(b))
 	}
-	m.OpenFileLimit, _ = RaiseFileLimit()
+	m.OpenFileLimit, _ = testbed.RaiseFileLimit()
 	m.PIDMax = readProcInt("/proc/sys/kernel/pid_max")
 	m.ThreadsMax = readProcInt("/proc/sys/kernel/threads-max")
 	return m

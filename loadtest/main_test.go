@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // TestMain fails the package if a test leaves goroutines behind
@@ -16,3 +18,6 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}))
 }
+
+// pushupd is cmd/pushupd, built once for the tests that run it.
+var pushupd testbed.SharedBuild

@@ -173,16 +173,13 @@ func NewPopulation(cfg PopulationConfig) (*Population, error) {
 // and then poll until Stop or until ctx ends. Start returns once they are
 // started, not connected: watch Stats. It may be called once.
 func (p *Population) Start(ctx context.Context) error {
-	limit, err := RaiseFileLimit()
-	if err != nil {
-		return err
-	}
-	if err := CheckFileBudget("this load-test process", p.cfg.Subscribers, limit); err != nil {
+	if _, err := fileLimit("this load-test process", p.cfg.Subscribers); err != nil {
 		return err
 	}
 	targets := make([]target, len(p.cfg.Targets))
 	dialers := make([]*dialer, len(targets))
 	for i, base := range p.cfg.Targets {
+		var err error
 		if targets[i], err = resolveTarget(ctx, base); err != nil {
 			return err
 		}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // testPopulation starts a population against url and stops it at the end
@@ -169,13 +171,13 @@ func TestPopulationCountsDialErrors(t *testing.T) {
 }
 
 func TestPopulationRefusesMoreConnectionsThanFiles(t *testing.T) {
-	limit, err := RaiseFileLimit()
+	limit, err := testbed.RaiseFileLimit()
 	require.NoError(t, err)
 	if limit > 1<<24 {
 		t.Skipf("open-file limit %d too high to exceed in a test", limit)
 	}
 	cfg := DefaultPopulationConfig()
-	cfg.Subscribers = int(limit) - FileMargin + 1
+	cfg.Subscribers = int(limit) - testbed.FileMargin + 1
 	cfg.Targets = []string{"http://127.0.0.1:1"}
 	p, err := NewPopulation(cfg)
 	require.NoError(t, err)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -198,4 +200,16 @@ func (p *Publisher) post(ctx context.Context, rec *PublishRecord, body []byte) e
 	}
 	rec.ID = ans.ID
 	return nil
+}
+
+// runPublishers runs each publisher on a goroutine of its own and
+// returns all their records, the publishers' in order.
+func runPublishers(ctx context.Context, pubs []*Publisher) []PublishRecord {
+	var wg sync.WaitGroup
+	recs := make([][]PublishRecord, len(pubs))
+	for i, p := range pubs {
+		wg.Go(func() { recs[i] = p.Run(ctx) })
+	}
+	wg.Wait()
+	return slices.Concat(recs...)
 }

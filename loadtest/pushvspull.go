@@ -91,10 +91,8 @@ func (c PushVsPullConfig) Validate() error {
 	case c.PullInterval <= 0 || c.Hold <= 0:
 		return bad("PullInterval and Hold must be positive")
 	}
-	for _, m := range c.Methods {
-		if !slices.Contains(Methods, m) {
-			return bad("method %q: want %s", m, strings.Join(Methods, ", "))
-		}
+	if m, ok := unknown(c.Methods, Methods); ok {
+		return bad("method %q: want %s", m, strings.Join(Methods, ", "))
 	}
 	return nil
 }
@@ -147,23 +145,16 @@ func RunPushVsPull(ctx context.Context, cfg PushVsPullConfig) (Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
-	limit, err := RaiseFileLimit()
-	if err != nil {
+	if _, err := fileLimit("this load-test process", slices.Max(cfg.CCs)); err != nil {
 		return rep, err
 	}
-	if err := CheckFileBudget("this load-test process", slices.Max(cfg.CCs), limit); err != nil {
-		return rep, err
-	}
-	binary, flags, cleanup, err := PreparePushupd(ctx, cfg.Pushupd)
-	if err != nil {
-		return rep, err
-	}
-	defer cleanup()
 	need := []string{"model"}
 	if slices.Contains(cfg.Methods, MethodMLP) {
 		need = append(need, "max-threads")
 	}
-	if err := requireFlags(binary, flags, "push-vs-pull", need...); err != nil {
+	binary, cleanup, err := preparePushupd(ctx, "push-vs-pull", cfg.Pushupd, need...)
+	defer cleanup()
+	if err != nil {
 		return rep, err
 	}
 	rep.runSweep(ctx, cfg.runs(binary), cfg.scaling(), cfg.Log)

@@ -2,23 +2,20 @@ package loadtest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	haproxycfg "github.com/pushuphq/pushup/deploy/haproxy"
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // ServerSetup says which servers a run measures.
 type ServerSetup struct {
 	// Daemons are pushupd processes the run starts, and stops at its end.
-	Daemons []DaemonConfig
+	Daemons []testbed.DaemonConfig
 	// Cluster, if not nil, makes the Daemons one cluster (ClusterSetup).
 	Cluster *ClusterSetup
 	// HAProxy, if not nil, runs haproxy in front of the Daemons
@@ -28,7 +25,7 @@ type ServerSetup struct {
 	// unless PublishToNodes. Its MaxConn must cover them all: clients
 	// beyond it would wait unaccepted. It is measured apart from the
 	// servers (RunResult.Balancer).
-	HAProxy *HAProxyConfig
+	HAProxy *testbed.HAProxyConfig
 	// PublishToNodes sends publishers without Targets straight to the
 	// Daemons, message k to daemon k mod N, instead of through HAProxy.
 	PublishToNodes bool
@@ -51,12 +48,6 @@ type ClusterSetup struct {
 	Replication string
 	// FormTimeout bounds the wait for every node to see every other.
 	FormTimeout time.Duration
-}
-
-// DefaultClusterSetup returns unicast replication (the paper's "simple
-// unicasting") and 30 s for the cluster to form.
-func DefaultClusterSetup() ClusterSetup {
-	return ClusterSetup{Replication: "unicast", FormTimeout: 30 * time.Second}
 }
 
 // clusterFlags are the pushupd flags a ClusterSetup sets for each daemon.
@@ -119,7 +110,7 @@ type RunConfig struct {
 func DefaultRunConfig() RunConfig {
 	return RunConfig{
 		Name:             "run",
-		Server:           ServerSetup{Daemons: []DaemonConfig{DefaultDaemonConfig()}},
+		Server:           ServerSetup{Daemons: []testbed.DaemonConfig{testbed.DefaultDaemonConfig()}},
 		Subscribers:      DefaultPopulationConfig(),
 		Publishers:       []PublisherConfig{DefaultPublisherConfig()},
 		WarmUp:           time.Second,
@@ -176,6 +167,11 @@ func (c RunConfig) Validate() error {
 // validate reports a cluster or balancer setup that cannot work for run
 // c.
 func (s ServerSetup) validate(c RunConfig) error {
+	for i, d := range s.Daemons {
+		if d.Binary == "" {
+			return fmt.Errorf("daemon %d has no Binary", i+1)
+		}
+	}
 	if (s.Cluster != nil || s.HAProxy != nil) && len(s.Daemons) == 0 {
 		return fmt.Errorf("Server.Cluster and Server.HAProxy need Server.Daemons")
 	}
@@ -349,353 +345,6 @@ type RunResult struct {
 	Publishes     []PublishRecord `json:"publishes"`
 }
 
-// Run runs one run and returns its figures.
-func Run(ctx context.Context, cfg RunConfig) (res RunResult, err error) {
-	if err := cfg.Validate(); err != nil {
-		return res, err
-	}
-	ctx, cancelTimeout := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancelTimeout()
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	// Report why the run ended early, not just "context canceled".
-	defer func() {
-		if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(err, cause) {
-			err = fmt.Errorf("%w (%w)", err, cause)
-		}
-	}()
-
-	res = RunResult{
-		Name: cfg.Name, Mode: cfg.Subscribers.Mode, Subscribers: cfg.Subscribers.Subscribers,
-		PollInterval: cfg.Subscribers.PollInterval, PayloadSize: cfg.Publishers[0].PayloadSize,
-	}
-
-	// /metrics scrapes (waiting subscribers, and remote servers' memory)
-	// go through one client whose connections close with the run.
-	scraper := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
-	defer scraper.CloseIdleConnections()
-
-	// 1. Servers. urls are the servers (sampled, asked how many wait),
-	// entry where clients without Targets go: the servers, or the
-	// balancer in front of them.
-	var probes []ServerProbe
-	urls := cfg.Server.URLs
-	var hap *HAProxy
-	if len(cfg.Server.Daemons) > 0 {
-		urls = nil
-		var daemons []*Daemon
-		var watchers sync.WaitGroup
-		stopWatching := make(chan struct{})
-		defer func() {
-			close(stopWatching)
-			watchers.Wait()
-			// The balancer first, so that no poll is sent to a node on
-			// its way out; then the nodes one after the other, each
-			// leaving while the others still hear it.
-			if hap != nil {
-				if serr := hap.Stop(); serr != nil && err == nil {
-					err = serr
-				}
-			}
-			for _, d := range daemons {
-				if serr := d.Stop(); serr != nil && err == nil {
-					err = serr
-				}
-			}
-		}()
-		// A process of the run that dies ends the run at once, with the
-		// reason.
-		watch := func(exited <-chan struct{}, why func() error) {
-			watchers.Go(func() {
-				select {
-				case <-exited:
-					cancel(why())
-				case <-stopWatching:
-				}
-			})
-		}
-		dcs := cfg.Server.Daemons
-		if cfg.Server.Cluster != nil {
-			if dcs, err = clusterDaemons(dcs, *cfg.Server.Cluster); err != nil {
-				return res, err
-			}
-		}
-		named := cfg.Server.Cluster != nil || cfg.Server.HAProxy != nil
-		for i, dc := range dcs {
-			d, err := StartDaemon(dc)
-			if err != nil {
-				return res, err
-			}
-			daemons = append(daemons, d)
-			watch(d.Exited(), func() error {
-				return fmt.Errorf("%w: pid %d exited during the run:\n%s", ErrDaemon, d.PID, d.Log())
-			})
-			urls = append(urls, d.URL)
-			probes = append(probes, ProcProbe{PID: d.PID})
-			info := ServerInfo{URL: d.URL, PID: d.PID, Model: d.Model, Args: cfg.Server.Daemons[i].Args}
-			if named {
-				info.Name = nodeName(i)
-			}
-			res.Servers = append(res.Servers, info)
-			if err := checkServerFiles(d.PID, perServer(cfg.Subscribers, len(dcs), cfg.Server.HAProxy != nil)); err != nil {
-				return res, err
-			}
-		}
-		if cfg.Server.Cluster != nil {
-			if err := waitClusterFormed(ctx, scraper, urls, cfg.Server.Cluster.FormTimeout); err != nil {
-				return res, fmt.Errorf("%w%s", err, daemonLogs(daemons))
-			}
-		}
-		if cfg.Server.HAProxy != nil {
-			hc := *cfg.Server.HAProxy
-			if hc.StartTimeout <= 0 {
-				hc.StartTimeout = DefaultHAProxyConfig().StartTimeout
-			}
-			servers := make([]haproxycfg.Server, len(urls))
-			for i, u := range urls {
-				servers[i] = haproxycfg.Server{Name: nodeName(i), Addr: strings.TrimPrefix(u, "http://")}
-			}
-			if hap, err = StartHAProxy(ctx, hc, servers); err != nil {
-				return res, err
-			}
-			watch(hap.Exited(), func() error {
-				return fmt.Errorf("%w: pid %d exited during the run:\n%s", ErrHAProxy, hap.PID, hap.Log())
-			})
-			if err := hap.WaitUp(ctx, hc.StartTimeout); err != nil {
-				return res, err
-			}
-			res.Balancer = &Balancer{URL: hap.URL, PID: hap.PID, Balance: hap.Config.Balance, MaxConn: hap.Config.MaxConn}
-		}
-	} else {
-		for i, u := range urls {
-			info := ServerInfo{URL: u}
-			if i < len(cfg.Server.PIDs) && cfg.Server.PIDs[i] > 0 {
-				info.PID = cfg.Server.PIDs[i]
-				probes = append(probes, ProcProbe{PID: info.PID})
-			} else {
-				probes = append(probes, MetricsProbe{URL: u, Client: scraper})
-			}
-			res.Servers = append(res.Servers, info)
-		}
-	}
-	entry, publishTo := urls, urls
-	if hap != nil {
-		entry = []string{hap.URL}
-		if !cfg.Server.PublishToNodes {
-			publishTo = entry
-		}
-	}
-	// balancer samples haproxy's RSS and CPU time, if there is one:
-	// apart from the servers', which the Monitor sums.
-	balancer := func() ServerSample {
-		if hap == nil {
-			return ServerSample{}
-		}
-		s, _ := ProcProbe{PID: hap.PID}.Probe(ctx)
-		return s
-	}
-	interval := cfg.SampleInterval
-	for _, p := range probes {
-		if _, ok := p.(MetricsProbe); ok {
-			interval = max(interval, 250*time.Millisecond)
-		}
-	}
-	mon, err := NewMonitor(interval, probes...)
-	if err != nil {
-		return res, err
-	}
-	if err := mon.Start(ctx); err != nil {
-		return res, err
-	}
-	defer mon.Stop()
-	res.Memory.SampleInterval = interval
-
-	popCfg := cfg.Subscribers
-	if len(popCfg.Targets) == 0 {
-		popCfg.Targets = entry
-	}
-	pop, err := NewPopulation(popCfg)
-	if err != nil {
-		return res, err
-	}
-	defer pop.Stop()
-	pubs := make([]*Publisher, len(cfg.Publishers))
-	for i, pc := range cfg.Publishers {
-		if len(pc.Targets) == 0 {
-			pc.Targets = publishTo
-		}
-		if pubs[i], err = NewPublisher(pc); err != nil {
-			return res, err
-		}
-	}
-	prog := startProgress(cfg.Progress, cfg.ProgressInterval, pop, pubs, mon)
-	defer prog.end()
-	phase := "start"
-	setPhase := func(p string) {
-		phase = p
-		prog.setPhase(p)
-	}
-	interrupted := func() error { return fmt.Errorf("loadtest: run interrupted during %s: %w", phase, ctx.Err()) }
-
-	setPhase("warm-up")
-	if !sleep(ctx, cfg.WarmUp) {
-		return res, interrupted()
-	}
-	if cfg.WaitParked {
-		// Scrape once now, so the cost of the first scrape (the registry
-		// warming up) is in the baseline, not in the parked figure.
-		if _, _, err := serversWaiting(ctx, scraper, urls); err != nil {
-			return res, err
-		}
-	}
-	setPhase("baseline")
-	baseline, baselineSettled := mon.WaitSettled(ctx, cfg.Settle)
-	res.Memory.BaselineRSS = baseline
-	baselineAt := time.Now()
-	balancerBaseline := balancer()
-
-	// 2. Subscribers.
-	setPhase("connect")
-	t0 := time.Now()
-	if err := pop.Start(ctx); err != nil {
-		return res, err
-	}
-	connectBy := time.Now().Add(cfg.ConnectTimeout)
-	notParked := func(what string) error {
-		return fmt.Errorf("%w: %s after %s (connected %d, started %d of %d; errors %v)", ErrNotParked, what,
-			cfg.ConnectTimeout, pop.Stats().Connected, pop.Stats().Started, pop.Size(), pop.Errors())
-	}
-	for pop.Stats().Started < int64(pop.Size()) {
-		if time.Now().After(connectBy) {
-			return res, notParked("not every subscriber had its first answer")
-		}
-		if !sleep(ctx, 10*time.Millisecond) {
-			return res, interrupted()
-		}
-	}
-	res.Timeline.Connect = time.Since(t0)
-	if cfg.WaitParked {
-		setPhase("park")
-		want := pop.WaitingSubscriptions()
-		for {
-			n, each, err := serversWaiting(ctx, scraper, urls)
-			if err != nil {
-				return res, err
-			}
-			prog.waiting.Store(n)
-			if n >= want {
-				res.Waiting = each
-				break
-			}
-			if time.Now().After(connectBy) {
-				return res, notParked(fmt.Sprintf("servers report %d of %d subscriptions waiting", n, want))
-			}
-			if !sleep(ctx, 200*time.Millisecond) {
-				return res, interrupted()
-			}
-		}
-		res.Timeline.Park = time.Since(t0)
-		prog.waiting.Store(-1) // no longer scraped: do not show a stale figure
-	}
-	setPhase("settle")
-	parked, parkedSettled := mon.WaitSettled(ctx, cfg.Settle)
-	res.Memory.ParkedRSS = parked
-	res.Memory.Settled = baselineSettled && parkedSettled
-	parkedAt := time.Now()
-	balancerParked := balancer()
-
-	// 3. Publish.
-	setPhase("publish")
-	trafficBefore := pop.Traffic()
-	self := ProcProbe{PID: os.Getpid()}
-	selfBefore, selfErr := self.Probe(ctx)
-	publishStart := time.Now()
-	balancerPublish := balancer()
-	var wg sync.WaitGroup
-	recs := make([][]PublishRecord, len(pubs))
-	for i, p := range pubs {
-		wg.Go(func() { recs[i] = p.Run(ctx) })
-	}
-	wg.Wait()
-	for _, r := range recs {
-		res.Publishes = append(res.Publishes, r...)
-	}
-	published := time.Now()
-	if ctx.Err() != nil {
-		return res, interrupted()
-	}
-
-	// 4. Drain.
-	setPhase("drain")
-	expected := pop.Expected(res.Publishes)
-	drainBy := published.Add(cfg.Drain)
-	windowEnd := publishStart.Add(cfg.TrafficWindow)
-	windowTaken := cfg.TrafficWindow <= 0
-	for {
-		now := time.Now()
-		if !windowTaken && !now.Before(windowEnd) {
-			res.WindowTraffic = pop.Traffic().Sub(trafficBefore)
-			windowTaken = true
-		}
-		drained := pop.Stats().Fresh >= expected || !now.Before(drainBy)
-		if drained && windowTaken {
-			break
-		}
-		step := 5 * time.Millisecond
-		if !windowTaken {
-			step = min(step, windowEnd.Sub(now)) // take the window on time
-		}
-		if !sleep(ctx, step) {
-			return res, interrupted()
-		}
-	}
-	end := time.Now()
-	if res.Balancer != nil {
-		b := balancer()
-		res.Balancer.ParkedRSS = balancerParked.RSS
-		res.Balancer.ParkCPUSeconds = balancerParked.CPUSeconds - balancerBaseline.CPUSeconds
-		res.Balancer.PublishCPUSeconds = b.CPUSeconds - balancerPublish.CPUSeconds
-	}
-	if selfAfter, err := self.Probe(ctx); err == nil && selfErr == nil {
-		res.CPU.LoadTesterPublishSeconds = selfAfter.CPUSeconds - selfBefore.CPUSeconds
-	}
-	res.Timeline.Drained = pop.Stats().Fresh >= expected
-	res.Timeline.Publish = published.Sub(publishStart)
-	res.Timeline.Drain = end.Sub(published)
-	res.PublishTraffic = pop.Traffic().Sub(trafficBefore)
-
-	// 5. Figures. Sampling stops before disconnecting, so the final
-	// figures are those of the loaded server.
-	mon.Stop()
-	ticks := mon.Ticks()
-	pw := window(ticks, publishStart, end)
-	res.Memory.PeakRSS = pw.PeakRSS
-	res.Memory.FinalRSS = pw.Last.RSS
-	res.Memory.PublishSamples = pw.Samples
-	res.CPU.PublishSeconds = pw.CPUSeconds()
-	res.CPU.ParkSeconds = window(ticks, baselineAt, parkedAt).CPUSeconds()
-	res.Threads = Threads{
-		Baseline: window(ticks, time.Time{}, baselineAt).Last.Threads,
-		Parked:   window(ticks, time.Time{}, parkedAt).Last.Threads,
-		Peak:     window(ticks, baselineAt, end).PeakThreads,
-	}
-	res.MonitorErrors, _ = mon.Errors()
-	setPhase("stop")
-	pop.Stop()
-	res.Traffic = pop.Traffic()
-	res.TripTime = Summarize(pop.TripTimes())
-	res.Delivery = pop.Tally(res.Publishes)
-	res.Errors = pop.Errors()
-	lat := make([]time.Duration, 0, len(res.Publishes))
-	for _, r := range res.Publishes {
-		if r.OK() {
-			lat = append(lat, r.Latency)
-		}
-	}
-	res.PublishLatency = Summarize(lat)
-	return res, nil
-}
-
 // perServer is how many subscribers each of n servers gets when the
 // population is spread over them (the most any one gets).
 func perServer(c PopulationConfig, n int, balanced bool) int {
@@ -708,11 +357,11 @@ func perServer(c PopulationConfig, n int, balanced bool) int {
 // checkServerFiles fails if a local server cannot hold conns connections
 // under its own open-file limit.
 func checkServerFiles(pid, conns int) error {
-	limit, err := ProcessFileLimit(pid)
+	limit, err := testbed.ProcessFileLimit(pid)
 	if err != nil {
 		return err
 	}
-	return CheckFileBudget(fmt.Sprintf("pushupd (pid %d)", pid), conns, limit)
+	return testbed.CheckFileBudget(fmt.Sprintf("pushupd (pid %d)", pid), conns, limit)
 }
 
 // serversWaiting sums pushup_waiting_subscribers over the servers, and

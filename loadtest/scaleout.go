@@ -8,6 +8,7 @@ import (
 	"time"
 
 	haproxycfg "github.com/pushuphq/pushup/deploy/haproxy"
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // Where the scale-out publisher posts (ScaleOutConfig.PublishTo).
@@ -123,21 +124,21 @@ func (c ScaleOutConfig) Validate() error {
 // side) for cc + ScaleOutMaxConnMargin connections, FileMargin kept for
 // HAProxy's own.
 func ScaleOutMaxCC(limit uint64) int {
-	return max(0, (int(limit)-FileMargin)/2-ScaleOutMaxConnMargin)
+	return max(0, (int(limit)-testbed.FileMargin)/2-ScaleOutMaxConnMargin)
 }
 
 // checkScaleOutFiles refuses a cc that does not fit through HAProxy, or
 // in the load tester and each node, under limit, saying how many do.
 func checkScaleOutFiles(top int, limit uint64) error {
-	if err := CheckFileBudget("this load-test process (and each pushupd, which inherits its limit)", top, limit); err != nil {
+	if err := testbed.CheckFileBudget("this load-test process (and each pushupd, which inherits its limit)", top, limit); err != nil {
 		return err
 	}
 	if fit := ScaleOutMaxCC(limit); top > fit {
 		return fmt.Errorf("%w: scale-out: cc %d through HAProxy needs %d open files (two per connection, client and server side, "+
 			"for maxconn %d = cc + %d), but the OS allows %d per process and %d are kept for the process's own, "+
 			"so at most cc %d fits (raise the hard limit, e.g. ulimit -Hn or limits.conf, or use fewer subscribers)",
-			ErrTooManyConnections, top, HAProxyFiles(top+ScaleOutMaxConnMargin), top+ScaleOutMaxConnMargin, ScaleOutMaxConnMargin,
-			limit, FileMargin, fit)
+			ErrTooManyConnections, top, testbed.HAProxyFiles(top+ScaleOutMaxConnMargin), top+ScaleOutMaxConnMargin, ScaleOutMaxConnMargin,
+			limit, testbed.FileMargin, fit)
 	}
 	return nil
 }
@@ -164,7 +165,7 @@ func (c ScaleOutConfig) runs(pushupd, haproxy string) []sweepRun {
 				rc.Server.Daemons = append(rc.Server.Daemons, dc)
 			}
 			rc.Server.Cluster = &ClusterSetup{Replication: c.Replication, FormTimeout: c.FormTimeout}
-			hc := DefaultHAProxyConfig()
+			hc := testbed.DefaultHAProxyConfig()
 			hc.Binary, hc.Balance, hc.MaxConn, hc.Log = haproxy, c.Balance, cc+ScaleOutMaxConnMargin, c.DaemonLog
 			rc.Server.HAProxy = &hc
 			rc.Server.PublishToNodes = c.PublishTo == PublishToNodes
@@ -204,7 +205,7 @@ func RunScaleOut(ctx context.Context, cfg ScaleOutConfig) (Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
-	limit, err := RaiseFileLimit()
+	limit, err := testbed.RaiseFileLimit()
 	if err != nil {
 		return rep, err
 	}
@@ -214,20 +215,17 @@ func RunScaleOut(ctx context.Context, cfg ScaleOutConfig) (Report, error) {
 	}
 	hapBin := cfg.HAProxy
 	if hapBin == "" {
-		if hapBin, err = FindHAProxy(); err != nil {
+		if hapBin, err = testbed.FindHAProxy(); err != nil {
 			return rep, err
 		}
 	}
-	hapVersion, err := HAProxyVersion(ctx, hapBin)
+	hapVersion, err := testbed.HAProxyVersion(ctx, hapBin)
 	if err != nil {
 		return rep, err
 	}
-	binary, flags, cleanup, err := PreparePushupd(ctx, cfg.Pushupd)
-	if err != nil {
-		return rep, err
-	}
+	binary, cleanup, err := preparePushupd(ctx, "scale-out", cfg.Pushupd, "model", "cluster-bind", "join", "replication", "cluster-key", "node-name")
 	defer cleanup()
-	if err := requireFlags(binary, flags, "scale-out", "model", "cluster-bind", "join", "replication", "cluster-key", "node-name"); err != nil {
+	if err != nil {
 		return rep, err
 	}
 	// Starting and stopping a cluster and HAProxy takes well under a
@@ -282,7 +280,7 @@ func scaleOutNotes(cfg ScaleOutConfig, m Machine, hapVersion string, top int, li
 		fmt.Sprintf("cc up to %d: the open-file limit here is %d per process, %d kept for each process's own files. HAProxy "+
 			"holds two per subscriber (client side and server side), so at most cc %d fits through it; the load tester and each "+
 			"node hold one per subscriber (at most %d). More is refused before anything starts.",
-			top, limit, FileMargin, ScaleOutMaxCC(limit), int64(limit)-FileMargin),
+			top, limit, testbed.FileMargin, ScaleOutMaxCC(limit), int64(limit)-testbed.FileMargin),
 	}
 }
 

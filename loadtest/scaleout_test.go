@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 func TestScaleOutConfigValidate(t *testing.T) {
@@ -187,8 +189,8 @@ func TestScaleOutOutputs(t *testing.T) {
 func TestE2EScaleOut(t *testing.T) {
 	const cc = 20
 	cfg := DefaultScaleOutConfig()
-	cfg.HAProxy = haproxyBinary(t)
-	cfg.Pushupd = pushupdBinary(t)
+	cfg.HAProxy = testbed.HAProxyOrSkip(t)
+	cfg.Pushupd = pushupd.For(t)
 	cfg.Nodes = []int{1, 2}
 	cfg.CCs = []int{cc}
 	cfg.TimeScale = 0.02 // hold 1 s, publish every 200 ms

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // A sweep is an experiment of the paper's kind: runs that differ in one or
@@ -92,6 +94,43 @@ func invalid(name, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, name, fmt.Sprintf(format, args...))
 }
 
+// unknown returns the first of got that is not one of known, and
+// whether there is one.
+func unknown(got, known []string) (string, bool) {
+	for _, g := range got {
+		if !slices.Contains(known, g) {
+			return g, true
+		}
+	}
+	return "", false
+}
+
+// fileLimit raises this process's open-file limit (the servers it starts
+// inherit it) and refuses, before anything starts, conns connections
+// that do not fit in the process who names.
+func fileLimit(who string, conns int) (uint64, error) {
+	limit, err := testbed.RaiseFileLimit()
+	if err != nil {
+		return 0, err
+	}
+	return limit, testbed.CheckFileBudget(who, conns, limit)
+}
+
+// preparePushupd returns the pushupd binary a sweep runs (binary, or one
+// built from this tree) once it is known to have the flags the sweep
+// needs. cleanup removes a build and is never nil.
+func preparePushupd(ctx context.Context, sweep, binary string, need ...string) (bin string, cleanup func(), err error) {
+	bin, flags, cleanup, err := testbed.PreparePushupd(ctx, binary)
+	if err != nil {
+		return "", cleanup, err
+	}
+	if err := testbed.RequireFlags(bin, flags, sweep, need...); err != nil {
+		cleanup()
+		return "", func() {}, err
+	}
+	return bin, cleanup, nil
+}
+
 // holdScaling says in words what the time scale made of a long-polling
 // sweep's hold and publish interval.
 func holdScaling(scale float64, hold, interval time.Duration) string {
@@ -109,11 +148,11 @@ func holdScaling(scale float64, hold, interval time.Duration) string {
 func (c SweepConfig) run(binary, name, channel, model string, cc int, mode Mode, poll, interval time.Duration) RunConfig {
 	rc := DefaultRunConfig()
 	rc.Name = name
-	dc := DefaultDaemonConfig()
+	dc := testbed.DefaultDaemonConfig()
 	dc.Binary = binary
 	dc.Args = append(modelArgs(model, cc), c.ServerArgs...)
 	dc.Log = c.DaemonLog
-	rc.Server = ServerSetup{Daemons: []DaemonConfig{dc}}
+	rc.Server = ServerSetup{Daemons: []testbed.DaemonConfig{dc}}
 	rc.Subscribers.Subscribers = cc
 	rc.Subscribers.Channels = []string{channel}
 	rc.Subscribers.Mode = mode

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/pushuphq/pushup/internal/testbed"
 	"github.com/pushuphq/pushup/loadtest"
 )
 
@@ -22,8 +23,8 @@ func parseCompare(args []string, stderr io.Writer) (cfg loadtest.CompareConfig, 
 	fs.IntVar(&cfg.PayloadSize, "payload", cfg.PayloadSize, fmt.Sprintf("bytes per message (at least %d)", loadtest.MinPayloadSize))
 	fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "long-poll hold on every broker")
 	fs.StringVar(&cfg.Pushupd, "pushupd", "", "pushupd binary (default: go build ./cmd/pushupd into a temporary directory)")
-	fs.StringVar(&cfg.Nginx, "nginx", "", "nginx binary (default: $"+loadtest.NginxEnv+" or /usr/sbin/nginx)")
-	fs.StringVar(&cfg.NchanModule, "nchan-module", "", "Nchan dynamic module (default: $"+loadtest.NchanModuleEnv+" or Debian's libnginx-mod-nchan)")
+	fs.StringVar(&cfg.Nginx, "nginx", "", "nginx binary (default: $"+testbed.NginxEnv+" or /usr/sbin/nginx)")
+	fs.StringVar(&cfg.NchanModule, "nchan-module", "", "Nchan dynamic module (default: $"+testbed.NchanModuleEnv+" or Debian's libnginx-mod-nchan)")
 	fs.IntVar(&cfg.Workers, "nginx-workers", cfg.Workers, "nginx worker_processes (pushupd uses every core; Debian's Nchan crashed with 2 here, see docs/BENCHMARKS.md)")
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "how long connecting and parking every subscriber may take")
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "after the last publish, how long to wait for every delivery")
@@ -56,7 +57,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	bin, _, cleanup, err := loadtest.PreparePushupd(ctx, cfg.Pushupd)
+	bin, _, cleanup, err := testbed.PreparePushupd(ctx, cfg.Pushupd)
 	if err != nil {
 		return err
 	}

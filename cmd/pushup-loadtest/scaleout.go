@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	haproxycfg "github.com/pushuphq/pushup/deploy/haproxy"
+	"github.com/pushuphq/pushup/internal/testbed"
 	"github.com/pushuphq/pushup/loadtest"
 )
 
@@ -24,7 +25,7 @@ func parseScaleOut(args []string, stderr io.Writer) (loadtest.ScaleOutConfig, *s
 	fs.StringVar(&cfg.Replication, "replication", cfg.Replication, "the nodes' -replication: "+strings.Join(loadtest.ReplicationModes, " or "))
 	fs.StringVar(&cfg.Balance, "balance", cfg.Balance, "HAProxy's algorithm: leastconn (production's) or roundrobin (the paper's)")
 	fs.StringVar(&cfg.PublishTo, "publish-to", cfg.PublishTo, "where the publisher posts: haproxy (through the balancer) or nodes (to each node in turn)")
-	fs.StringVar(&cfg.HAProxy, "haproxy", "", "haproxy binary (default: $"+loadtest.HAProxyEnv+", else /usr/sbin/haproxy, else haproxy on the PATH)")
+	fs.StringVar(&cfg.HAProxy, "haproxy", "", "haproxy binary (default: $"+testbed.HAProxyEnv+", else /usr/sbin/haproxy, else haproxy on the PATH)")
 	fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "long polls' hold at the paper's scale (multiplied by -time-scale; at most pushupd's -max-timeout)")
 	fs.DurationVar(&cfg.Interval, "interval", cfg.Interval, "time between two publishes at the paper's scale (multiplied by -time-scale)")
 	fs.DurationVar(&cfg.FormTimeout, "form-timeout", cfg.FormTimeout, "per run, how long the nodes may take to see each other")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -11,17 +10,16 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // The e2e tests run pushupd as its own process and, for publishing, this
@@ -36,7 +34,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	pushupd.Remove()
+	os.Exit(code)
 }
 
 const (
@@ -82,64 +82,19 @@ func runPublisher(base string) error {
 	return nil
 }
 
-// daemon is a pushupd child process.
-type daemon struct {
-	cmd  *exec.Cmd
-	url  string
-	logs *bytes.Buffer
-	mu   *sync.Mutex
-	done chan error
-}
+// pushupd is this command, built once for the tests that run it.
+var pushupd testbed.SharedBuild
 
-func buildPushupd(t *testing.T) string {
+// startDaemon runs the built pushupd with args on a free loopback port;
+// the test's cleanup stops it.
+func startDaemon(t *testing.T, args ...string) *testbed.Daemon {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pushupd")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
-}
-
-var listenRE = regexp.MustCompile(`msg="pushupd listening" addr=(\S+)`)
-
-func startDaemon(t *testing.T, bin string, args ...string) *daemon {
-	t.Helper()
-	cmd := exec.Command(bin, append([]string{"-listen", "127.0.0.1:0"}, args...)...)
-	stderr, err := cmd.StderrPipe()
+	cfg := testbed.DefaultDaemonConfig()
+	cfg.Binary, cfg.Args, cfg.StopTimeout = pushupd.For(t), args, 10*time.Second
+	d, err := testbed.StartDaemon(cfg)
 	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	d := &daemon{cmd: cmd, logs: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			d.mu.Lock()
-			d.logs.WriteString(line + "\n")
-			d.mu.Unlock()
-			if m := listenRE.FindStringSubmatch(line); m != nil {
-				addr <- m[1]
-			}
-		}
-		d.done <- cmd.Wait()
-	}()
-	select {
-	case a := <-addr:
-		d.url = "http://" + a
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("pushupd did not start")
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-d.done
-	})
+	t.Cleanup(func() { _ = d.Stop() })
 	return d
-}
-
-func (d *daemon) log() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.logs.String()
 }
 
 type e2eAnswer struct {
@@ -176,8 +131,7 @@ func subscribeHTTP(c *http.Client, base string, channels []string, since, timeou
 // channels, subscribers looping on their cursor receive each message of
 // their channels exactly once, in time order.
 func TestE2ECursorLoopGetsEveryMessageOnce(t *testing.T) {
-	bin := buildPushupd(t)
-	d := startDaemon(t, bin, "-max-messages", "20000")
+	d := startDaemon(t, "-max-messages", "20000")
 	plan := e2ePlan()
 
 	subsets := [][]string{e2eChannels, {"c1", "c3"}, {"c4"}}
@@ -197,7 +151,7 @@ func TestE2ECursorLoopGetsEveryMessageOnce(t *testing.T) {
 			first := true
 			var lastTime int64
 			for len(results[i]) < want {
-				a, status, err := subscribeHTTP(client, d.url, chs, cursor, "5")
+				a, status, err := subscribeHTTP(client, d.URL, chs, cursor, "5")
 				if !assert.NoError(t, err) || !assert.Equal(t, http.StatusOK, status) {
 					return
 				}
@@ -218,7 +172,7 @@ func TestE2ECursorLoopGetsEveryMessageOnce(t *testing.T) {
 	}
 
 	pub := exec.Command(os.Args[0], "-test.run=^$")
-	pub.Env = append(os.Environ(), publisherEnv+"="+d.url)
+	pub.Env = append(os.Environ(), publisherEnv+"="+d.URL)
 	out, err := pub.CombinedOutput()
 	require.NoError(t, err, "publisher: %s", out)
 	wg.Wait()
@@ -246,21 +200,20 @@ func overlaps(a, b []string) bool {
 // TestE2ESigtermAnswersWaitersAndExitsZero: on SIGTERM the daemon stops
 // accepting, answers the waiting subscriber with its cursor and exits 0.
 func TestE2ESigtermAnswersWaitersAndExitsZero(t *testing.T) {
-	bin := buildPushupd(t)
-	d := startDaemon(t, bin)
+	d := startDaemon(t)
 	client := &http.Client{}
-	first, status, err := subscribeHTTP(client, d.url, []string{"a"}, "now", "0")
+	first, status, err := subscribeHTTP(client, d.URL, []string{"a"}, "now", "0")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, status)
 
 	answered := make(chan e2eAnswer, 1)
 	go func() {
-		a, _, err := subscribeHTTP(client, d.url, []string{"a"}, first.Cursor, "60")
+		a, _, err := subscribeHTTP(client, d.URL, []string{"a"}, first.Cursor, "60")
 		assert.NoError(t, err)
 		answered <- a
 	}()
 	require.Eventually(t, func() bool {
-		resp, err := http.Get(d.url + "/metrics")
+		resp, err := http.Get(d.URL + "/metrics")
 		if err != nil {
 			return false
 		}
@@ -269,7 +222,8 @@ func TestE2ESigtermAnswersWaitersAndExitsZero(t *testing.T) {
 		return strings.Contains(string(b), "pushup_waiting_subscribers 1")
 	}, 10*time.Second, 10*time.Millisecond)
 
-	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	stopped := make(chan error, 1)
+	go func() { stopped <- d.Stop() }() // SIGTERM, then the exit status
 	select {
 	case a := <-answered:
 		assert.Empty(t, a.Messages)
@@ -277,12 +231,6 @@ func TestE2ESigtermAnswersWaitersAndExitsZero(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("waiting subscriber not answered on SIGTERM")
 	}
-	select {
-	case err := <-d.done:
-		assert.NoError(t, err, "exit status 0")
-		d.done <- nil
-	case <-time.After(10 * time.Second):
-		t.Fatal("pushupd did not exit")
-	}
-	assert.Contains(t, d.log(), "msg=stopped")
+	assert.NoError(t, <-stopped, "exit status 0 within the stop timeout")
+	assert.Contains(t, d.Log(), "msg=stopped")
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	haproxycfg "github.com/pushuphq/pushup/deploy/haproxy"
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // sections parses an HAProxy configuration into its sections ("defaults",
@@ -71,7 +72,7 @@ func TestLocalConfigKeepsProductionDirectives(t *testing.T) {
 // TestHAProxyAcceptsBothConfigs runs haproxy -c on the production
 // configuration and on the rendered local one, with each algorithm.
 func TestHAProxyAcceptsBothConfigs(t *testing.T) {
-	bin := haproxyBinary(t)
+	bin := testbed.HAProxyOrSkip(t)
 	out, err := exec.Command(bin, "-c", "-f", productionConfig).CombinedOutput()
 	require.NoError(t, err, "haproxy -c %s:\n%s", productionConfig, out)
 

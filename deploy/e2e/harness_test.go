@@ -21,7 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	haproxycfg "github.com/pushuphq/pushup/deploy/haproxy"
-	"github.com/pushuphq/pushup/loadtest"
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // clusterKey authenticates the test cluster's node-to-node traffic.
@@ -35,7 +35,7 @@ type testCluster struct {
 	mode   string
 	nodes  []*node
 	lb     string // haproxy's frontend, "http://127.0.0.1:PORT"
-	hap    *loadtest.HAProxy
+	hap    *testbed.HAProxy
 	client *http.Client
 
 	// What the kill step leaves for the restart step: the messages the
@@ -54,7 +54,7 @@ type node struct {
 	http string // 127.0.0.1:PORT
 	bind string // memberlist's 127.0.0.1:PORT
 	args []string
-	d    *loadtest.Daemon
+	d    *testbed.Daemon
 	// logs of earlier runs (before a kill), for failure messages
 	past []string
 }
@@ -63,9 +63,9 @@ type node struct {
 // every replica of a docker compose service does, and haproxy in front.
 func startCluster(t *testing.T, mode string) *testCluster {
 	t.Helper()
-	hapBin := haproxyBinary(t) // first: skip before building anything
+	hapBin := testbed.HAProxyOrSkip(t) // first: skip before building anything
 	c := &testCluster{
-		t: t, bin: pushupdBinary(t), mode: mode,
+		t: t, bin: pushupd.For(t), mode: mode,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}, Timeout: 30 * time.Second},
 	}
 	t.Cleanup(c.client.CloseIdleConnections)
@@ -115,11 +115,11 @@ func startCluster(t *testing.T, mode string) *testCluster {
 // arguments and ports).
 func (c *testCluster) start(n *node) {
 	c.t.Helper()
-	cfg := loadtest.DefaultDaemonConfig()
+	cfg := testbed.DefaultDaemonConfig()
 	cfg.Binary, cfg.Listen, cfg.Args = c.bin, n.http, n.args
 	cfg.StartTimeout = 15 * time.Second
 	cfg.StopTimeout = 10 * time.Second
-	d, err := loadtest.StartDaemon(cfg)
+	d, err := testbed.StartDaemon(cfg)
 	require.NoError(c.t, err)
 	n.d = d
 }
@@ -246,7 +246,7 @@ type clusterStatus struct {
 // for UDP too: memberlist binds both), outside the ephemeral port range.
 func freeAddr(t *testing.T, udp bool) string {
 	t.Helper()
-	addr, err := loadtest.FreeLoopbackAddr(udp)
+	addr, err := testbed.FreeLoopbackAddr(udp)
 	require.NoError(t, err)
 	return addr
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,39 +14,29 @@ import (
 	"github.com/stretchr/testify/require"
 
 	haproxycfg "github.com/pushuphq/pushup/deploy/haproxy"
-	"github.com/pushuphq/pushup/loadtest"
+	"github.com/pushuphq/pushup/internal/testbed"
 )
-
-// requireHAProxyEnv makes a missing haproxy a failure rather than a skip
-// (.ci/run sets it), as for the cluster end-to-end test.
-const requireHAProxyEnv = "PUSHUP_REQUIRE_HAPROXY"
 
 // demoCluster is three pushupd processes with the demo on, joined into a
 // cluster, behind HAProxy with the local configuration deploy/ tests.
 type demoCluster struct {
 	URL   string // HAProxy's frontend
-	nodes []*loadtest.Daemon
+	nodes []*testbed.Daemon
 }
 
 func startDemoCluster(t *testing.T) *demoCluster {
 	t.Helper()
-	haproxy, err := loadtest.FindHAProxy()
-	if err != nil {
-		if os.Getenv(requireHAProxyEnv) != "" {
-			t.Fatalf("%v (install it: sudo apt-get install -y haproxy)", err)
-		}
-		t.Skipf("%v; install haproxy to run the demo against a cluster", err)
-	}
+	haproxy := testbed.HAProxyOrSkip(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin, err := loadtest.BuildPushupd(ctx, t.TempDir())
+	bin, err := testbed.BuildPushupd(ctx, t.TempDir())
 	require.NoError(t, err)
 
 	c := &demoCluster{}
 	var first string
 	var servers []haproxycfg.Server
 	for i, name := range []string{"n1", "n2", "n3"} {
-		bind, err := loadtest.FreeLoopbackAddr(true)
+		bind, err := testbed.FreeLoopbackAddr(true)
 		require.NoError(t, err)
 		args := []string{"-demo", "-node-name", name, "-cluster-bind", bind, "-cluster-key", "browser-test",
 			"-join-timeout", "3s"}
@@ -56,9 +45,9 @@ func startDemoCluster(t *testing.T) *demoCluster {
 		} else {
 			args = append(args, "-join", first)
 		}
-		cfg := loadtest.DefaultDaemonConfig()
+		cfg := testbed.DefaultDaemonConfig()
 		cfg.Binary, cfg.Args = bin, args
-		d, err := loadtest.StartDaemon(cfg)
+		d, err := testbed.StartDaemon(cfg)
 		require.NoError(t, err)
 		t.Cleanup(func() { d.Stop() })
 		c.nodes = append(c.nodes, d)
@@ -68,10 +57,10 @@ func startDemoCluster(t *testing.T) *demoCluster {
 		require.Eventually(t, func() bool { return clusterSize(d.URL) == 3 }, 20*time.Second, 20*time.Millisecond,
 			"%s sees the three nodes", d.URL)
 	}
-	hcfg := loadtest.DefaultHAProxyConfig()
+	hcfg := testbed.DefaultHAProxyConfig()
 	hcfg.Binary = haproxy
 	hcfg.Balance = "roundrobin" // so consecutive posts land on different nodes
-	h, err := loadtest.StartHAProxy(ctx, hcfg, servers)
+	h, err := testbed.StartHAProxy(ctx, hcfg, servers)
 	require.NoError(t, err)
 	t.Cleanup(func() { h.Stop() })
 	require.NoError(t, h.WaitUp(ctx, 10*time.Second))

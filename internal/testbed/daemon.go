@@ -1,4 +1,4 @@
-package loadtest
+package testbed
 
 import (
 	"bufio"
@@ -302,7 +302,7 @@ func (c *child) waitServing(ctx context.Context, sentinel error, what string, ti
 		if time.Now().After(by) {
 			return fmt.Errorf("%w: %s did not answer within %s:\n%s", sentinel, what, timeout, log())
 		}
-		if !sleep(ctx, 20*time.Millisecond) {
+		if !pause(ctx, 20*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -373,6 +373,17 @@ func (b *SharedBuild) Binary(ctx context.Context) (string, error) {
 	return b.bin, b.err
 }
 
+// For returns the binary, building it on the first call, or fails t
+// with the build's error.
+func (b *SharedBuild) For(t TB) string {
+	t.Helper()
+	bin, err := b.Binary(context.Background())
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return bin
+}
+
 // Remove deletes the build, if there was one. Call it once every caller
 // is done.
 func (b *SharedBuild) Remove() {
@@ -406,9 +417,9 @@ func PreparePushupd(ctx context.Context, binary string) (bin string, flags map[s
 	return binary, flags, cleanup, nil
 }
 
-// requireFlags fails with ErrUnsupportedFlag, naming why, if binary lacks
+// RequireFlags fails with ErrUnsupportedFlag, naming why, if binary lacks
 // one of the flags a run needs.
-func requireFlags(binary string, flags map[string]string, why string, names ...string) error {
+func RequireFlags(binary string, flags map[string]string, why string, names ...string) error {
 	for _, n := range names {
 		if _, ok := flags[n]; !ok {
 			return fmt.Errorf("%w: %s has no -%s flag, which %s needs; build pushupd from this tree", ErrUnsupportedFlag, binary, n, why)
@@ -434,7 +445,7 @@ func PushupdFlags(ctx context.Context, binary string) (map[string]string, error)
 	}
 	flags := parseUsage(string(out))
 	if len(flags) == 0 {
-		return nil, fmt.Errorf("%w: %s -h listed no flags:\n%s", ErrDaemon, binary, truncate(out))
+		return nil, fmt.Errorf("%w: %s -h listed no flags:\n%s", ErrDaemon, binary, clip(out))
 	}
 	return flags, nil
 }

@@ -1,4 +1,4 @@
-package loadtest
+package testbed
 
 import (
 	"context"
@@ -203,7 +203,7 @@ func (h *HAProxy) ServerStatus(ctx context.Context) (map[string]string, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%w: haproxy statistics: %s", ErrUnexpectedStatus, resp.Status)
+		return nil, fmt.Errorf("%w: haproxy statistics: %s", ErrHAProxy, resp.Status)
 	}
 	return parseStatsCSV(body)
 }
@@ -215,7 +215,7 @@ func parseStatsCSV(body []byte) (map[string]string, error) {
 	r.FieldsPerRecord = -1
 	rows, err := r.ReadAll()
 	if err != nil || len(rows) < 1 {
-		return nil, fmt.Errorf("%w: haproxy statistics CSV: %v", ErrMalformedResponse, err)
+		return nil, fmt.Errorf("%w: haproxy statistics CSV: %v", ErrHAProxy, err)
 	}
 	col := map[string]int{}
 	for i, name := range rows[0] {
@@ -225,7 +225,7 @@ func parseStatsCSV(body []byte) (map[string]string, error) {
 	sv, okSv := col["svname"]
 	st, okSt := col["status"]
 	if !okPx || !okSv || !okSt {
-		return nil, fmt.Errorf("%w: haproxy statistics CSV has no pxname, svname or status column", ErrMalformedResponse)
+		return nil, fmt.Errorf("%w: haproxy statistics CSV has no pxname, svname or status column", ErrHAProxy)
 	}
 	out := map[string]string{}
 	for _, row := range rows[1:] {
@@ -263,7 +263,7 @@ func (h *HAProxy) WaitUp(ctx context.Context, timeout time.Duration) error {
 			return fmt.Errorf("%w: pid %d exited (%v):\n%s", ErrHAProxy, h.PID, h.err, h.Log())
 		default:
 		}
-		if time.Now().After(by) || !sleep(ctx, 20*time.Millisecond) {
+		if time.Now().After(by) || !pause(ctx, 20*time.Millisecond) {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -294,10 +294,6 @@ func (h *HAProxy) Stop() error {
 	return h.stopErr
 }
 
-// Kill ends haproxy with SIGKILL and waits for it; Stop afterwards
-// reports that it had already exited, and removes the configuration.
-func (h *HAProxy) Kill() { h.child.kill() }
-
 // haproxyVersionRE matches the first line of haproxy -v:
 // "HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/".
 var haproxyVersionRE = regexp.MustCompile(`(?i)HA-?Proxy version (\S+)`)
@@ -309,11 +305,11 @@ func HAProxyVersion(ctx context.Context, binary string) (string, error) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, binary, "-v").CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("%w: %s -v: %v: %s", ErrHAProxy, binary, err, truncate(out))
+		return "", fmt.Errorf("%w: %s -v: %v: %s", ErrHAProxy, binary, err, clip(out))
 	}
 	m := haproxyVersionRE.FindSubmatch(out)
 	if m == nil {
-		return "", fmt.Errorf("%w: %s -v names no version: %s", ErrHAProxy, binary, truncate(out))
+		return "", fmt.Errorf("%w: %s -v names no version: %s", ErrHAProxy, binary, clip(out))
 	}
 	return string(m[1]), nil
 }

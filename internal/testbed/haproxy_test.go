@@ -1,4 +1,4 @@
-package loadtest
+package testbed
 
 import (
 	"context"
@@ -16,25 +16,6 @@ import (
 	haproxycfg "github.com/pushuphq/pushup/deploy/haproxy"
 )
 
-// requireHAProxyEnv, when "1" (as .ci/run sets), turns a missing haproxy
-// into a failure instead of a skip, as in deploy/e2e.
-const requireHAProxyEnv = "PUSHUP_REQUIRE_HAPROXY"
-
-// haproxyBinary finds haproxy (FindHAProxy) or skips the test, unless
-// PUSHUP_REQUIRE_HAPROXY=1 makes that a failure.
-func haproxyBinary(t *testing.T) string {
-	t.Helper()
-	bin, err := FindHAProxy()
-	if err == nil {
-		return bin
-	}
-	if os.Getenv(requireHAProxyEnv) == "1" {
-		t.Fatalf("%v; %s=1 makes this a failure", err, requireHAProxyEnv)
-	}
-	t.Skipf("%v (.ci/run installs it)", err)
-	return ""
-}
-
 func TestParseStatsCSV(t *testing.T) {
 	csv := "# pxname,svname,qcur,status,weight\n" +
 		"pushup,FRONTEND,,OPEN,\n" +
@@ -48,7 +29,7 @@ func TestParseStatsCSV(t *testing.T) {
 	assert.Equal(t, map[string]string{"n1": "UP", "n2": "DOWN", "n3": "UP 1/2"}, got)
 
 	_, err = parseStatsCSV([]byte("# a,b\n1,2\n"))
-	assert.ErrorIs(t, err, ErrMalformedResponse, "no status column")
+	assert.ErrorIs(t, err, ErrHAProxy, "no status column")
 }
 
 func TestLogTailKeepsLastLines(t *testing.T) {
@@ -100,11 +81,11 @@ func TestStartHAProxyRefusesBeforeStarting(t *testing.T) {
 // up, polls through it are answered by both (leastconn over fresh
 // connections), and Stop and Kill leave no process behind.
 func TestE2EHAProxy(t *testing.T) {
-	bin := haproxyBinary(t)
+	bin := HAProxyOrSkip(t)
 	var servers []haproxycfg.Server
 	for i := range 2 {
 		dc := DefaultDaemonConfig()
-		dc.Binary = pushupdBinary(t)
+		dc.Binary = pushupd.For(t)
 		d, err := StartDaemon(dc)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = d.Stop() })
@@ -139,7 +120,7 @@ func TestE2EHAProxy(t *testing.T) {
 
 	h2, err := StartHAProxy(ctx, cfg, servers)
 	require.NoError(t, err)
-	h2.Kill()
+	h2.child.kill() // as a crash would: Stop must still clean up
 	assert.True(t, gone(h2.PID))
 	err = h2.Stop()
 	require.ErrorIs(t, err, ErrHAProxy)

@@ -1,9 +1,8 @@
-package loadtest
+package testbed
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,7 +17,6 @@ import (
 
 // ErrNchan: the Nginx + Nchan server of a comparison could not be found,
 // started or stopped cleanly.
-var ErrNchan = errors.New("loadtest: nchan")
 
 // NginxEnv and NchanModuleEnv name the nginx binary and the Nchan dynamic
 // module to use instead of Debian's.
@@ -211,7 +209,7 @@ func StartNchan(ctx context.Context, cfg NchanConfig) (*Nchan, error) {
 	client := &http.Client{Timeout: time.Second}
 	defer client.CloseIdleConnections()
 	if err := n.child.waitServing(ctx, ErrNchan, n.URL, cfg.StartTimeout, n.Log, func() error {
-		_, err := n.subscribers(ctx, client, "pushup-loadtest-ping")
+		_, err := n.Subscribers(ctx, client, "pushup-loadtest-ping")
 		return err
 	}); err != nil {
 		_ = n.Stop()
@@ -220,10 +218,10 @@ func StartNchan(ctx context.Context, cfg NchanConfig) (*Nchan, error) {
 	return n, nil
 }
 
-// subscribers asks the publisher location how many subscribers wait on
+// Subscribers asks the publisher location how many subscribers wait on
 // channel: Nchan's channel info, as JSON. A channel nobody has used yet
 // is 404 there, which is zero.
-func (n *Nchan) subscribers(ctx context.Context, client *http.Client, channel string) (int64, error) {
+func (n *Nchan) Subscribers(ctx context.Context, client *http.Client, channel string) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+"/pub/"+channel, nil)
 	if err != nil {
 		return 0, err
@@ -243,13 +241,13 @@ func (n *Nchan) subscribers(ctx context.Context, client *http.Client, channel st
 		return 0, nil
 	case http.StatusOK:
 	default:
-		return 0, fmt.Errorf("%w: channel info: %s: %s", ErrUnexpectedStatus, resp.Status, truncate(body))
+		return 0, fmt.Errorf("%w: channel info: %s: %s", ErrNchan, resp.Status, clip(body))
 	}
 	var info struct {
 		Subscribers *int64 `json:"subscribers"`
 	}
 	if err := json.Unmarshal(body, &info); err != nil || info.Subscribers == nil {
-		return 0, fmt.Errorf("%w: channel info %q", ErrMalformedResponse, truncate(body))
+		return 0, fmt.Errorf("%w: channel info %q", ErrNchan, clip(body))
 	}
 	return *info.Subscribers, nil
 }

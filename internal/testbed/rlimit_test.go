@@ -1,4 +1,4 @@
-package loadtest
+package testbed
 
 import (
 	"os"
