@@ -20,7 +20,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/pushuphq/pushup/loadtest"
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // auditChannel is the channel every publisher writes to and every
@@ -56,7 +56,7 @@ type pnode struct {
 	name string
 	url  string // http://10.77.0.i:8080
 	log  string // its log file
-	d    *loadtest.Daemon
+	d    *testbed.Daemon
 }
 
 // subscriber long-polls one node with its cursor and counts what it gets.
@@ -99,7 +99,7 @@ func (s *subscriber) tokens(prefix string) []string {
 func startFleet(t *testing.T, mode string) *fleet {
 	t.Helper()
 	l := newLab(t, 3) // first: skip before building anything
-	bin := pushupdBinary(t)
+	bin := pushupd.For(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fleet{
 		t: t, lab: l, mode: mode, acked: map[string]int{}, ctx: ctx, cancel: cancel,
@@ -124,7 +124,7 @@ func startFleet(t *testing.T, mode string) *fleet {
 		logFile, err := os.Create(n.log)
 		require.NoError(t, err)
 		t.Cleanup(func() { logFile.Close() })
-		cfg := loadtest.DefaultDaemonConfig()
+		cfg := testbed.DefaultDaemonConfig()
 		cfg.Binary = l.wrapper(i, bin)
 		cfg.Listen = nodeIP(i) + ":8080"
 		cfg.Log = logFile
@@ -140,7 +140,7 @@ func startFleet(t *testing.T, mode string) *fleet {
 			// Keep every message of the run, to show none was lost.
 			"-max-messages", "100000",
 		}
-		d, err := loadtest.StartDaemon(cfg)
+		d, err := testbed.StartDaemon(cfg)
 		require.NoError(t, err)
 		n.d = d
 	}

@@ -1,14 +1,12 @@
 package netns
 
 import (
-	"context"
 	"os"
 	"testing"
 
-	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/pushuphq/pushup/loadtest"
+	"github.com/pushuphq/pushup/internal/testbed"
 )
 
 // TestMain fails the package if a test leaves goroutines behind, then
@@ -21,11 +19,4 @@ func TestMain(m *testing.M) {
 }
 
 // pushupd is cmd/pushupd, built once for the tests that run it.
-var pushupd loadtest.SharedBuild
-
-func pushupdBinary(t *testing.T) string {
-	t.Helper()
-	bin, err := pushupd.Binary(context.Background())
-	require.NoError(t, err)
-	return bin
-}
+var pushupd testbed.SharedBuild
