@@ -60,6 +60,13 @@ type Config struct {
 	WriteTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle between requests.
 	IdleTimeout time.Duration
+	// MaxConns is how many client connections may be open before new ones
+	// are served only for /healthz (anything else gets 503 overloaded with
+	// Retry-After, and the connection closes), so a process near its
+	// open-file limit still answers its health checks; a few more past it
+	// get the 503 without being read. 0 derives it from the open-file
+	// limit (RLIMIT_NOFILE), less a tenth kept for everything else.
+	MaxConns int
 	// Demo serves the Q&A demo page at /demo/ and its question endpoint,
 	// POST /demo/api/questions. That endpoint publishes without the
 	// publisher key (browsers must not hold it), but only validated

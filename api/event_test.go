@@ -267,7 +267,7 @@ func TestHTTP2OverTLSFallsBackToGoroutines(t *testing.T) {
 		}
 	}()
 	require.Eventually(t, func() bool { return b.Stats().Waiters == 1 }, 5*time.Second, time.Millisecond)
-	assert.Zero(t, srv.parker.stats().parked, "not parked: waits in its goroutine")
+	assert.Zero(t, srv.event.e.Stats().Parked, "not parked: waits in its goroutine")
 	_, err = b.Publish(broker.Publication{Channels: []string{"a"}, Data: []byte(`"over h2"`)})
 	require.NoError(t, err)
 	resp := <-got

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/internal/evhttp"
 )
 
 // brokerCollector exports the broker's figures. It reads one Stats
@@ -94,17 +95,17 @@ func (m *httpMetrics) observe(route, method string, status int, d time.Duration)
 
 // parkerCollector exports the event model's figures.
 type parkerCollector struct {
-	p                                         *parker
+	stats                                     func() evhttp.Stats
 	conns, parked                             *prometheus.Desc
 	vanished, failed, slow, handbacks, served *prometheus.Desc
 }
 
-func newParkerCollector(p *parker) *parkerCollector {
+func newParkerCollector(stats func() evhttp.Stats) *parkerCollector {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc("pushup_event_"+name, help, nil, nil)
 	}
 	return &parkerCollector{
-		p:         p,
+		stats:     stats,
 		conns:     d("connections", "Connections held by the event loop: parked, idle between requests, or being served."),
 		parked:    d("parked", "Connections parked waiting for an answer."),
 		vanished:  d("vanished_total", "Parked subscribers whose client went away before the answer."),
@@ -122,23 +123,16 @@ func (c *parkerCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *parkerCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.p.stats()
+	st := c.stats()
 	g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
 	k := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
 	}
-	g(c.conns, float64(st.connections))
-	g(c.parked, float64(st.parked))
-	k(c.vanished, float64(st.vanished))
-	k(c.failed, float64(st.writeFailed))
-	k(c.slow, float64(st.slow))
-	k(c.handbacks, float64(st.handbacks))
-	k(c.served, float64(st.served))
-}
-
-// parkerStats are the event model's figures for /metrics.
-type parkerStats struct {
-	connections, parked                    int64
-	vanished, writeFailed, slow, handbacks uint64
-	served                                 uint64
+	g(c.conns, float64(st.Connections))
+	g(c.parked, float64(st.Parked))
+	k(c.vanished, float64(st.Vanished))
+	k(c.failed, float64(st.WriteFailed))
+	k(c.slow, float64(st.Slow))
+	k(c.handbacks, float64(st.Handbacks))
+	k(c.served, float64(st.Served))
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pushuphq/pushup/broker"
-	"github.com/pushuphq/pushup/internal/epoll"
+	"github.com/pushuphq/pushup/internal/evhttp"
 	"github.com/pushuphq/pushup/web/demo"
 )
 
@@ -30,8 +30,10 @@ type Server struct {
 	// demoFiles are the demo page's assets, loaded when Config.Demo is set.
 	demoFiles map[string]staticFile
 	http      *http.Server
-	parker    *parker     // nil unless in the event model
-	threads   *threadGate // nil unless in the thread model
+	conns     *evhttp.Limit
+	holder    holder      // the model: how waiting subscribes are held
+	event     *eventModel // the holder in the event model, for tests
+	debug     bool        // debug logging is on: worth a syscall per request for the peer address
 }
 
 // New builds a server in front of b.
@@ -52,24 +54,30 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 		s.demoFiles = files
 	}
 	s.reg, s.metrics = newMetrics(b)
+	s.debug = s.log.Enabled(context.Background(), slog.LevelDebug)
+	s.conns = evhttp.NewLimit(cfg.MaxConns)
+	s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "pushup_http_refused_connections_total",
+		Help: "Requests and connections answered 503 overloaded because the server was at MaxConns.",
+	}, func() float64 { return float64(s.conns.Refused()) }))
 	s.handler = s.routes()
-	if cfg.Model == ModelThread {
+	s.holder = goroutineModel{s}
+	switch {
+	case cfg.Model == ModelThread:
 		raiseMaxThreads(cfg.MaxThreads)
-		s.threads = newThreadGate(cfg.MaxThreads, osThreadLimits())
-		s.reg.MustRegister(newThreadCollector(s.threads))
-		s.log.Info("thread model: each waiting request holds an OS thread", "bounds", s.threads.describe())
-	}
-	if cfg.Model == ModelEvent {
-		if !epoll.Supported {
-			s.log.Warn("the event model needs epoll (Linux); using the goroutine model")
-		} else {
-			p, err := newParker(s)
-			if err != nil {
-				return nil, err
-			}
-			s.parker = p
-			s.reg.MustRegister(newParkerCollector(p))
+		m := &threadModel{s: s, gate: newThreadGate(cfg.MaxThreads, osThreadLimits())}
+		s.holder = m
+		s.reg.MustRegister(newThreadCollector(m.gate))
+		s.log.Info("thread model: each waiting request holds an OS thread", "bounds", m.gate.describe())
+	case cfg.Model == ModelEvent && !evhttp.Supported:
+		s.log.Warn("the event model needs epoll (Linux); using the goroutine model")
+	case cfg.Model == ModelEvent:
+		m, err := newEventModel(s)
+		if err != nil {
+			return nil, err
 		}
+		s.holder, s.event = m, m
+		s.reg.MustRegister(newParkerCollector(m.e.Stats))
 	}
 	if cfg.Cluster != nil {
 		s.reg.MustRegister(cfg.Cluster.Collector())
@@ -82,6 +90,7 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 		// deadline for each answer instead.
 		IdleTimeout:    cfg.IdleTimeout,
 		MaxHeaderBytes: 64 << 10,
+		ConnContext:    connContext,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	// Shutdown closes the listeners first, then runs this: every waiting
@@ -125,7 +134,7 @@ func (s *Server) routes() http.Handler {
 			r.Get("/cluster", s.handleCluster)
 		})
 	})
-	return s.recoverer(s.observe(r))
+	return s.recoverer(s.boundWrites(s.strictFraming(s.shedOverLimit(s.observe(r)))))
 }
 
 // handle adapts a handler that returns its error: the one place errors
@@ -147,13 +156,11 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 // Serve accepts connections on ln until Shutdown. It returns nil after a
 // Shutdown and the accept error otherwise.
 func (s *Server) Serve(ln net.Listener) error {
-	if s.parker != nil {
-		var err error
-		if ln, err = s.parker.listen(ln); err != nil {
-			return err
-		}
+	ln, err := s.holder.listen(ln)
+	if err != nil {
+		return err
 	}
-	err := s.http.Serve(ln)
+	err = s.http.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -179,12 +186,10 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	s.b.Close() // in case Shutdown returned before the hook ran
-	if s.parker != nil {
-		// http.Server does not track hijacked connections: wait for the
-		// event loop to write the answers the broker just gave.
-		if perr := s.parker.shutdown(ctx); err == nil {
-			err = perr
-		}
+	// http.Server does not track hijacked connections: wait for the
+	// event engine to write the answers the broker just gave.
+	if herr := s.holder.shutdown(ctx); err == nil {
+		err = herr
 	}
 	if err != nil {
 		s.http.Close()
@@ -194,15 +199,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Model returns the model in use (ModelGoroutine when the event model was
 // asked for but is not supported here).
-func (s *Server) Model() Model {
-	switch {
-	case s.parker != nil:
-		return ModelEvent
-	case s.threads != nil:
-		return ModelThread
-	}
-	return ModelGoroutine
-}
+func (s *Server) Model() Model { return s.holder.model() }
 
 // healthBody answers the health checks.
 type healthBody struct {

@@ -173,7 +173,7 @@ func (s *Server) writeResult(w http.ResponseWriter, res broker.Result) {
 }
 
 // handleSubscribe serves GET /v1/subscribe. In the event model a request
-// that has to wait is parked (see subscribeParked); otherwise it keeps its
+// that has to wait is parked (see eventModel); otherwise it keeps its
 // handler goroutine until the broker answers or the client goes, and in
 // the thread model an OS thread of its own too (see threadGate).
 func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) error {
@@ -181,29 +181,7 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if s.parker != nil && canPark(r) {
-		return s.subscribeParked(w, r, req)
-	}
-	answer := make(chan broker.Result, 1) // deliver must not block
-	res, sub, err := s.b.Subscribe(req, func(r broker.Result) { answer <- r })
-	if err != nil {
-		return err
-	}
-	if sub != nil {
-		ok := false
-		if s.threads != nil {
-			if res, ok, err = s.threads.await(r.Context(), sub, answer); err != nil {
-				return err
-			}
-		} else {
-			res, ok = awaitAnswer(r.Context(), sub, answer)
-		}
-		if !ok {
-			return nil // client gone: nothing to write, nothing left behind
-		}
-	}
-	s.writeResult(w, res)
-	return nil
+	return s.holder.subscribe(w, r, req)
 }
 
 // awaitAnswer waits for the answer of sub, which the broker's deliver

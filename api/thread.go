@@ -58,7 +58,8 @@ type threadGate struct {
 	os         []threadLimit
 
 	mu      sync.Mutex
-	waiting int    // requests holding a thread now
+	waiting int    // slots taken: requests holding a thread or about to
+	holding int    // requests whose goroutine has locked its thread
 	refused uint64 // requests refused, for /metrics
 }
 
@@ -99,6 +100,7 @@ func (g *threadGate) await(ctx context.Context, sub *broker.Subscription, answer
 	go func() {
 		runtime.LockOSThread()
 		// Never unlocked: exiting locked ends the thread.
+		g.hold()
 		res, ok := awaitAnswer(ctx, sub, answer)
 		g.release()
 		done <- awaited{res, ok}
@@ -143,10 +145,20 @@ func (g *threadGate) checkOS() error {
 	return nil
 }
 
-// release gives a slot back.
+// hold counts a request whose goroutine has locked its thread: what
+// /metrics reports as waiting, so the figure never runs ahead of the
+// threads the process really has.
+func (g *threadGate) hold() {
+	g.mu.Lock()
+	g.holding++
+	g.mu.Unlock()
+}
+
+// release gives a slot back; the caller held its thread (hold).
 func (g *threadGate) release() {
 	g.mu.Lock()
 	g.waiting--
+	g.holding--
 	g.mu.Unlock()
 }
 
@@ -159,7 +171,7 @@ type threadStats struct {
 func (g *threadGate) stats() threadStats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return threadStats{waiting: g.waiting, capacity: g.max, refused: g.refused}
+	return threadStats{waiting: g.holding, capacity: g.max, refused: g.refused}
 }
 
 // describe says what bounds the gate, for the log at start.

@@ -107,8 +107,11 @@ func TestThreadGateRefusesBeforeTheOSLimit(t *testing.T) {
 		{name: "kernel.pid_max", limit: 1000 + osThreadMargin + 2, used: func() (int, error) { return machine, nil }},
 	})
 	require.NoError(t, g.acquire())
+	assert.Zero(t, g.stats().waiting, "a slot taken is not a thread held: the metric waits for the lock")
+	g.hold()
 	machine++ // the thread it made
 	require.NoError(t, g.acquire())
+	g.hold()
 	machine++
 	err := g.acquire()
 	require.ErrorIs(t, err, ErrThreadLimit)

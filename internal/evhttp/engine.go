@@ -1,6 +1,6 @@
 //go:build linux
 
-package api
+package evhttp
 
 import (
 	"context"
@@ -14,35 +14,76 @@ import (
 	"github.com/google/btree"
 	"golang.org/x/sys/unix"
 
-	"github.com/pushuphq/pushup/broker"
 	"github.com/pushuphq/pushup/internal/epoll"
 )
 
-// parker runs the event model: the epoll set that watches parked and idle
-// connections, the worker pool that writes answers and serves the requests
-// that arrive on them, and the schedule of idle deadlines.
+// Config configures an Engine.
+type Config struct {
+	// ReadHeaderTimeout bounds a request head from its first byte, and a
+	// new connection's first head from accept.
+	ReadHeaderTimeout time.Duration
+	// WriteTimeout is how long an answer may stall: a client that takes
+	// no bytes of it for this long is dropped (and counted).
+	WriteTimeout time.Duration
+	// IdleTimeout closes a kept-alive connection idle between requests.
+	IdleTimeout time.Duration
+	// FastPath is the one path the engine serves itself (with GET,
+	// HTTP/1.1, and a head parseFastHead validates), e.g. "/v1/subscribe".
+	// Every other request goes to http.Server.
+	FastPath string
+	// Limit, if not nil, marks connections accepted over its bound
+	// (Conn.OverLimit) and refuses those past its margin unread.
+	Limit *Limit
+	// Logger receives debug logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler is what the engine serves fast-path requests with. Its methods
+// run on the engine's workers and must not block.
+type Handler[A any] interface {
+	// ServeFast serves a request whose head the engine fully validated.
+	// It owns c until it gives it up with c.Reply (an answer now) or
+	// c.Park (an answer later, through c.Deliver).
+	ServeFast(c *Conn[A], h Head)
+	// Encode returns the bytes of the whole response that answer a makes
+	// to c's parked request, and whether c may serve another request
+	// after it. Called once per answered connection; answers that share a
+	// batch key can share their bytes (the handler memoises).
+	Encode(c *Conn[A], a A) (b []byte, keepAlive bool)
+	// Batch is the key under which answers are queued together: the
+	// answers of one fan-out, written by the same worker in one go. nil
+	// queues a on its own.
+	Batch(a A) any
+}
+
+// Engine is the event-driven HTTP/1.1 front: the epoll set that watches
+// idle, parked and draining connections, the worker pool that serves the
+// fast path, writes answers and hands other requests to http.Server, and
+// the schedule of deadlines. A is the type of the answers handlers deliver
+// to parked connections.
 //
-// Goroutines it owns: the accept loop, the poller and GOMAXPROCS workers;
-// shutdown stops them all. Nothing else runs per connection: a slow client
-// waits in the epoll set for its socket to drain, under a deadline.
-type parker struct {
-	s       *Server
+// Goroutines it owns: the poller and GOMAXPROCS workers; Shutdown stops
+// them all. Nothing else runs per connection: a slow client waits in the
+// epoll set for its socket to drain, under a deadline.
+type Engine[A any] struct {
+	cfg     Config
+	h       Handler[A]
 	log     *slog.Logger
 	poll    *epoll.Poller
-	reg     registry
-	reentry atomic.Pointer[reentryListener] // set by listen
+	reg     registry[A]
+	reentry atomic.Pointer[reentryListener] // set by Listen
 	closing atomic.Bool
-	debug   bool // debug logging is on: worth a syscall per request for the peer address
+	fast    []byte // "GET " + FastPath, the request line start served here
 
 	qmu   sync.Mutex
 	qcond *sync.Cond
-	queue ring
+	queue ring[A]
 	qstop bool
 
 	// deadlineMu guards deadlines, the connections that have a deadline
 	// (idle, header or write stall), ordered by it. Leaf lock.
 	deadlineMu sync.Mutex
-	deadlines  *btree.BTreeG[*pconn]
+	deadlines  *btree.BTreeG[*Conn[A]]
 
 	bufs sync.Pool // *[]byte read buffers, held only while parsing
 
@@ -51,6 +92,9 @@ type parker struct {
 	lmu sync.Mutex // guards lfd; accept and stopAccepting hold it
 	lfd int        // the listening socket, -1 when not accepting
 
+	// live counts the connections the engine accepted and not closed
+	// yet, in the loop or handed back: what Config.Limit bounds.
+	live        atomic.Int64
 	parkedNow   atomic.Int64 // connections waiting for an answer
 	vanished    atomic.Uint64
 	writeFailed atomic.Uint64
@@ -60,15 +104,16 @@ type parker struct {
 }
 
 // job is work for a worker.
-type job struct {
-	c      *pconn
+type job[A any] struct {
+	c      *Conn[A]
 	kind   jobKind
 	events uint32
-	res    broker.Result
+	res    A
+	batch  any
 	// conns, for jobAnswers, are the connections that all get res: a
-	// fan-out is queued as batches that share one answer (res.Share), at
-	// 8 bytes per subscriber rather than a job each.
-	conns []*pconn
+	// fan-out is queued as batches that share one answer (same batch
+	// key), at 8 bytes per connection rather than a job each.
+	conns []*Conn[A]
 }
 
 type jobKind uint8
@@ -86,10 +131,19 @@ const (
 // tick of its timeout, so a tenth of a second is fine-grained enough.
 const deadlineTick = 100 * time.Millisecond
 
-func newParker(s *Server) (*parker, error) {
-	p := &parker{s: s, log: s.log, lfd: -1, debug: s.log.Enabled(context.Background(), slog.LevelDebug)}
+// Supported reports whether the engine runs on this platform (epoll).
+const Supported = epoll.Supported
+
+// New starts an engine (its poller and workers) that serves fast-path
+// requests with h. It accepts nothing until Listen.
+func New[A any](cfg Config, h Handler[A]) (*Engine[A], error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &Engine[A]{cfg: cfg, h: h, log: log, lfd: -1, fast: []byte("GET " + cfg.FastPath)}
 	p.qcond = sync.NewCond(&p.qmu)
-	p.deadlines = btree.NewG(32, func(a, b *pconn) bool {
+	p.deadlines = btree.NewG(32, func(a, b *Conn[A]) bool {
 		if a.deadline != b.deadline {
 			return a.deadline < b.deadline
 		}
@@ -108,17 +162,21 @@ func newParker(s *Server) (*parker, error) {
 	return p, nil
 }
 
+// Closing reports whether Shutdown began: answers then close their
+// connection.
+func (p *Engine[A]) Closing() bool { return p.closing.Load() }
+
 // events runs on the poller goroutine: it only looks the connections up
 // and queues the work.
-func (p *parker) events(evs []epoll.Event) {
+func (p *Engine[A]) events(evs []epoll.Event) {
 	p.qmu.Lock()
 	for _, e := range evs {
 		if e.Key == listenerKey {
-			p.queue.push(job{kind: jobAccept})
+			p.queue.push(job[A]{kind: jobAccept})
 			continue
 		}
 		if c := p.reg.get(e.Key); c != nil {
-			p.queue.push(job{c: c, kind: jobEvent, events: e.Events})
+			p.queue.push(job[A]{c: c, kind: jobEvent, events: e.Events})
 		}
 	}
 	p.qmu.Unlock()
@@ -126,7 +184,7 @@ func (p *parker) events(evs []epoll.Event) {
 }
 
 // enqueue queues one job; it never blocks on I/O.
-func (p *parker) enqueue(j job) {
+func (p *Engine[A]) enqueue(j job[A]) {
 	p.qmu.Lock()
 	p.queue.push(j)
 	p.qmu.Unlock()
@@ -137,19 +195,20 @@ func (p *parker) enqueue(j job) {
 // make the queue small, small enough that workers share a fan-out.
 const answerBatch = 128
 
-// enqueueAnswer queues c's answer. Answers shared by a fan-out join the
-// batch of the same answer at the tail of the queue, if there is one.
-func (p *parker) enqueueAnswer(c *pconn, res broker.Result) {
+// enqueueAnswer queues c's answer. Answers of one batch (a fan-out) join
+// the batch at the tail of the queue, if there is one.
+func (p *Engine[A]) enqueueAnswer(c *Conn[A], res A) {
+	key := p.h.Batch(res)
 	p.qmu.Lock()
-	if res.Share != nil {
-		if t := p.queue.tail(); t != nil && t.kind == jobAnswers && t.res.Share == res.Share && len(t.conns) < answerBatch {
+	if key != nil {
+		if t := p.queue.tail(); t != nil && t.kind == jobAnswers && t.batch == key && len(t.conns) < answerBatch {
 			t.conns = append(t.conns, c)
 			p.qmu.Unlock()
 			return // the worker that takes the batch is already signalled
 		}
-		p.queue.push(job{kind: jobAnswers, res: res, conns: append(make([]*pconn, 0, answerBatch), c)})
+		p.queue.push(job[A]{kind: jobAnswers, res: res, batch: key, conns: append(make([]*Conn[A], 0, answerBatch), c)})
 	} else {
-		p.queue.push(job{c: c, kind: jobAnswer, res: res})
+		p.queue.push(job[A]{c: c, kind: jobAnswer, res: res})
 	}
 	p.qmu.Unlock()
 	p.qcond.Signal()
@@ -157,8 +216,8 @@ func (p *parker) enqueueAnswer(c *pconn, res broker.Result) {
 
 // work is a worker: it takes jobs in batches, so a fan-out of thousands of
 // answers costs few lock round trips.
-func (p *parker) work() {
-	var batch []job
+func (p *Engine[A]) work() {
+	var batch []job[A]
 	for {
 		p.qmu.Lock()
 		for p.queue.len() == 0 && !p.qstop {
@@ -174,12 +233,12 @@ func (p *parker) work() {
 		p.qmu.Unlock()
 		for i := range batch {
 			p.run(batch[i])
-			batch[i] = job{}
+			batch[i] = job[A]{}
 		}
 	}
 }
 
-func (p *parker) run(j job) {
+func (p *Engine[A]) run(j job[A]) {
 	switch j.kind {
 	case jobEvent:
 		j.c.event(j.events, false)
@@ -206,7 +265,7 @@ const acceptBatch = 256
 
 // watchListener puts the listening socket in the epoll set: accepting is
 // one more event. Accepted sockets never get a netpoller descriptor.
-func (p *parker) watchListener(ln *net.TCPListener) error {
+func (p *Engine[A]) watchListener(ln *net.TCPListener) error {
 	raw, err := ln.SyscallConn()
 	if err != nil {
 		return err
@@ -225,7 +284,7 @@ func (p *parker) watchListener(ln *net.TCPListener) error {
 }
 
 // accept takes waiting connections, then re-arms the listener.
-func (p *parker) accept() {
+func (p *Engine[A]) accept() {
 	p.lmu.Lock()
 	defer p.lmu.Unlock()
 	if p.lfd < 0 {
@@ -235,6 +294,10 @@ func (p *parker) accept() {
 		fd, _, err := unix.Accept4(p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		switch {
 		case err == nil:
+			if p.cfg.Limit.refuse(p.live.Load()) {
+				refuseFD(fd)
+				continue
+			}
 			p.adopt(fd)
 			continue
 		case err == unix.EAGAIN:
@@ -245,7 +308,7 @@ func (p *parker) accept() {
 			// which logs it, and try again a little later instead of
 			// spinning on a listener that stays readable.
 			p.reentry.Load().fail(&net.OpError{Op: "accept", Net: "tcp", Err: err})
-			time.AfterFunc(100*time.Millisecond, func() { p.enqueue(job{kind: jobAccept}) })
+			time.AfterFunc(100*time.Millisecond, func() { p.enqueue(job[A]{kind: jobAccept}) })
 			return
 		}
 		break
@@ -255,13 +318,20 @@ func (p *parker) accept() {
 
 // stopAccepting takes the listener out of the epoll set, before it is
 // closed.
-func (p *parker) stopAccepting() {
+func (p *Engine[A]) stopAccepting() {
 	p.lmu.Lock()
 	defer p.lmu.Unlock()
 	if p.lfd >= 0 {
 		p.poll.Remove(p.lfd)
 		p.lfd = -1
 	}
+}
+
+// refuseFD answers a connection accepted past the hard limit with a 503
+// without reading it, and closes it.
+func refuseFD(fd int) {
+	writeFD(fd, refusal)
+	unix.Close(fd)
 }
 
 // tcpKeepAlive matches net.ListenConfig's defaults for accepted
@@ -271,7 +341,7 @@ const tcpKeepAlive = 15
 
 // adopt takes a newly accepted socket: the event loop waits for its first
 // request, for at most ReadHeaderTimeout (as http.Server would).
-func (p *parker) adopt(fd int) {
+func (p *Engine[A]) adopt(fd int) {
 	if p.closing.Load() {
 		unix.Close(fd)
 		return
@@ -283,19 +353,20 @@ func (p *parker) adopt(fd int) {
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, tcpKeepAlive)
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, tcpKeepAlive)
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9)
-	c := newPconn(p)
+	c := newConn(p)
+	c.shed = p.cfg.Limit.overLimit(p.live.Load())
 	c.attachFD(fd, nil)
 	c.mu.Lock()
-	c.goIdle(time.Now().Add(p.s.cfg.ReadHeaderTimeout).UnixNano())
+	c.goIdle(time.Now().Add(p.cfg.ReadHeaderTimeout).UnixNano())
 }
 
-func (p *parker) deadlineAdd(c *pconn) {
+func (p *Engine[A]) deadlineAdd(c *Conn[A]) {
 	p.deadlineMu.Lock()
 	p.deadlines.ReplaceOrInsert(c)
 	p.deadlineMu.Unlock()
 }
 
-func (p *parker) deadlineRemove(c *pconn) {
+func (p *Engine[A]) deadlineRemove(c *Conn[A]) {
 	p.deadlineMu.Lock()
 	p.deadlines.Delete(c)
 	p.deadlineMu.Unlock()
@@ -305,11 +376,11 @@ func (p *parker) deadlineRemove(c *pconn) {
 // workers: one range sweep of the deadline tree per tick, on the poller
 // goroutine. The worker re-checks under the connection's lock, since the
 // deadline may move meanwhile.
-func (p *parker) sweepDeadlines() {
+func (p *Engine[A]) sweepDeadlines() {
 	now := time.Now().UnixNano()
-	var due []*pconn
+	var due []*Conn[A]
 	p.deadlineMu.Lock()
-	p.deadlines.Ascend(func(c *pconn) bool {
+	p.deadlines.Ascend(func(c *Conn[A]) bool {
 		if c.deadline > now {
 			return false
 		}
@@ -322,23 +393,24 @@ func (p *parker) sweepDeadlines() {
 	}
 	p.qmu.Lock()
 	for _, c := range due {
-		p.queue.push(job{c: c, kind: jobDeadline})
+		p.queue.push(job[A]{c: c, kind: jobDeadline})
 	}
 	p.qmu.Unlock()
 	p.qcond.Broadcast()
 }
 
-// shutdown closes idle connections, waits (until ctx ends) for every
-// parked connection to be answered (the broker answers them all when it
-// closes), then closes what is left and stops the goroutines.
-func (p *parker) shutdown(ctx context.Context) error {
+// Shutdown closes idle connections, waits (until ctx ends) for every
+// parked connection to be answered (the caller makes its handlers deliver
+// them all), then closes what is left and stops the goroutines. Call it
+// after the listener is closed.
+func (p *Engine[A]) Shutdown(ctx context.Context) error {
 	p.closing.Store(true)
 	for _, c := range p.reg.all() {
 		c.mu.Lock()
 		idle := c.state == csIdle
 		c.mu.Unlock()
 		if idle {
-			c.close()
+			c.Close()
 		}
 	}
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -359,36 +431,48 @@ wait:
 	p.qcond.Broadcast()
 	p.workers.Wait()
 	for _, c := range p.reg.all() {
-		c.close()
+		c.Close()
 	}
 	p.poll.Close()
 	return err
 }
 
-func (p *parker) stats() parkerStats {
-	return parkerStats{
-		connections: int64(p.reg.len()),
-		parked:      p.parkedNow.Load(),
-		vanished:    p.vanished.Load(),
-		writeFailed: p.writeFailed.Load(),
-		slow:        p.slowDropped.Load(),
-		handbacks:   p.handbacks.Load(),
-		served:      p.served.Load(),
+// Stats are the engine's figures, for metrics.
+type Stats struct {
+	Connections int64 // held by the engine now: idle, parked, draining or busy
+	Parked      int64 // waiting for an answer
+	Vanished    uint64
+	WriteFailed uint64
+	Slow        uint64 // dropped for stalling an answer past WriteTimeout
+	Handbacks   uint64
+	Served      uint64 // fast-path requests
+}
+
+// Stats returns the engine's figures.
+func (p *Engine[A]) Stats() Stats {
+	return Stats{
+		Connections: int64(p.reg.len()),
+		Parked:      p.parkedNow.Load(),
+		Vanished:    p.vanished.Load(),
+		WriteFailed: p.writeFailed.Load(),
+		Slow:        p.slowDropped.Load(),
+		Handbacks:   p.handbacks.Load(),
+		Served:      p.served.Load(),
 	}
 }
 
 // registry maps epoll keys to connections. Keys are slot index + 1 in the
 // low 32 bits and a generation in the high 32, so a late event for a
 // closed connection never reaches the one that took its slot.
-type registry struct {
+type registry[A any] struct {
 	mu    sync.Mutex
-	slots []*pconn
+	slots []*Conn[A]
 	gens  []uint32
 	free  []uint32
 	n     int
 }
 
-func (r *registry) add(c *pconn) uint64 {
+func (r *registry[A]) add(c *Conn[A]) uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var i uint32
@@ -406,7 +490,7 @@ func (r *registry) add(c *pconn) uint64 {
 	return uint64(r.gens[i])<<32 | uint64(i+1)
 }
 
-func (r *registry) get(key uint64) *pconn {
+func (r *registry[A]) get(key uint64) *Conn[A] {
 	i, gen := uint32(key)-1, uint32(key>>32)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -416,7 +500,7 @@ func (r *registry) get(key uint64) *pconn {
 	return r.slots[i]
 }
 
-func (r *registry) remove(key uint64) {
+func (r *registry[A]) remove(key uint64) {
 	i, gen := uint32(key)-1, uint32(key>>32)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -428,16 +512,16 @@ func (r *registry) remove(key uint64) {
 	r.n--
 }
 
-func (r *registry) len() int {
+func (r *registry[A]) len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.n
 }
 
-func (r *registry) all() []*pconn {
+func (r *registry[A]) all() []*Conn[A] {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]*pconn, 0, r.n)
+	out := make([]*Conn[A], 0, r.n)
 	for _, c := range r.slots {
 		if c != nil {
 			out = append(out, c)
@@ -446,10 +530,11 @@ func (r *registry) all() []*pconn {
 	return out
 }
 
-// listen puts the event loop in front of ln and returns the listener
-// http.Server should serve from. Listeners other than TCP are served by
-// http.Server alone.
-func (p *parker) listen(ln net.Listener) (net.Listener, error) {
+// Listen puts the engine in front of ln and returns the listener
+// http.Server should serve from: it yields the connections the engine
+// hands back (see reentryListener). A listener other than TCP is
+// returned as it is, for http.Server alone.
+func (p *Engine[A]) Listen(ln net.Listener) (net.Listener, error) {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
 		return ln, nil
@@ -466,8 +551,8 @@ func (p *parker) listen(ln net.Listener) (net.Listener, error) {
 // reuses one array instead of growing a new one each time. It doubles when
 // full and shrinks back once empty if a burst grew it beyond
 // maxIdleRing. Not safe for concurrent use: parker.qmu guards it.
-type ring struct {
-	buf        []job
+type ring[A any] struct {
+	buf        []job[A]
 	head, size int
 }
 
@@ -475,19 +560,19 @@ type ring struct {
 // fan-out to 64K subscribers reuses it; a bigger one lets its array go.
 const maxIdleRing = 64 << 10
 
-func (r *ring) len() int { return r.size }
+func (r *ring[A]) len() int { return r.size }
 
 // tail returns the last job queued, to extend it; nil when empty.
-func (r *ring) tail() *job {
+func (r *ring[A]) tail() *job[A] {
 	if r.size == 0 {
 		return nil
 	}
 	return &r.buf[(r.head+r.size-1)%len(r.buf)]
 }
 
-func (r *ring) push(j job) {
+func (r *ring[A]) push(j job[A]) {
 	if r.size == len(r.buf) {
-		grown := make([]job, max(256, 2*len(r.buf)))
+		grown := make([]job[A], max(256, 2*len(r.buf)))
 		n := copy(grown, r.buf[r.head:])
 		copy(grown[n:], r.buf[:r.head])
 		r.buf, r.head = grown, 0
@@ -498,10 +583,10 @@ func (r *ring) push(j job) {
 
 // pop moves up to n jobs to dst, clearing their slots so the ring does not
 // keep answers and connections alive.
-func (r *ring) pop(dst []job, n int) []job {
+func (r *ring[A]) pop(dst []job[A], n int) []job[A] {
 	for range min(n, r.size) {
 		dst = append(dst, r.buf[r.head])
-		r.buf[r.head] = job{}
+		r.buf[r.head] = job[A]{}
 		r.head = (r.head + 1) % len(r.buf)
 		r.size--
 	}
@@ -512,4 +597,10 @@ func (r *ring) pop(dst []job, n int) []job {
 		}
 	}
 	return dst
+}
+
+func (p *Engine[A]) mayBeFast(data []byte) bool { return mayBeFastHead(data, p.fast) }
+
+func (p *Engine[A]) parseFastHead(head []byte) (Head, bool) {
+	return parseFastHead(head, p.cfg.FastPath)
 }

@@ -1,19 +1,21 @@
 //go:build linux
 
-package api
+package evhttp
 
 import (
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
-// reentryListener is the listener http.Server serves from in the event
-// model. New connections go to the event loop first (parker.accept and
-// adopt), which reads their first request itself: a subscriber never
-// costs http.Server's goroutine and 8 KiB of buffers. http.Server accepts
-// only the connections the event loop hands back, those whose request is
-// not a subscribe it serves; to http.Server such a connection looks new,
-// with its first request already waiting (see prefixConn).
+// reentryListener is the listener http.Server serves from in front of an
+// Engine. New connections go to the engine first (accept and adopt),
+// which reads their first request itself: a fast-path client never costs
+// http.Server's goroutine and 8 KiB of buffers. http.Server accepts only
+// the connections the engine hands back, those whose request is not one
+// it serves; to http.Server such a connection looks new, with its first
+// request already waiting (see prefixConn).
 type reentryListener struct {
 	net.Listener
 	stop func() // takes the listener out of the event loop before Close
@@ -88,11 +90,18 @@ func (l *reentryListener) Close() error {
 	return err
 }
 
-// prefixConn is a connection whose first bytes were already read by the
-// event loop; Read returns them before reading the socket.
+// prefixConn is a connection handed back by the event loop: its first
+// bytes were already read (Read returns them before reading the socket),
+// the head they begin must still be whole by headBy, it counts in the
+// engine's live connections until closed, and shed marks one accepted over
+// MaxConns.
 type prefixConn struct {
 	*net.TCPConn
 	prefix []byte
+	headBy time.Time // zero: no head begun
+	shed   bool
+	live   *atomic.Int64
+	closed atomic.Bool
 }
 
 func (c *prefixConn) Read(b []byte) (int, error) {
@@ -103,3 +112,27 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 	}
 	return c.TCPConn.Read(b)
 }
+
+// SetReadDeadline keeps the deadline of a head the event loop began to
+// read: http.Server's first deadline (ReadHeaderTimeout from now) would
+// otherwise give a client that trickles its head a second allowance.
+func (c *prefixConn) SetReadDeadline(t time.Time) error {
+	if !c.headBy.IsZero() {
+		if t.IsZero() || t.After(c.headBy) {
+			t = c.headBy
+		}
+		c.headBy = time.Time{}
+	}
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+// Close closes the socket and stops counting it.
+func (c *prefixConn) Close() error {
+	if !c.closed.Swap(true) && c.live != nil {
+		c.live.Add(-1)
+	}
+	return c.TCPConn.Close()
+}
+
+// overLimit reports whether the connection was accepted over MaxConns.
+func (c *prefixConn) overLimit() bool { return c.shed }

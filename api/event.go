@@ -1,0 +1,170 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/internal/evhttp"
+)
+
+// subscribeRoute is the route pattern of subscribe, for metrics, and the
+// one path the event engine serves itself.
+const subscribeRoute = "/v1/subscribe"
+
+// eventModel is ModelEvent: an evhttp.Engine accepts every connection,
+// serves subscribe heads it fully validated itself, parks waiting
+// subscribers as records in its epoll set, and hands everything else to
+// http.Server. It is the engine's Handler; answers are broker Results.
+type eventModel struct {
+	s *Server
+	e *evhttp.Engine[broker.Result]
+}
+
+type eventConn = evhttp.Conn[broker.Result]
+
+func newEventModel(s *Server) (*eventModel, error) {
+	m := &eventModel{s: s}
+	e, err := evhttp.New[broker.Result](evhttp.Config{
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		FastPath:          subscribeRoute,
+		Limit:             s.conns,
+		Logger:            s.log,
+	}, m)
+	if err != nil {
+		return nil, err
+	}
+	m.e = e
+	return m, nil
+}
+
+func (m *eventModel) model() Model                                 { return ModelEvent }
+func (m *eventModel) listen(ln net.Listener) (net.Listener, error) { return m.e.Listen(ln) }
+func (m *eventModel) shutdown(ctx context.Context) error           { return m.e.Shutdown(ctx) }
+
+// subscribe serves a subscribe that came through http.Server (the engine's
+// own requests take ServeFast). An answer that is ready is written at
+// once, like any response. Otherwise the connection is taken from
+// http.Server and parked: the handler returns and nothing waits but a
+// record. HTTP/2 and TLS connections cannot be taken: they wait in their
+// goroutine.
+func (m *eventModel) subscribe(w http.ResponseWriter, r *http.Request, req broker.SubscribeRequest) error {
+	if !canPark(r) {
+		return goroutineModel{m.s}.subscribe(w, r, req)
+	}
+	c := m.e.NewConn() // owned by this handler until parked
+	meta := metaFrom(r.Context())
+	take := func() error {
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return err
+		}
+		return c.AttachHijacked(conn, rw)
+	}
+	parked, err := m.subscribeOn(c, w, req, w.Header().Get("Access-Control-Allow-Origin"), !r.Close, meta.start, take)
+	meta.parked = parked
+	return err
+}
+
+// subscribeOn subscribes on behalf of connection c, which the caller owns:
+// it writes an answer that is ready to w, or parks c until the broker
+// answers (after take, if not nil, has handed the connection over). acao
+// and keep say how the eventual answer is to be written; start is when
+// the request arrived.
+func (m *eventModel) subscribeOn(c *eventConn, w http.ResponseWriter, req broker.SubscribeRequest,
+	acao string, keep bool, start time.Time, take func() error) (parked bool, err error) {
+	c.SetRequest(acao, keep, start)
+	res, sub, err := m.s.b.Subscribe(req, c.DeliverFunc())
+	if err != nil {
+		return false, err
+	}
+	if sub == nil {
+		m.s.writeResult(w, res)
+		return false, nil
+	}
+	if take != nil {
+		if err := take(); err != nil {
+			// Cannot park. If the answer was given meanwhile it is lost,
+			// but nothing is skipped: the client keeps its cursor.
+			sub.Cancel()
+			m.s.log.Warn("cannot park a subscribe connection", "err", err)
+			return false, fmt.Errorf("api: parking the connection: %w", err)
+		}
+	}
+	c.Park(sub.Cancel)
+	return true, nil
+}
+
+// ServeFast serves a subscribe whose head the engine validated: what the
+// router chain does for this one route, without its allocations, on the
+// hottest path there is (every poll after a client's first). Same
+// behaviour: CORS headers, JSON errors, latency metrics, a 500 for a
+// panic.
+func (m *eventModel) ServeFast(c *eventConn, h evhttp.Head) {
+	s := m.s
+	start := time.Now()
+	acao := s.allowOrigin(h.Origin)
+	w := newEventWriter()
+	parked := false
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("handler panic", "path", subscribeRoute, "panic", p)
+				w = newEventWriter()
+				w.Header().Set("Connection", "close")
+				writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error"})
+			}
+		}()
+		if c.OverLimit() {
+			s.conns.Refuse()
+			w.Header().Set("Connection", "close")
+			s.writeError(w, nil, errOverloaded)
+			return
+		}
+		req, err := parseSubscribeQuery(h.Query, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
+		if err == nil && s.cfg.Cluster != nil && !s.cfg.Cluster.Ready() && !s.b.Closed() {
+			err = errNotReady
+		}
+		if err == nil {
+			parked, err = m.subscribeOn(c, w, req, acao, h.KeepAlive, start, nil)
+		}
+		if err != nil {
+			s.writeError(w, nil, err)
+		}
+	}()
+	if parked {
+		return // answered later, by the broker; c is no longer ours
+	}
+	corsHeaders(w.Header(), acao) // after the fact: only answers now need them
+	d := time.Since(start)
+	s.metrics.observe(subscribeRoute, http.MethodGet, w.status, d)
+	if s.debug {
+		s.log.Debug("request", "method", http.MethodGet, "route", subscribeRoute, "status", w.status,
+			"bytes", len(w.body), "duration", d, "remote", c.RemoteAddr(), "loop", true)
+	}
+	keep := w.keepAlive(h.KeepAlive) && !m.e.Closing()
+	c.Reply(w.bytes(keep), keep)
+}
+
+// Encode writes the broker's answer to a parked subscribe.
+func (m *eventModel) Encode(c *eventConn, res broker.Result) ([]byte, bool) {
+	acao, keep, start := c.Request()
+	keep = keep && !m.e.Closing()
+	b, status := m.s.answerBytes(res, acao, keep)
+	m.s.metrics.observe(subscribeRoute, http.MethodGet, status, time.Since(start))
+	return b, keep && res.Reason != broker.ReasonShutdown
+}
+
+// Batch queues the answers of one publication together: they share their
+// bytes (answerBytes memoises them on res.Share).
+func (m *eventModel) Batch(res broker.Result) any {
+	if res.Share == nil {
+		return nil
+	}
+	return res.Share
+}

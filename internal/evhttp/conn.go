@@ -1,0 +1,624 @@
+//go:build linux
+
+package evhttp
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pushuphq/pushup/internal/epoll"
+)
+
+// connState is where an event-model connection is in its life. The
+// states say who may touch the socket: csBusy has exactly one owner (the
+// worker or handler that moved it there), the others none.
+type connState uint8
+
+const (
+	// csBusy: one goroutine owns the connection: it reads a request,
+	// serves it, parks it, writes an answer, hands it back or closes it.
+	// Nobody else does I/O on it or closes it; they set closeReq instead.
+	csBusy connState = iota
+	// csParked: waiting for the broker's answer; watched for hang-up.
+	csParked
+	// csDraining: an answer the socket could not take at once waits in
+	// out for the socket to drain (EPOLLOUT), under the write deadline.
+	csDraining
+	// csIdle: watched for its next request (or the rest of one) or
+	// hang-up, under the idle or head deadline.
+	csIdle
+	// csClosed: closed, or handed back to http.Server, and forgotten.
+	csClosed
+)
+
+// Conn is a connection the engine holds. The engine owns its raw file
+// descriptor from accept to close: no net.Conn, no netpoller descriptor,
+// no goroutine, no buffers while it waits. This record is all a parked
+// request costs the engine. It becomes a net.Conn only if it is handed to
+// http.Server.
+//
+// Ownership (nats-server's flushOutbound pattern): whoever moves the
+// connection into csBusy under mu owns it and is the only one to use fd
+// until it moves it out again, doing its I/O without the lock. A close
+// asked for by anyone else while it is busy only sets closeReq; the owner
+// closes when it is done. So a descriptor is closed only when no I/O on it
+// is in flight, and its number cannot be reused under a writer's feet.
+//
+// mu guards the state, the epoll registration and the deadline together:
+// a state change and the matching (re)arming happen under it, so an event
+// never finds a connection in a state its arming does not match.
+type Conn[A any] struct {
+	p   *Engine[A]
+	key uint64 // registry key, also the epoll key
+	// deliverFn is c.Deliver as a func value, made once per connection
+	// rather than once per request.
+	deliverFn func(A)
+
+	mu         sync.Mutex
+	fd         int // -1 once closed; read under mu or by the owner
+	state      connState
+	closeReq   bool // close when the owner is done
+	shed       bool // accepted over the connection limit
+	registered bool // in the epoll set
+	cancel     func() bool
+	pending    *A     // answered before it was parked
+	tag        string // the handler's note for encoding the answer (say, a CORS origin)
+	keepAlive  bool   // the parked request allows another one
+	start      int64  // when the parked request arrived (Unix ns)
+	partial    []byte // bytes of the next request, read early
+	headBy     int64  // Unix ns: the head in partial must be whole by then; 0 = no head begun
+	out        []byte // the rest of an answer the socket did not take yet
+	outKeep    bool   // keep the connection after out is written
+	deadline   int64  // Unix ns: idle, header or write-stall deadline; 0 = none
+}
+
+// NewConn returns a connection record for a request http.Server is
+// serving, owned by the caller: it is to park it (AttachHijacked, then
+// Park) or drop it. Its DeliverFunc can be handed out before that.
+func (p *Engine[A]) NewConn() *Conn[A] { return newConn(p) }
+
+func newConn[A any](p *Engine[A]) *Conn[A] {
+	c := &Conn[A]{p: p, fd: -1}
+	c.deliverFn = c.Deliver
+	return c
+}
+
+// DeliverFunc returns c.Deliver as a func value made once per connection.
+func (c *Conn[A]) DeliverFunc() func(A) { return c.deliverFn }
+
+// SetRequest notes, for the answer to the request being served, a tag of
+// the handler's (Handler.Encode reads it back), whether the request allows
+// another after it, and when it began. The caller owns c.
+func (c *Conn[A]) SetRequest(tag string, keepAlive bool, start time.Time) {
+	c.mu.Lock()
+	c.tag, c.keepAlive, c.start = tag, keepAlive, start.UnixNano()
+	c.mu.Unlock()
+}
+
+// Request returns what SetRequest noted.
+func (c *Conn[A]) Request() (tag string, keepAlive bool, start time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tag, c.keepAlive, time.Unix(0, c.start)
+}
+
+// OverLimit reports whether c was accepted over Config.Limit: it is to be
+// answered only for health checks.
+func (c *Conn[A]) OverLimit() bool { return c.shed }
+
+// Deliver hands c the answer to its parked request, from any goroutine;
+// it never blocks: a worker writes it (Handler.Encode), and becomes the
+// connection's owner meanwhile. An answer that comes before Park is kept
+// and written by Park; one for a connection closed meanwhile is dropped.
+func (c *Conn[A]) Deliver(a A) {
+	c.mu.Lock()
+	switch c.state {
+	case csBusy:
+		// Answered before the owner finished parking: Park writes it.
+		// (The copy keeps a itself off the heap on the usual path.)
+		r := a
+		c.pending = &r
+		c.mu.Unlock()
+	case csParked:
+		c.state = csBusy
+		c.mu.Unlock()
+		c.p.parkedNow.Add(-1)
+		c.p.enqueueAnswer(c, a)
+	default:
+		c.mu.Unlock() // closed meanwhile: nobody to tell
+	}
+}
+
+// attachFD makes c own fd, a connected non-blocking socket. c is busy,
+// owned by the caller.
+func (c *Conn[A]) attachFD(fd int, early []byte) {
+	c.fd, c.partial = fd, early
+	c.p.live.Add(1)
+	c.key = c.p.reg.add(c)
+}
+
+// AttachHijacked makes c, owned by the caller, take over a connection
+// hijacked from http.Server, with whatever it had already read of a next
+// request: it keeps a duplicate of the socket and closes the net.Conn, so
+// a parked connection costs no netpoller descriptor.
+func (c *Conn[A]) AttachHijacked(conn net.Conn, rw *bufio.ReadWriter) error {
+	var early []byte
+	if rw != nil && rw.Reader.Buffered() > 0 {
+		early, _ = rw.Reader.Peek(rw.Reader.Buffered())
+		early = bytes.Clone(early)
+	}
+	orig := conn
+	if pc, ok := conn.(*prefixConn); ok {
+		early = append(early, pc.prefix...)
+		conn = pc.TCPConn
+	}
+	tcp, ok := conn.(*net.TCPConn)
+	if !ok {
+		return ErrNotTCP
+	}
+	raw, err := tcp.SyscallConn()
+	if err != nil {
+		return err
+	}
+	fd := -1
+	cerr := raw.Control(func(s uintptr) {
+		// The duplicate shares the socket (and its non-blocking mode).
+		fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	orig.Close() // the duplicate keeps the socket open
+	if cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return err
+	}
+	c.attachFD(fd, early)
+	return nil
+}
+
+// Park waits for the answer to the request being served: the caller owns
+// c and gives it up. Until the answer comes (Deliver) the engine watches
+// the socket for hang-up only; if the client goes, cancel is called, and
+// if it returns true (nothing will be delivered) the connection is closed.
+// An answer delivered before Park is written at once.
+func (c *Conn[A]) Park(cancel func() bool) {
+	c.mu.Lock()
+	c.cancel = cancel
+	if c.pending != nil {
+		a := *c.pending
+		c.pending = nil
+		c.mu.Unlock()
+		c.answer(a) // still the owner
+		return
+	}
+	if c.closeReq {
+		c.mu.Unlock()
+		c.cancelAndClose()
+		return
+	}
+	if err := c.armLocked(0); err != nil {
+		c.mu.Unlock()
+		c.p.log.Debug("parking failed", "err", err)
+		c.cancelAndClose()
+		return
+	}
+	c.state = csParked
+	c.mu.Unlock()
+	c.p.parkedNow.Add(1)
+}
+
+// cancelAndClose withdraws the parked request and closes c, owned by the
+// caller; if the answer is already on its way, Deliver takes over and
+// writes it (then the write fails or the connection carries on).
+func (c *Conn[A]) cancelAndClose() {
+	if c.cancel() {
+		c.closeOwned()
+		return
+	}
+	c.mu.Lock()
+	c.state = csParked
+	c.mu.Unlock()
+	c.p.parkedNow.Add(1)
+}
+
+// Reply writes b, a whole response, for the request being served; the
+// caller owns c and gives it up. keep says whether the connection may
+// serve another request afterwards.
+func (c *Conn[A]) Reply(b []byte, keep bool) { c.send(b, keep) }
+
+// armLocked registers or re-arms the socket in the epoll set for events
+// (besides hang-up, always watched). Caller holds c.mu.
+func (c *Conn[A]) armLocked(events uint32) error {
+	if c.registered {
+		return c.p.poll.Rearm(c.fd, c.key, events)
+	}
+	if err := c.p.poll.Add(c.fd, c.key, events); err != nil {
+		return err
+	}
+	c.registered = true
+	return nil
+}
+
+// setDeadlineLocked moves c in the deadline schedule. Caller holds c.mu.
+func (c *Conn[A]) setDeadlineLocked(d int64) {
+	if c.deadline == d {
+		return
+	}
+	if c.deadline != 0 {
+		c.p.deadlineRemove(c)
+	}
+	c.deadline = d
+	if d != 0 {
+		c.p.deadlineAdd(c)
+	}
+}
+
+// event handles an epoll report, or a passed deadline (timedOut). What to
+// do is decided under mu from the state; a connection some goroutine owns
+// is left alone: its owner re-arms it when done, and the (level-triggered)
+// condition is reported again.
+func (c *Conn[A]) event(events uint32, timedOut bool) {
+	c.mu.Lock()
+	if timedOut && (c.deadline == 0 || c.deadline > time.Now().UnixNano()) {
+		c.mu.Unlock()
+		return // the deadline moved since the sweep saw it
+	}
+	switch c.state {
+	case csIdle:
+		if timedOut {
+			c.closeLocked() // idle too long, or a head too slow
+			return
+		}
+		// Readable, or hang-up: read first, so a request that came with
+		// the client's FIN is answered before the connection ends.
+		c.state = csBusy
+		c.mu.Unlock()
+		c.readable()
+	case csParked:
+		cancel := c.cancel
+		c.mu.Unlock()
+		if events&epoll.Hangup == 0 || cancel == nil {
+			return
+		}
+		if cancel() {
+			c.p.vanished.Add(1)
+			c.Close()
+		} // else deliver made a worker the owner; its write fails and closes
+	case csDraining:
+		switch {
+		case timedOut:
+			c.p.slowDropped.Add(1)
+			c.closeLocked()
+		case events&epoll.Hangup != 0:
+			c.p.writeFailed.Add(1)
+			c.closeLocked()
+		case events&epoll.Writable != 0:
+			c.state = csBusy
+			out, keep := c.out, c.outKeep
+			c.mu.Unlock()
+			c.send(out, keep)
+		default:
+			c.mu.Unlock()
+		}
+	default: // csBusy (its owner decides) or csClosed
+		c.mu.Unlock()
+	}
+}
+
+// answer writes a delivered answer. The caller owns c.
+func (c *Conn[A]) answer(a A) {
+	c.mu.Lock()
+	c.cancel = nil
+	c.mu.Unlock()
+	b, keep := c.p.h.Encode(c, a)
+	c.send(b, keep)
+}
+
+// send writes what the socket takes of b now; the caller owns c. The rest
+// waits for EPOLLOUT (csDraining) under the write deadline: a client that
+// stops reading cannot hold up anyone else. Every bit of progress restarts
+// the deadline: it bounds a stall, not a large answer. Once all is written
+// the connection serves its next request, goes idle, or closes (keep).
+func (c *Conn[A]) send(b []byte, keep bool) {
+	n, err := writeFD(c.fd, b) // the owner's fd: nobody closes it meanwhile
+	if err != nil {
+		c.p.writeFailed.Add(1)
+		c.closeOwned()
+		return
+	}
+	if n == len(b) {
+		c.mu.Lock()
+		c.out = nil
+		c.setDeadlineLocked(0)
+		c.mu.Unlock()
+		c.afterWrite(keep)
+		return
+	}
+	c.mu.Lock()
+	if c.closeReq {
+		c.closeLocked()
+		return
+	}
+	c.out, c.outKeep = b[n:], keep
+	if n > 0 || c.deadline == 0 {
+		c.setDeadlineLocked(time.Now().Add(c.p.cfg.WriteTimeout).UnixNano())
+	}
+	if err := c.armLocked(epoll.Writable); err != nil {
+		c.closeLocked()
+		return
+	}
+	c.state = csDraining
+	c.mu.Unlock()
+}
+
+// afterWrite serves a request that already arrived, returns the connection
+// to idle, or closes it; the caller owns c.
+func (c *Conn[A]) afterWrite(keep bool) {
+	c.mu.Lock()
+	if !keep || c.closeReq || c.p.closing.Load() {
+		c.closeLocked()
+		return
+	}
+	if len(c.partial) > 0 {
+		// A pipelined request is already here: serve it now.
+		data := c.partial
+		c.partial = nil
+		c.mu.Unlock()
+		c.serve(data)
+		return
+	}
+	c.goIdle(time.Now().Add(c.p.cfg.IdleTimeout).UnixNano())
+}
+
+// goIdle gives up ownership and waits for the next request (or the rest
+// of one) until deadline; caller owns c and holds c.mu, which goIdle
+// releases. A connection that cannot be watched is closed.
+func (c *Conn[A]) goIdle(deadline int64) {
+	if c.closeReq {
+		c.closeLocked()
+		return
+	}
+	if err := c.armLocked(epoll.Readable); err != nil {
+		c.closeLocked()
+		return
+	}
+	c.state = csIdle
+	c.setDeadlineLocked(deadline)
+	c.mu.Unlock()
+}
+
+// readable reads what the client sent while idle; the caller owns c.
+func (c *Conn[A]) readable() {
+	bp := c.p.bufs.Get().(*[]byte)
+	defer c.p.bufs.Put(bp)
+	n, err := readFD(c.fd, *bp)
+	if err != nil {
+		// The client closed (or reset) its side. An incomplete request
+		// in partial will never be completed: nothing to answer.
+		c.closeOwned()
+		return
+	}
+	c.mu.Lock()
+	if n == 0 { // spurious wake-up
+		c.goIdle(c.deadline)
+		return
+	}
+	data := (*bp)[:n]
+	if len(c.partial) > 0 {
+		data = append(c.partial, data...)
+	} else {
+		data = bytes.Clone(data) // the pooled buffer goes back
+	}
+	c.partial = nil
+	c.mu.Unlock()
+	c.serve(data)
+}
+
+// maxRequestHead is the most header bytes the engine waits for, as
+// http.Server's default MaxHeaderBytes; a longer head is handed to
+// http.Server, which answers 431.
+const maxRequestHead = 64 << 10
+
+// serve handles request bytes read by the engine; the caller owns c.
+// Only a head parseFastHead fully validated is served here (by the
+// Handler). Everything else, as soon as it is clearly not one, is handed
+// to http.Server byte for byte: there is one parser of record for the
+// general case, net/http's server, never a second one that could disagree
+// with it on where a request ends.
+func (c *Conn[A]) serve(data []byte) {
+	// The whole head must arrive within ReadHeaderTimeout of its first
+	// byte, here or after a hand-back: a client that trickles a byte at a
+	// time renews nothing.
+	c.mu.Lock()
+	if c.headBy == 0 {
+		c.headBy = time.Now().Add(c.p.cfg.ReadHeaderTimeout).UnixNano()
+	}
+	c.mu.Unlock()
+	end := headEnd(data)
+	if end < 0 {
+		if len(data) > maxRequestHead || !c.p.mayBeFast(data) {
+			c.handback(data)
+			return
+		}
+		c.mu.Lock()
+		c.partial = data // not all here yet
+		c.goIdle(c.headBy)
+		return
+	}
+	h, ok := c.p.parseFastHead(data[:end])
+	if !ok {
+		c.handback(data)
+		return
+	}
+	c.mu.Lock()
+	c.headBy = 0
+	if rest := data[end:]; len(rest) > 0 {
+		c.partial = rest
+	}
+	c.mu.Unlock()
+	c.p.served.Add(1)
+	c.p.h.ServeFast(c, h)
+}
+
+// RemoteAddr formats the peer's address, for logs: a system call.
+func (c *Conn[A]) RemoteAddr() string {
+	c.mu.Lock()
+	fd := c.fd
+	c.mu.Unlock()
+	return peerAddr(fd)
+}
+
+// handback gives the connection to http.Server, which reads data first;
+// the caller owns c.
+func (c *Conn[A]) handback(data []byte) {
+	c.mu.Lock()
+	headBy, shed := c.headBy, c.shed
+	fd := c.detachLocked()
+	c.mu.Unlock()
+	if fd < 0 {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "pushup-conn")
+	conn, err := net.FileConn(f) // duplicates the descriptor
+	f.Close()
+	c.p.live.Add(-1) // counted again, as a prefixConn, if it worked
+	if err != nil {
+		c.p.log.Debug("hand-back failed", "err", err)
+		return
+	}
+	tcp, ok := conn.(*net.TCPConn)
+	if !ok {
+		conn.Close()
+		return
+	}
+	c.p.handbacks.Add(1)
+	c.p.live.Add(1)
+	pc := &prefixConn{TCPConn: tcp, prefix: data, live: &c.p.live, shed: shed}
+	if headBy != 0 {
+		pc.headBy = time.Unix(0, headBy)
+	}
+	c.p.reentry.Load().handback(pc)
+}
+
+// detachLocked removes the connection from the event loop without closing
+// its socket and returns the descriptor; -1 if it was closed already.
+// Caller holds c.mu.
+func (c *Conn[A]) detachLocked() int {
+	if c.state == csClosed {
+		return -1
+	}
+	if c.state == csParked {
+		c.p.parkedNow.Add(-1)
+	}
+	c.state = csClosed
+	if c.registered {
+		c.p.poll.Remove(c.fd)
+		c.registered = false
+	}
+	c.setDeadlineLocked(0)
+	fd := c.fd
+	c.fd = -1
+	c.out, c.partial = nil, nil
+	c.p.reg.remove(c.key)
+	return fd
+}
+
+// closeLocked closes the connection; the caller holds c.mu (which
+// closeLocked releases) and either owns c or found it in a state nobody
+// owns.
+func (c *Conn[A]) closeLocked() {
+	fd := c.detachLocked()
+	c.mu.Unlock()
+	if fd >= 0 {
+		unix.Close(fd)
+		c.p.live.Add(-1)
+	}
+}
+
+// closeOwned closes a connection the caller owns.
+func (c *Conn[A]) closeOwned() {
+	c.mu.Lock()
+	c.closeLocked()
+}
+
+// Close closes the connection on behalf of someone who does not own it:
+// at once if nobody does, else by its owner when it is done. Safe to call
+// more than once and from any state.
+func (c *Conn[A]) Close() {
+	c.mu.Lock()
+	if c.state == csBusy {
+		c.closeReq = true
+		c.mu.Unlock()
+		return
+	}
+	c.closeLocked()
+}
+
+// writeFD writes as much of b as the socket takes now, without waiting.
+func writeFD(fd int, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Write(fd, b[n:])
+		if m > 0 {
+			n += m
+		}
+		switch {
+		case err == unix.EINTR:
+		case err == unix.EAGAIN:
+			return n, nil
+		case err != nil:
+			return n, err
+		case m == 0:
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+// errEOF: the client closed the connection.
+var errEOF = errors.New("evhttp: client closed the connection")
+
+// ErrNotTCP: only TCP connections can be parked.
+var ErrNotTCP = errors.New("evhttp: hijacked connection is not TCP")
+
+// readFD reads what the socket has now, without waiting. It returns 0, nil
+// when there was nothing after all.
+func readFD(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return 0, nil
+		case err != nil:
+			return 0, err
+		case n == 0:
+			return 0, errEOF
+		}
+		return n, nil
+	}
+}
+
+// peerAddr formats the peer's address for Request.RemoteAddr and logs.
+func peerAddr(fd int) string {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return ""
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
+	case *unix.SockaddrInet6:
+		return net.JoinHostPort(net.IP(a.Addr[:]).String(), strconv.Itoa(a.Port))
+	}
+	return ""
+}

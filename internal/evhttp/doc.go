@@ -1,0 +1,45 @@
+// Package evhttp is PushUp's event-driven HTTP/1.1 front: an engine that
+// accepts connections on raw non-blocking descriptors, watches them in one
+// epoll set, reads request heads, writes answer bytes, and hands every
+// request it does not serve itself to net/http's http.Server, byte for
+// byte. It knows nothing of PushUp's broker: it deals in bytes, a batch key
+// and a cancel function (Handler, Conn.Park, Conn.Deliver).
+//
+// Contract:
+//
+//   - Strict by construction. The engine serves itself only GET of one path
+//     (Config.FastPath) over HTTP/1.1 whose head it fully validated: CRLF
+//     line endings only, token header names, no control characters in
+//     values, exactly one plain Host, no Content-Length, Transfer-Encoding,
+//     Expect or Upgrade. The head's end is found by net/http's own rule (the
+//     first empty line, LF or CRLF), so the engine and http.Server never
+//     disagree on where a request ends. Anything else goes to http.Server
+//     unchanged, as soon as it is clearly not a fast-path head.
+//   - Deadlines bound a connection, not a read: a head must be whole within
+//     ReadHeaderTimeout of its first byte (a hand-back keeps that deadline),
+//     an answer may stall at most WriteTimeout, an idle keep-alive
+//     connection lives IdleTimeout.
+//   - One owner per socket. A connection in csBusy has exactly one owner
+//     (the worker or handler that moved it there under Conn.mu); only the
+//     owner reads, writes, hands back or closes the descriptor, outside the
+//     lock. Anyone else asking to close it while it is busy sets a flag the
+//     owner honours when it is done. A descriptor is therefore never closed,
+//     and its number never reused, while I/O on it is in flight.
+//   - Parked connections cost a record: no goroutine, no buffer. Answers are
+//     queued to GOMAXPROCS workers in batches (Handler.Batch), never written
+//     on the deliverer's goroutine.
+//   - Limit: connections accepted over Config.Limit are marked
+//     (Conn.OverLimit); past its margin they get a canned 503 unread.
+//
+// Concurrency: Engine and Conn methods are safe for concurrent use, except
+// that Reply, Park and AttachHijacked may be called only by the
+// connection's owner (the Handler.ServeFast call, or the holder of
+// Engine.NewConn), and give ownership up (Reply, Park). Deliver and Close
+// may be called from any goroutine and never block. Handler methods run on
+// the engine's workers and must not block.
+//
+// Lock order (see also docs/locksordering.txt): Conn.mu -> deadlineMu,
+// Conn.mu -> registry.mu; qmu -> registry.mu; lmu is taken alone. No lock
+// is held across a read or write of a socket; Handler.Encode and the
+// cancel function run with no engine lock held.
+package evhttp
