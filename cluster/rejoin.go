@@ -120,7 +120,9 @@ func (n *Node) rejoinLoop() {
 			continue
 		}
 		n.rejoinAttempts.Add(1)
-		if n.joinEach(targets) > 0 {
+		// Answered, and not only by itself (-join may name this node
+		// too): try again soon, to carry the refutations across.
+		if n.joinEach(targets) > 0 && n.numNodes() > 1 {
 			wait = n.cfg.RejoinInterval
 		} else {
 			wait = min(2*wait, n.cfg.RejoinMaxInterval)
