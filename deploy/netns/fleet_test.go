@@ -248,27 +248,7 @@ func waitFor(d time.Duration, cond func() bool) bool {
 	}
 }
 
-func (f *fleet) getJSON(u string, v any) error {
-	ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %d %s", u, resp.StatusCode, body)
-	}
-	return json.Unmarshal(body, v)
-}
+func (f *fleet) getJSON(u string, v any) error { return f.getJSONTimeout(u, v, 5*time.Second) }
 
 // startTraffic starts a publisher and a pinned subscriber on every node.
 func (f *fleet) startTraffic() {
