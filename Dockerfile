@@ -18,12 +18,18 @@ COPY . .
 # -trimpath -s -w: no build paths or symbol tables in the binary.
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/pushupd ./cmd/pushupd
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/pushupd ./cmd/pushupd \
+    && mkdir -p /out/data
 
 # distroless/static: CA certificates, time zones, and an /etc/passwd with
 # the nonroot user (uid 65532); no shell, no package manager.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/pushupd /usr/local/bin/pushupd
+# /data is for -data-dir (PUSHUP_DATA_DIR=/data, or /data/* when replicas
+# share one volume): owned by nonroot, so a named volume mounted there
+# starts out writable. Without PUSHUP_DATA_DIR the cache is memory only.
+COPY --from=build --chown=65532:65532 /out/data /data
+VOLUME ["/data"]
 USER nonroot:nonroot
 # 8080: the HTTP API, for clients and for the other nodes (/internal/v1/).
 # 7946: cluster membership (memberlist), TCP and UDP.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/pushuphq/pushup/web/demo"
+	"github.com/pushuphq/pushup/cluster"
 )
 
 // Config configures the HTTP front.
@@ -60,6 +60,10 @@ type Config struct {
 	WriteTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle between requests.
 	IdleTimeout time.Duration
+	// Plugins are applications served beside the API under paths of
+	// their own (the Q&A demo, web/demo, is one); the index at GET /
+	// names them. None by default.
+	Plugins []Plugin
 	// MaxConns is how many client connections may be open before new ones
 	// are served only for /healthz (anything else gets 503 overloaded with
 	// Retry-After, and the connection closes), so a process near its
@@ -67,14 +71,6 @@ type Config struct {
 	// get the 503 without being read. 0 derives it from the open-file
 	// limit (RLIMIT_NOFILE), less a tenth kept for everything else.
 	MaxConns int
-	// Demo serves the Q&A demo page at /demo/ and its question endpoint,
-	// POST /demo/api/questions. That endpoint publishes without the
-	// publisher key (browsers must not hold it), but only validated
-	// questions, only to author:<name> and tag:<t> channels, within
-	// DemoConfig. Off by default: it lets anyone post to those channels.
-	Demo bool
-	// DemoConfig bounds what the demo's question endpoint accepts.
-	DemoConfig demo.Config
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Cluster, when set, is this node's cluster membership (a
@@ -83,6 +79,10 @@ type Config struct {
 	// API requests with 503 until it is ready (has restored a peer's
 	// state).
 	Cluster Cluster
+	// DrainSpread is how long Shutdown takes to answer the waiting
+	// subscribers (see broker.Drain): spread evenly, each with a jittered
+	// retry hint. Zero answers them all at once.
+	DrainSpread time.Duration
 }
 
 // DefaultConfig returns the configuration pushupd starts with.
@@ -98,11 +98,11 @@ func DefaultConfig() Config {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       90 * time.Second,
-		DemoConfig:        demo.DefaultConfig(),
 	}
 }
 
-// Validate reports a configuration that cannot work.
+// Validate reports a configuration that cannot work. Its messages name
+// the Go fields; pushupd names its flags instead.
 func (c Config) Validate() error {
 	if _, err := ParseModel(string(c.Model)); err != nil {
 		return err
@@ -119,11 +119,6 @@ func (c Config) Validate() error {
 	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
 		return fmt.Errorf("api: ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout must be positive")
 	}
-	if c.Demo {
-		if err := c.DemoConfig.Validate(); err != nil {
-			return fmt.Errorf("api: DemoConfig: %w", err)
-		}
-	}
 	return nil
 }
 
@@ -135,6 +130,6 @@ type Cluster interface {
 	Handler() http.Handler
 	// Collector exports the cluster's metrics.
 	Collector() prometheus.Collector
-	// Report is the body of GET /v1/cluster.
-	Report() any
+	// Status is the body of GET /v1/cluster.
+	Status() cluster.Status
 }

@@ -1,8 +1,10 @@
 // Package api is PushUp's HTTP front: the v1 JSON API for publishers
 // (publish, channel create/renew/info/close), the long-poll subscribe
 // endpoint for browsers, pushup.js (the browser client, GET /pushup.js),
-// health and Prometheus metrics, and, when Config.Demo is set, the Q&A
-// demo of package web/demo under /demo/.
+// health and Prometheus metrics, an index at GET /, and the plug-ins of
+// Config.Plugins (applications beside the API under paths of their own,
+// such as the Q&A demo of package web/demo), of which it knows nothing
+// but the Plugin interface.
 //
 // Server owns the http.Server and its timeouts, maps broker errors to
 // status codes in one place (errors.go), and runs the graceful shutdown:

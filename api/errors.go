@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -8,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/pushuphq/pushup/broker"
-	"github.com/pushuphq/pushup/web/demo"
 )
 
 // apiError is an error with the status and code the client sees.
@@ -58,9 +59,9 @@ func toAPIError(err error) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	var invalid *demo.Error
-	if errors.As(err, &invalid) {
-		return badRequest(invalid.Code, invalid.Message)
+	var refused *ClientError
+	if errors.As(err, &refused) {
+		return &apiError{status: cmp.Or(refused.Status, http.StatusBadRequest), code: refused.Code, msg: refused.Message}
 	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -73,10 +74,16 @@ func toAPIError(err error) *apiError {
 	for _, m := range brokerErrors {
 		if errors.Is(err, m.err) {
 			// The package prefix helps in logs, not in a client's message.
-			return &apiError{status: m.status, code: m.code, msg: strings.ReplaceAll(err.Error(), "broker: ", "")}
+			return &apiError{status: m.status, code: m.code, msg: clientText(err)}
 		}
 	}
 	return &apiError{status: http.StatusInternalServerError, code: "internal", msg: "internal error"}
+}
+
+// clientText is err's message without package prefixes: they help in
+// logs, not in a client's message.
+func clientText(err error) string {
+	return strings.ReplaceAll(err.Error(), "broker: ", "")
 }
 
 // writeError sends err as a JSON error response. r may be nil for requests
@@ -103,14 +110,19 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // writeJSON sends v with status. Encoding our own response types cannot
 // fail; a write error means the client left and there is no one to tell.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	// Not escaping <, > and & as HTML: this is JSON, served as such, and
+	// "\u003cpublisher key\u003e" is no help to a person reading it.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		status = http.StatusInternalServerError
-		b = []byte(`{"error":"internal","message":"response encoding failed"}`)
+		b.Reset()
+		b.WriteString(`{"error":"internal","message":"response encoding failed"}` + "\n")
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(b.Bytes())
 }

@@ -84,11 +84,19 @@ const publishShape = ` (expected {"channels":["a"],"data":...} or an array of th
 // fields (a misspelt "channel" must not silently publish nowhere) and
 // trailing data. shape, appended to errors, tells the client what was
 // expected.
-func decodeStrict(body []byte, v any, shape string) error {
+func decodeStrict(body []byte, v any, shape string) error { return decodeAs(body, v, "", shape) }
+
+// decodeAs is decodeStrict where what, if not empty, names v's kind in
+// the error for a body of the wrong type ("a question object").
+func decodeAs(body []byte, v any, what, shape string) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		e := jsonError(err)
+		var typ *json.UnmarshalTypeError
+		if what != "" && errors.As(err, &typ) && typ.Field == "" {
+			e = badRequest("invalid_json", fmt.Sprintf("the body: expected %s, got JSON %s", what, typ.Value))
+		}
 		if e.code == "invalid_json" {
 			e.msg += shape
 		}
@@ -135,8 +143,6 @@ func expectedType(e *json.UnmarshalTypeError) string {
 		return "an array of publications"
 	case "api.publishItem":
 		return "a publication object"
-	case "demo.Draft":
-		return "a question object"
 	}
 	return e.Type.String()
 }

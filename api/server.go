@@ -14,7 +14,6 @@ import (
 
 	"github.com/pushuphq/pushup/broker"
 	"github.com/pushuphq/pushup/internal/evhttp"
-	"github.com/pushuphq/pushup/web/demo"
 )
 
 // Server is PushUp's HTTP server. Create it with New, run it with Serve and
@@ -27,13 +26,11 @@ type Server struct {
 	metrics *httpMetrics
 	router  *chi.Mux
 	handler http.Handler
-	// demoFiles are the demo page's assets, loaded when Config.Demo is set.
-	demoFiles map[string]staticFile
-	http      *http.Server
-	conns     *evhttp.Limit
-	holder    holder      // the model: how waiting subscribes are held
-	event     *eventModel // the holder in the event model, for tests
-	debug     bool        // debug logging is on: worth a syscall per request for the peer address
+	http    *http.Server
+	conns   *evhttp.Limit
+	holder  holder      // the model: how waiting subscribes are held
+	event   *eventModel // the holder in the event model, for tests
+	debug   bool        // debug logging is on: worth a syscall per request for the peer address
 }
 
 // New builds a server in front of b.
@@ -45,13 +42,6 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, b: b, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
-	}
-	if cfg.Demo {
-		files, err := loadStatic(demo.Assets())
-		if err != nil {
-			return nil, err
-		}
-		s.demoFiles = files
 	}
 	s.reg, s.metrics = newMetrics(b)
 	s.debug = s.log.Enabled(context.Background(), slog.LevelDebug)
@@ -106,13 +96,14 @@ func (s *Server) routes() http.Handler {
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed)
 
+	r.Get("/", s.handleIndex)
 	r.Get("/healthz", s.handleReady)
 	r.Get("/healthz/ready", s.handleReady)
 	r.Get("/healthz/live", s.handleLive)
 	r.Get("/pushup.js", s.handleClientJS)
 	r.Head("/pushup.js", s.handleClientJS)
-	if s.cfg.Demo {
-		s.demoRoutes(r)
+	for _, p := range s.cfg.Plugins {
+		p.Mount(r, Front{s})
 	}
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 
@@ -184,6 +175,10 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 // If ctx ends first it closes the remaining connections and returns the
 // context's error.
 func (s *Server) Shutdown(ctx context.Context) error {
+	// Publishers first, then the waiting subscribers, spread out; the
+	// readiness check fails meanwhile, so the load balancer sends new
+	// requests elsewhere.
+	s.b.Drain(ctx, s.cfg.DrainSpread)
 	err := s.http.Shutdown(ctx)
 	s.b.Close() // in case Shutdown returned before the hook ran
 	// http.Server does not track hijacked connections: wait for the
@@ -224,7 +219,7 @@ func (s *Server) partitioned() bool {
 // notReady says why the node does not serve yet (or any more), or "".
 func (s *Server) notReady() string {
 	switch {
-	case s.b.Closed():
+	case s.b.Closed() || s.b.Draining():
 		return "shutting_down"
 	case s.cfg.Cluster != nil && !s.cfg.Cluster.Ready():
 		return "not_ready"
@@ -271,7 +266,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "not_clustered", Message: "this node runs alone (no -cluster-bind or -join)"})
 		return
 	}
-	writeJSON(w, http.StatusOK, s.cfg.Cluster.Report())
+	writeJSON(w, http.StatusOK, s.cfg.Cluster.Status())
 }
 
 // handleOptions answers a plain OPTIONS (not a CORS preflight).

@@ -70,7 +70,7 @@ func parseSubscribeQuery(raw string, defaultTimeout, maxTimeout time.Duration) (
 	case broker.IsCursor(since):
 		c, err := broker.ParseCursor(since)
 		if err != nil {
-			return req, badRequest("invalid_since", fmt.Sprintf("since: %v (pass back the cursor of the previous answer unchanged)", err))
+			return req, badRequest("invalid_since", fmt.Sprintf("since: %s (pass back the cursor of the previous answer unchanged)", clientText(err)))
 		}
 		req.Cursor = c
 	default:
@@ -135,6 +135,11 @@ func appendResult(b []byte, res broker.Result) []byte {
 	b = strconv.AppendBool(b, res.More)
 	b = append(b, `,"truncated":`...)
 	b = strconv.AppendBool(b, res.Truncated)
+	if res.RetryAfter > 0 {
+		// A draining node's hint: wait this long before the next poll.
+		b = append(b, `,"retry_after_ms":`...)
+		b = strconv.AppendInt(b, max(res.RetryAfter.Milliseconds(), 1), 10)
+	}
 	return append(b, "}\n"...)
 }
 

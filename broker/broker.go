@@ -57,6 +57,9 @@ type Broker struct {
 	sched  *schedule
 	nextID atomic.Uint64
 
+	dur   durability // see journal.go
+	drain drainState // see drain.go
+
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
@@ -290,6 +293,9 @@ func (b *Broker) Create(ttl time.Duration) (ChannelInfo, error) {
 	if err != nil {
 		return ChannelInfo{}, err
 	}
+	if err := b.errIfDraining(); err != nil {
+		return ChannelInfo{}, err
+	}
 	var raw [10]byte
 	b.commitMu.Lock()
 	var name string
@@ -304,12 +310,13 @@ func (b *Broker) Create(ttl time.Duration) (ChannelInfo, error) {
 		}
 	}
 	r, _, err := b.renewLocked(b.local, name, ttl, b.now(), true)
+	ticket := b.dur.ticket
 	b.commitMu.Unlock()
 	if err != nil {
 		return ChannelInfo{}, err
 	}
 	b.sched.ensure(r, r.NextDue())
-	return infoOf(r), nil
+	return infoOf(r), b.waitJournal(ticket)
 }
 
 // Renew creates channel name or renews it, setting its idle ttl (zero: the
@@ -322,15 +329,19 @@ func (b *Broker) Renew(name string, ttl time.Duration) (info ChannelInfo, create
 	if err != nil {
 		return ChannelInfo{}, false, err
 	}
+	if err := b.errIfDraining(); err != nil {
+		return ChannelInfo{}, false, err
+	}
 	b.commitMu.Lock()
 	r, created, err := b.renewLocked(b.local, name, ttl, b.now(), true)
+	ticket := b.dur.ticket
 	b.commitMu.Unlock()
 	if err != nil {
 		return ChannelInfo{}, false, err
 	}
 	// A shorter ttl may make the channel due earlier than scheduled.
 	b.sched.ensure(r, r.NextDue())
-	return infoOf(r), created, nil
+	return infoOf(r), created, b.waitJournal(ticket)
 }
 
 // renewLocked creates or renews a channel as an event of origin o: the
@@ -367,6 +378,9 @@ func (b *Broker) CloseChannel(name string) (int, error) {
 	if !ValidChannelName(name) {
 		return 0, fmt.Errorf("%w: %q", ErrInvalidChannel, name)
 	}
+	if err := b.errIfDraining(); err != nil {
+		return 0, err
+	}
 	b.commitMu.Lock()
 	if b.isClosed() {
 		b.commitMu.Unlock()
@@ -378,9 +392,10 @@ func (b *Broker) CloseChannel(name string) (int, error) {
 		return 0, fmt.Errorf("%w: %q", ErrChannelNotFound, name)
 	}
 	b.commitLocked(b.local, Event{Kind: EventClose, Origin: b.local.id, Seq: b.local.seq + 1, TS: b.clock.Now(), Channel: name}, b.now())
+	ticket := b.dur.ticket
 	b.commitMu.Unlock()
 	b.sched.remove(r)
-	return b.answerClosed(ws), nil
+	return b.answerClosed(ws), b.waitJournal(ticket)
 }
 
 // closeLocked removes and closes channel name, returning it (nil if there
@@ -424,6 +439,9 @@ func (b *Broker) expire(ref *chanRef, now time.Time) bool {
 	}
 	delete(b.chans, ref.Name())
 	b.expired.Add(1)
+	if b.cfg.Journal != nil {
+		b.cfg.Journal.Forget(ref.Name())
+	}
 	return true
 }
 

@@ -59,6 +59,9 @@ type Config struct {
 	// commit order, under the commit lock: it must not block and must not
 	// call the broker. The cluster uses it to replicate.
 	OnCommit func(Event)
+	// Journal, if set, persists every committed event (see Journal and
+	// Recover); nil keeps everything in memory only.
+	Journal Journal
 	// Origin identifies this broker's boot in message ids and cursors. Zero
 	// picks a random one, which is what a node should do at every start.
 	Origin uint64

@@ -38,4 +38,13 @@
 //
 // The schedule's and the origin table's locks are leaves: held for one
 // operation, never while taking another lock.
+// Config.Journal's Record and Forget are called under commitMu and must
+// only queue (see Journal); Wait is called outside every lock.
+//
+// # Persistence and shutdown
+//
+// With a Journal every committed event is also handed to it, and Recover
+// replays a journal into a fresh broker before it serves (journal.go).
+// Drain prepares a shutdown: publishers are refused at once, waiting
+// subscribers are answered spread over time with a retry hint (drain.go).
 package broker

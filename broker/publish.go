@@ -76,6 +76,10 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 	}
 
 	b.commitMu.Lock()
+	if err := b.errIfDraining(); err != nil {
+		b.commitMu.Unlock()
+		return nil, err
+	}
 	// Resolving under commitMu means no channel can close between here
 	// and the inserts below: channels close only under commitMu too.
 	refs, err := b.resolve(names, b.cfg.ImplicitChannels, true)
@@ -102,7 +106,10 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 			fans = append(fans, f)
 		}
 	}
+	ticket := b.dur.ticket
 	b.commitMu.Unlock()
+	// Acknowledge, and show subscribers, only what the journal keeps.
+	jerr := b.waitJournal(ticket)
 
 	b.published.Add(uint64(len(msgs)))
 	for _, r := range refs {
@@ -111,6 +118,9 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 		b.sched.ensure(r, r.NextDue())
 	}
 	b.answerFanouts(fans)
+	if jerr != nil {
+		return msgs, jerr
+	}
 	return msgs, nil
 }
 
@@ -135,6 +145,7 @@ func (b *Broker) commitLocked(o *originState, ev Event, now time.Time) {
 	o.ts.Store(uint64(ev.TS))
 	o.log.append(ev, b.cfg.LogEvents)
 	o.applied = now
+	b.journalLocked(ev)
 	if o == b.local && b.cfg.OnCommit != nil {
 		b.cfg.OnCommit(ev)
 	}

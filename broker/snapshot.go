@@ -130,6 +130,7 @@ func (b *Broker) Restore(s *Snapshot) error {
 			_, _ = r.Insert(m, now)
 		}
 	}
+	b.journalSnapshot(s)
 	b.commitMu.Unlock()
 	for _, r := range refs {
 		b.sched.ensure(r, r.NextDue())

@@ -76,6 +76,13 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 			b.answerNow(res)
 			return res, nil, nil
 		}
+		if b.Draining() {
+			// Waiting here would only end in a drain answer: send the
+			// client elsewhere now, with the same hint.
+			res.Reason, res.RetryAfter = ReasonShutdown, b.retryHint()
+			b.answerNow(res)
+			return res, nil, nil
+		}
 		deadline := now.Add(b.jittered(req.Timeout))
 		if until != 0 {
 			// Nothing can match after until: stop waiting then.

@@ -51,6 +51,9 @@ type Result struct {
 	Truncated bool
 	// Reason says why the answer came.
 	Reason Reason
+	// RetryAfter, when positive, asks the client to wait this long before
+	// it polls again (a draining node spreads its subscribers' returns).
+	RetryAfter time.Duration
 	// Share, when not nil, is shared by every Result that is identical to
 	// this one (same messages, cursor and flags): all subscribers one
 	// publication answered whose cursors end at the same place. Layers

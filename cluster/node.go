@@ -196,6 +196,15 @@ func (n *Node) bootstrap(ctx context.Context) error {
 				n.log.Debug("no other member reached yet; retrying", "contacted", k, "err", err)
 			}
 		}
+		if joined && n.b.Recovered() {
+			// Replayed from its data directory: keep that history and
+			// repair what it missed while down, instead of replacing it
+			// with a snapshot (a whole cluster restarting at once has
+			// no ready peer to copy from anyway).
+			n.startApplying()
+			n.catchUp(ctx)
+			return nil
+		}
 		if joined {
 			if err := n.fetchSnapshot(ctx); err == nil {
 				return nil
@@ -210,7 +219,8 @@ func (n *Node) bootstrap(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
-	n.log.Warn("no ready peer reachable; starting alone", "join", n.cfg.Join, "after", n.cfg.JoinTimeout)
+	// What every node of a cluster starting cold does, so not a warning.
+	n.log.Info("no ready peer yet; starting alone with an empty state, as every node of a cluster starting cold does", "join", n.cfg.Join, "after", n.cfg.JoinTimeout)
 	return nil
 }
 

@@ -237,6 +237,3 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descPart, prometheus.GaugeValue, part)
 }
-
-// Report is Status as a value for the HTTP layer's GET /v1/cluster.
-func (n *Node) Report() any { return n.Status() }

@@ -42,7 +42,7 @@ type CompareConfig struct {
 	// broker.
 	Hold time.Duration
 	// Pushupd is the pushupd binary (run with -model=event); Nginx and
-	// NchanModule Nchan's (empty: Debian's, see FindNchan).
+	// NchanModule Nchan's (empty: Debian's, see testbed.FindNchan).
 	Pushupd            string
 	Nginx, NchanModule string
 	// Workers is nginx's worker_processes. pushupd uses every core

@@ -39,11 +39,34 @@
 // goroutine per subscriber, so that only the server differs; memory is
 // PSS summed over each broker's processes.
 //
+// # Layers
+//
+// Three layers, each a set of files; a lower one never calls a higher one.
+//
+//   - The wire client and the monitor: httpwire.go, dialer.go,
+//     subscriber.go, population.go, publisher.go, payload.go, delivery.go,
+//     traffic.go, latency.go, errkind.go, promtext.go, monitor.go,
+//     progress.go.
+//   - Runs and experiments: run.go (RunConfig) and runner.go (Run, a run
+//     state whose phases are methods), fleet.go (a run's servers, started
+//     through internal/testbed), experiment.go, fanout.go, cluster.go,
+//     compare.go, sweep.go and the sweeps (pushvspull.go, eventvsthread.go,
+//     scaleout.go), machine.go.
+//   - Reports and figures: report.go, table.go, plot.go (the only file
+//     that draws, with gonum/plot), replot.go.
+//
+// They are files rather than packages because they share unexported
+// types (a sweep's points are made from run results, a report's figures
+// from points) behind one surface for cmd/pushup-loadtest. The cut that
+// matters for linking is a package: the child processes, which the
+// end-to-end tests of deploy/ and web/ need without plots, are
+// internal/testbed's.
+//
 // # Bounds and ownership
 //
 // Everything stops by itself: a run is bounded by its message count and by
 // RunConfig.Timeout, and every goroutine the package starts belongs to the
-// object that started it (Population, Publisher, Monitor, Daemon, or a run)
+// object that started it (Population, Publisher, Monitor, or a run)
 // and ends when that object's context ends or its Stop method returns.
 // Daemons, HAProxy and nginx processes are stopped (SIGTERM, then SIGKILL) on
 // every path out of a run, and die with this process (Pdeathsig) if it is
@@ -56,7 +79,7 @@
 //
 // # Concurrency
 //
-// Population, Monitor and Daemon methods are safe for concurrent use; their
+// Population and Monitor methods are safe for concurrent use; their
 // snapshots may be read while a run is going on (the progress line does).
 // A Publisher's Run is called once. Config values are copied by the
 // constructors and not modified afterwards.

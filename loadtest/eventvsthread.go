@@ -20,7 +20,7 @@ type EventVsThreadConfig struct {
 	SweepConfig
 	// CCs are the numbers of concurrent connections. The largest must fit
 	// in the open-file limit of this process and of pushupd
-	// (CheckFileBudget); asking for more is refused, not capped.
+	// (testbed.CheckFileBudget); asking for more is refused, not capped.
 	CCs []int
 	// Models are the server models to compare (see Models).
 	Models []string

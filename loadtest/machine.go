@@ -29,7 +29,7 @@ type Machine struct {
 	GOARCH    string `json:"goarch"`
 	GoVersion string `json:"go_version"`
 	// OpenFileLimit is this process's open-file limit, raised to the
-	// hard limit (RaiseFileLimit); servers inherit it.
+	// hard limit (testbed.RaiseFileLimit); servers inherit it.
 	OpenFileLimit uint64 `json:"open_file_limit"`
 	// PIDMax and ThreadsMax bound the threads of the whole machine
 	// (every thread has a pid), which the thread model runs into first.

@@ -26,7 +26,7 @@ const (
 // PopulationConfig configures a Population.
 type PopulationConfig struct {
 	// Subscribers is how many subscribers to simulate; each owns one TCP
-	// connection. It must fit in the open-file limit (CheckFileBudget).
+	// connection. It must fit in the open-file limit (testbed.CheckFileBudget).
 	Subscribers int
 	// Channels are the channels subscribers listen to. Subscriber i
 	// listens to ChannelsPerSubscriber consecutive ones starting at

@@ -19,7 +19,7 @@ type ServerSetup struct {
 	// Cluster, if not nil, makes the Daemons one cluster (ClusterSetup).
 	Cluster *ClusterSetup
 	// HAProxy, if not nil, runs haproxy in front of the Daemons
-	// (StartHAProxy), named n1, n2, ... in its backend, and starts
+	// (testbed.StartHAProxy), named n1, n2, ... in its backend, and starts
 	// measuring once it reports every one UP. Subscribers without
 	// Targets poll through it, and so do publishers without Targets
 	// unless PublishToNodes. Its MaxConn must cover them all: clients

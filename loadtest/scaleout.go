@@ -61,7 +61,7 @@ type ScaleOutConfig struct {
 	Balance string
 	// PublishTo is where the publisher posts (PublishTargets).
 	PublishTo string
-	// HAProxy is the haproxy binary; empty finds one (FindHAProxy).
+	// HAProxy is the haproxy binary; empty finds one (testbed.FindHAProxy).
 	HAProxy string
 	// Hold is the long polls' hold and Interval the time between two
 	// publishes, at the paper's scale (multiplied by TimeScale).

@@ -77,6 +77,9 @@ const WENT_OFFLINE = Symbol("went offline");
  *   the subscription polls again at once.
  * @property {boolean} truncated Messages after the previous position were
  *   evicted from the server's cache before they could be delivered.
+ * @property {number} [retry_after_ms] Set by a node that is shutting down
+ *   (drain): the client waits this long before its next poll, which the
+ *   load balancer sends to another node.
  */
 
 /**
@@ -323,6 +326,12 @@ export class Subscription {
       if (!this.#active) return;
       this.#attempt = 0;
       this.#deliver(answer);
+      // A draining server spreads its subscribers' returns: wait the
+      // jittered moment it asks for (at most backoffCap) before polling.
+      const hint = answer.retry_after_ms;
+      if (this.#active && typeof hint === "number" && hint > 0) {
+        await this.#sleep(Math.min(hint, this.#backoffCap));
+      }
     }
   }
 

@@ -69,11 +69,5 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if err := rep.WriteTable(stdout); err != nil {
-		return err
-	}
-	if jsonPath == "" {
-		return nil
-	}
-	return writeJSONFile(jsonPath, rep)
+	return writeResult(stdout, rep.WriteTable, jsonPath, rep)
 }

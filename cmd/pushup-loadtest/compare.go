@@ -64,13 +64,8 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer cleanup()
 	cfg.Pushupd = bin
 	rep, err := loadtest.Compare(ctx, cfg)
-	if werr := rep.WriteText(stdout); werr != nil {
+	if werr := writeResult(stdout, rep.WriteText, jsonPath, rep); werr != nil {
 		return werr
-	}
-	if jsonPath != "" {
-		if werr := writeJSONFile(jsonPath, rep); werr != nil {
-			return werr
-		}
 	}
 	if err != nil {
 		return err

@@ -71,11 +71,5 @@ func runFanout(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if err := rep.WriteTable(stdout); err != nil {
-		return err
-	}
-	if jsonPath == "" {
-		return nil
-	}
-	return writeJSONFile(jsonPath, rep)
+	return writeResult(stdout, rep.WriteTable, jsonPath, rep)
 }

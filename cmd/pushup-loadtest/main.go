@@ -28,6 +28,7 @@ var commands = []command{
 	{"push-vs-pull", "network traffic and trip time of client pull vs long polling, thread and event (Tables 1-2, Figs 7-8)", runPushVsPull},
 	{"event-vs-thread", "server memory, trip time and RMP of the event, goroutine and thread models as cc grows (Figs 9-11)", runEventVsThread},
 	{"scale-out", "trip time and RMP with 1 to 4 nodes in a cluster behind HAProxy, as cc grows (Figs 12-13)", runScaleOut},
+	{"drain", "requests per second a node's SIGTERM sends to the node its subscribers move to, with and without -drain-spread", runDrain},
 	{"compare", "PushUp side by side with Nginx+Nchan: memory per waiting subscriber, fan-out trip time, RMP", runCompare},
 	{"replot", "redraw the tables and figures of committed push-vs-pull, event-vs-thread or scale-out results from their JSON", runReplot},
 }
@@ -105,6 +106,18 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("unexpected arguments %q (flags start with -)", fs.Args())
 	}
 	return nil
+}
+
+// writeResult prints a report for people on stdout with write, then, if
+// jsonPath is set, writes rep there as JSON.
+func writeResult(stdout io.Writer, write func(io.Writer) error, jsonPath string, rep any) error {
+	if err := write(stdout); err != nil {
+		return err
+	}
+	if jsonPath == "" {
+		return nil
+	}
+	return writeJSONFile(jsonPath, rep)
 }
 
 // writeJSONFile writes v to path as indented JSON, for -json.

@@ -35,9 +35,13 @@ type config struct {
 	TLSCert, TLSKey string
 	Broker          broker.Config
 	API             api.Config
+	// Demo serves the Q&A demo (web/demo) beside the API.
+	Demo            bool
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
 	LogFormat       string
+	// Durable is the data directory and the drain (see durable.go).
+	Durable durableConfig
 	// HealthCheck, when set, makes pushupd a health probe instead of a
 	// server: it asks this URL (or path on -listen) and exits 0 on 200.
 	HealthCheck string
@@ -99,10 +103,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.API.ReadTimeout, "read-timeout", ac.ReadTimeout, "longest time to read a whole request, body included")
 	fs.DurationVar(&c.API.WriteTimeout, "write-timeout", ac.WriteTimeout, "a client that takes no bytes of its answer for this long is dropped")
 	fs.DurationVar(&c.API.IdleTimeout, "idle-timeout", ac.IdleTimeout, "close keep-alive connections idle this long")
-	fs.BoolVar(&c.API.Demo, "demo", ac.Demo, "serve the Q&A demo at /demo/; anyone can then post questions to author:* and tag:* channels, publisher key or not")
+	fs.BoolVar(&c.Demo, "demo", false, "serve the Q&A demo at /demo/; anyone can then post questions to author:* and tag:* channels, publisher key or not")
 
 	fs.StringVar(&c.HealthCheck, "healthcheck", "", "do not serve: GET this URL, or this path on -listen (e.g. /healthz/ready), and exit 0 if it answers 200, 1 otherwise; for container health checks in images without a shell or curl")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM/SIGINT, how long to wait for answers to be written before closing connections")
+	checkDurable := durableFlags(fs, &c)
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error (debug logs every request)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 
@@ -180,11 +185,14 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if c.ShutdownTimeout <= 0 {
 		return c, errors.New("-shutdown-timeout must be positive")
 	}
-	if err := c.Broker.Validate(); err != nil {
+	if err := checkDurable(); err != nil {
 		return c, err
 	}
+	if err := c.Broker.Validate(); err != nil {
+		return c, flagTerms(err, fs, &c)
+	}
 	if err := c.API.Validate(); err != nil {
-		return c, err
+		return c, flagTerms(err, fs, &c)
 	}
 	return c, nil
 }

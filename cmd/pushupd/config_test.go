@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"strings"
 	"testing"
@@ -24,7 +25,7 @@ func TestDefaults(t *testing.T) {
 	assert.True(t, c.Broker.ImplicitChannels)
 	assert.Equal(t, []string{"*"}, c.API.CORSOrigins)
 	assert.Equal(t, api.ModelEvent, c.API.Model)
-	assert.False(t, c.API.Demo, "the demo lets anyone post: off unless asked for")
+	assert.False(t, c.Demo, "the demo lets anyone post: off unless asked for")
 	assert.Equal(t, 10_000, c.API.MaxThreads, "Go's own default")
 }
 
@@ -57,7 +58,7 @@ func TestEnvAndFlagPrecedence(t *testing.T) {
 	assert.Equal(t, "k", c.API.PublisherKey)
 	assert.Equal(t, []string{"https://a.example", "https://b.example"}, c.API.CORSOrigins)
 	assert.Equal(t, "DEBUG", c.LogLevel.String())
-	assert.True(t, c.API.Demo)
+	assert.True(t, c.Demo)
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -70,19 +71,35 @@ func TestConfigErrors(t *testing.T) {
 		{nil, map[string]string{"PUSHUP_MAX_MESSAGES": "many"}, "$PUSHUP_MAX_MESSAGES"},
 		{[]string{"-log-level", "loud"}, nil, "-log-level"},
 		{[]string{"-log-format", "xml"}, nil, "-log-format"},
-		{[]string{"-max-messages", "0"}, nil, "MaxMessages"},
-		{[]string{"-default-timeout", "5m"}, nil, "DefaultTimeout"},
+		{[]string{"-max-messages", "0"}, nil, "-max-messages must be at least 1, got 0"},
+		{[]string{"-default-timeout", "5m"}, nil, "-default-timeout (5m0s) must be between 0 and -max-timeout (2m0s)"},
 		{[]string{"-shutdown-timeout", "0s"}, nil, "-shutdown-timeout"},
 		{[]string{"stray"}, nil, "unexpected arguments"},
 		{[]string{"-nope"}, nil, "not defined"},
 		{[]string{"-model", "threads"}, nil, "-model"},
 		{[]string{"-gc-percent", "-5"}, nil, "-gc-percent"},
-		{[]string{"-model", "thread", "-max-threads", "10"}, nil, "MaxThreads"},
+		{[]string{"-model", "thread", "-max-threads", "10"}, nil, "-max-threads (10) leaves no thread"},
 		{[]string{"-tls-cert", "c.pem"}, nil, "go together"},
 	} {
 		_, err := parseConfig(tc.args, env(tc.env), &bytes.Buffer{})
 		require.Error(t, err, "%v %v", tc.args, tc.env)
 		assert.Contains(t, err.Error(), tc.want)
+	}
+}
+
+// TestConfigErrorsNameFlags: a library's configuration error reaches the
+// person who ran pushupd in flag terms, without Go field names or package
+// prefixes, and still wraps the library's error.
+func TestConfigErrorsNameFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-max-messages", "0"}, {"-max-batch", "0"}, {"-default-timeout", "5m"}, {"-max-body", "0"},
+		{"-channel-ttl", "0s"}, {"-idle-timeout", "0s"},
+	} {
+		_, err := parseConfig(args, env(nil), &bytes.Buffer{})
+		require.Error(t, err, "%v", args)
+		assert.Contains(t, err.Error(), args[0], "names the flag")
+		assert.NotRegexp(t, `\b(api|broker|channel): |\b[A-Z][a-z]+[A-Z]\w*`, err.Error(), "no package prefix or Go field name")
+		assert.NotNil(t, errors.Unwrap(err), "wraps the library's error")
 	}
 }
 
@@ -101,10 +118,11 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"rejoin-max-interval", "reconnect-timeout",
 		"max-threads",
 		"healthcheck",
+		"data-dir", "fsync", "drain-spread",
 	} {
 		line := "  -" + name + "  (default "
 		assert.Contains(t, help, line, name)
 		assert.Contains(t, help, "[$"+envName(name)+"]", name)
 	}
-	assert.Equal(t, strings.Count(help, "  -"), 41, "no flag left undocumented here")
+	assert.Equal(t, strings.Count(help, "  -"), 44, "no flag left undocumented here")
 }

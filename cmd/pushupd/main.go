@@ -20,6 +20,7 @@ import (
 	"github.com/pushuphq/pushup/api"
 	"github.com/pushuphq/pushup/broker"
 	"github.com/pushuphq/pushup/cluster"
+	"github.com/pushuphq/pushup/web/demo"
 )
 
 func main() {
@@ -71,16 +72,39 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 		cfg.Broker.OnCommit = node.Commit
 		cfg.API.Cluster = node
 	}
+	st, err := openStore(&cfg, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer closeStore(st, log) // after the broker closed: nothing more to record
 	b, err := broker.New(cfg.Broker)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	if err := recoverStore(st, b, log); err != nil {
+		b.Close()
+		ln.Close()
+		return err
+	}
+	demoPlugin := demo.Off() // says how to turn it on
+	if cfg.Demo {
+		if demoPlugin, err = demo.NewPlugin(demo.DefaultConfig()); err != nil {
+			b.Close()
+			ln.Close()
+			return err
+		}
+	}
+	cfg.API.Plugins = append(cfg.API.Plugins, demoPlugin)
 	srv, err := api.New(b, cfg.API)
 	if err != nil {
 		b.Close()
 		ln.Close()
 		return err
+	}
+	if st != nil {
+		srv.Registry().MustRegister(st.Collector())
 	}
 	log.Info("pushupd listening", "addr", ln.Addr().String(), "model", srv.Model(), "tls", cfg.TLSCert != "",
 		"gc_percent", cfg.GCPercent,
@@ -88,8 +112,8 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 		"implicit_channels", cfg.Broker.ImplicitChannels, "message_ttl", cfg.Broker.Channel.MessageTTL,
 		"max_messages", cfg.Broker.Channel.MaxMessages, "channel_ttl", cfg.Broker.ChannelTTL,
 		"default_timeout", cfg.API.DefaultTimeout, "max_timeout", cfg.API.MaxTimeout,
-		"publisher_key_set", cfg.API.PublisherKey != "", "cors_origins", cfg.API.CORSOrigins, "demo", cfg.API.Demo)
-	if cfg.API.Demo {
+		"publisher_key_set", cfg.API.PublisherKey != "", "cors_origins", cfg.API.CORSOrigins, "demo", cfg.Demo)
+	if cfg.Demo {
 		// The demo's post endpoint needs no key by design; say so where an
 		// operator who set one will look.
 		log.Warn("demo mode: anyone who can reach this server can post questions to author:* and tag:* channels",

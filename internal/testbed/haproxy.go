@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -120,28 +120,8 @@ const haproxyTailLines = 200
 // until its statistics page answers. The servers may not be UP yet: see
 // WaitUp.
 func StartHAProxy(ctx context.Context, cfg HAProxyConfig, servers []haproxycfg.Server) (*HAProxy, error) {
-	def := DefaultHAProxyConfig()
-	if cfg.StartTimeout <= 0 {
-		cfg.StartTimeout = def.StartTimeout
-	}
-	if cfg.StopTimeout <= 0 {
-		cfg.StopTimeout = def.StopTimeout
-	}
-	if cfg.Binary == "" {
-		bin, err := FindHAProxy()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Binary = bin
-	}
-	for _, a := range []*string{&cfg.Listen, &cfg.Stats} {
-		if *a == "" {
-			free, err := FreeLoopbackAddr(false)
-			if err != nil {
-				return nil, err
-			}
-			*a = free
-		}
+	if err := cfg.fill(); err != nil {
+		return nil, err
 	}
 	lc := haproxycfg.LocalConfig{Listen: cfg.Listen, Stats: cfg.Stats, Servers: servers, MaxConn: cfg.MaxConn, Balance: cfg.Balance}
 	text, err := haproxycfg.RenderLocal(lc)
@@ -160,9 +140,8 @@ func StartHAProxy(ctx context.Context, cfg HAProxyConfig, servers []haproxycfg.S
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(path, text, 0o644); err != nil {
-		os.RemoveAll(dir)
+	path, err := writeConfig(dir, "haproxy.cfg", text)
+	if err != nil {
 		return nil, err
 	}
 
@@ -183,6 +162,27 @@ func StartHAProxy(ctx context.Context, cfg HAProxyConfig, servers []haproxycfg.S
 		return nil, err
 	}
 	return h, nil
+}
+
+// fill sets the defaults of what c leaves empty: the timeouts, the
+// binary and free loopback ports.
+func (c *HAProxyConfig) fill() (err error) {
+	def := DefaultHAProxyConfig()
+	c.StartTimeout = cmp.Or(max(c.StartTimeout, 0), def.StartTimeout)
+	c.StopTimeout = cmp.Or(max(c.StopTimeout, 0), def.StopTimeout)
+	if c.Binary == "" {
+		if c.Binary, err = FindHAProxy(); err != nil {
+			return err
+		}
+	}
+	for _, a := range []*string{&c.Listen, &c.Stats} {
+		if *a == "" {
+			if *a, err = FreeLoopbackAddr(false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ServerStatus reads the statistics page's CSV: the status HAProxy gives

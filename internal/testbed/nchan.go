@@ -1,6 +1,8 @@
 package testbed
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"text/template"
@@ -140,47 +141,15 @@ type Nchan struct {
 // StartNchan renders the configuration, starts nginx in the foreground
 // and waits until its publisher location answers.
 func StartNchan(ctx context.Context, cfg NchanConfig) (*Nchan, error) {
-	if cfg.Nginx == "" || cfg.Module == "" {
-		nginx, module, err := FindNchan()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Nginx, cfg.Module = nginx, module
-	}
-	cfg.Workers = max(cfg.Workers, 1)
-	if cfg.Hold <= 0 {
-		cfg.Hold = 50 * time.Second
-	}
-	if cfg.StartTimeout <= 0 {
-		cfg.StartTimeout = 10 * time.Second
-	}
-	if cfg.StopTimeout <= 0 {
-		cfg.StopTimeout = 10 * time.Second
-	}
-	if cfg.Listen == "" {
-		free, err := FreeLoopbackAddr(false)
-		if err != nil {
-			return nil, err
-		}
-		cfg.Listen = free
-	}
-	limit, err := RaiseFileLimit()
+	limit, err := cfg.fill()
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Connections <= 0 {
-		cfg.Connections = int(limit) - FileMargin
-	}
-	// One worker may be handed every connection: nginx accepts in
-	// whichever worker wakes first.
-	if err := CheckFileBudget("nginx (one file per connection in a worker)", cfg.Connections, limit); err != nil {
-		return nil, err
-	}
+	var conf bytes.Buffer
 	dir, err := os.MkdirTemp("", "pushup-nchan-")
 	if err != nil {
 		return nil, err
 	}
-	var conf strings.Builder
 	if err := nchanConfTemplate.Execute(&conf, map[string]any{
 		"Module": cfg.Module, "Root": os.Geteuid() == 0, "Workers": cfg.Workers, "Files": limit,
 		"Dir": dir, "Connections": cfg.Connections, "Listen": cfg.Listen, "HoldSeconds": int(cfg.Hold.Seconds()),
@@ -188,13 +157,11 @@ func StartNchan(ctx context.Context, cfg NchanConfig) (*Nchan, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(conf.String()), 0o644); err != nil {
-		os.RemoveAll(dir)
+	path, err := writeConfig(dir, "nginx.conf", conf.Bytes())
+	if err != nil {
 		return nil, err
 	}
 	version, _ := exec.CommandContext(ctx, cfg.Nginx, "-v").CombinedOutput()
-
 	n := &Nchan{
 		URL: "http://" + cfg.Listen, cfg: cfg, dir: dir,
 		log:     newLogTail(tailLines, cfg.Log),
@@ -216,6 +183,34 @@ func StartNchan(ctx context.Context, cfg NchanConfig) (*Nchan, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// fill sets the defaults of what c leaves empty, raises the open-file
+// limit and checks that Connections fit in it, which it returns.
+func (c *NchanConfig) fill() (limit uint64, err error) {
+	if c.Nginx == "" || c.Module == "" {
+		if c.Nginx, c.Module, err = FindNchan(); err != nil {
+			return 0, err
+		}
+	}
+	c.Workers = max(c.Workers, 1)
+	c.Hold = cmp.Or(max(c.Hold, 0), 50*time.Second)
+	c.StartTimeout = cmp.Or(max(c.StartTimeout, 0), 10*time.Second)
+	c.StopTimeout = cmp.Or(max(c.StopTimeout, 0), 10*time.Second)
+	if c.Listen == "" {
+		if c.Listen, err = FreeLoopbackAddr(false); err != nil {
+			return 0, err
+		}
+	}
+	if limit, err = RaiseFileLimit(); err != nil {
+		return 0, err
+	}
+	if c.Connections <= 0 {
+		c.Connections = int(limit) - FileMargin
+	}
+	// One worker may be handed every connection: nginx accepts in
+	// whichever worker wakes first.
+	return limit, CheckFileBudget("nginx (one file per connection in a worker)", c.Connections, limit)
 }
 
 // Subscribers asks the publisher location how many subscribers wait on

@@ -2,6 +2,8 @@ package testbed
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -21,4 +23,15 @@ func clip(b []byte) string {
 		return string(b[:64]) + "..."
 	}
 	return string(b)
+}
+
+// writeConfig writes a child's configuration file into dir, which it
+// removes if that fails, and returns the file's path.
+func writeConfig(dir, name string, text []byte) (string, error) {
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, text, 0o644); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return path, nil
 }

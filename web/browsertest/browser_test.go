@@ -23,6 +23,7 @@ import (
 
 	"github.com/pushuphq/pushup/api"
 	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/web/demo"
 )
 
 // Environment variables the tests read.
@@ -135,13 +136,7 @@ func startBrowser(path string) {
 // Chromium, t skips, or fails under PUSHUP_REQUIRE_BROWSER=1.
 func newPage(t *testing.T, name string) context.Context {
 	t.Helper()
-	path := findChromium()
-	if path == "" {
-		if os.Getenv(requireBrowserEnv) == "1" {
-			t.Fatalf("%s (%s=1: a missing browser is a failure)", installHint, requireBrowserEnv)
-		}
-		t.Skipf("%s; skipping (set %s=1 to fail instead)", installHint, requireBrowserEnv)
-	}
+	path := chromiumOrSkip(t)
 	shared.once.Do(func() {
 		start := time.Now()
 		startBrowser(path)
@@ -160,6 +155,21 @@ func newPage(t *testing.T, name string) context.Context {
 		}
 	})
 	return bounded(t, ctx)
+}
+
+// chromiumOrSkip returns the Chromium binary, or skips t (fails it under
+// PUSHUP_REQUIRE_BROWSER=1): a test with slow set-up calls it first, and
+// opens its pages, whose time is bounded, once set up.
+func chromiumOrSkip(t *testing.T) string {
+	t.Helper()
+	path := findChromium()
+	if path == "" {
+		if os.Getenv(requireBrowserEnv) == "1" {
+			t.Fatalf("%s (%s=1: a missing browser is a failure)", installHint, requireBrowserEnv)
+		}
+		t.Skipf("%s; skipping (set %s=1 to fail instead)", installHint, requireBrowserEnv)
+	}
+	return path
 }
 
 // chromiumOutput is the end of Chromium's output, without the complaints
@@ -278,8 +288,10 @@ func startPushup(t *testing.T, configure func(*api.Config)) *pushupServer {
 	t.Helper()
 	b, err := broker.New(broker.DefaultConfig())
 	require.NoError(t, err)
+	demoPlugin, err := demo.NewPlugin(demo.DefaultConfig())
+	require.NoError(t, err)
 	cfg := api.DefaultConfig()
-	cfg.Demo = true
+	cfg.Plugins = []api.Plugin{demoPlugin}
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if configure != nil {
 		configure(&cfg)

@@ -134,8 +134,11 @@ func postThrough(t *testing.T, base, author, title string, tags ...string) (id, 
 // different nodes, the pages' polls go to whichever node HAProxy picks,
 // and each page shows each question it follows once, in time order.
 func TestDemoAgainstClusterBehindHAProxy(t *testing.T) {
-	alice := newPage(t, "alice") // skips or fails first if there is no Chromium
+	chromiumOrSkip(t) // first: skip before building anything
+	// The pages after the cluster: building and starting it can take
+	// longer than a page's actions may on a loaded machine.
 	c := startDemoCluster(t)
+	alice := newPage(t, "alice")
 	bob := newPage(t, "bob")
 	run(t, alice, chromedp.Navigate(c.URL+"/demo/?name=alice&tags=go,javascript"))
 	run(t, bob, chromedp.Navigate(c.URL+"/demo/?name=bob&tags=javascript,rust"))

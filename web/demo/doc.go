@@ -8,8 +8,9 @@
 // batch subscribe merges them in time order and drops duplicates, so each
 // question appears once even when it carries several of the followed tags.
 //
-// The package validates what a browser may post (NewQuestion) and holds
-// the page's static assets (Assets); the api package serves both. Posting
+// The package validates what a browser may post (NewQuestion), holds
+// the page's static assets (Assets), and serves both as a plug-in of the
+// HTTP front (NewPlugin, an api.Plugin; Off for a server without it). Posting
 // goes through pushupd because browsers must never hold the publisher key:
 // the endpoint publishes only well-formed questions, only to author: and
 // tag: channels, within Config's limits. Nothing here keeps state between

@@ -1,6 +1,7 @@
-package api
+package demo
 
 import (
+	"github.com/pushuphq/pushup/api"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,12 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func demoOn(c *Config) { c.Demo = true }
-
 const jsonType = "application/json"
 
 func TestDemoQuestionValidation(t *testing.T) {
-	ts := startServer(t, options{api: demoOn})
+	ts := startServer(t, withDemo)
 	for _, tc := range []struct {
 		name        string
 		contentType string
@@ -59,7 +58,7 @@ func TestDemoQuestionValidation(t *testing.T) {
 }
 
 func TestDemoQuestionIsPublishedOnceToAuthorAndTags(t *testing.T) {
-	ts := startServer(t, options{api: demoOn})
+	ts := startServer(t, withDemo)
 	r := ts.do(http.MethodPost, "/demo/api/questions", `{"author":"John","title":" How? ","tags":["C++","java"]}`,
 		"Content-Type", jsonType)
 	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
@@ -77,7 +76,7 @@ func TestDemoQuestionIsPublishedOnceToAuthorAndTags(t *testing.T) {
 // posts questions (that is its job, browsers hold no key), and nothing
 // else gets published without the key.
 func TestDemoIsNoWayAroundThePublisherKey(t *testing.T) {
-	ts := startServer(t, options{api: func(c *Config) { c.Demo = true; c.PublisherKey = "s3cret" }})
+	ts := startServer(t, func(c *api.Config) { c.PublisherKey = "s3cret" })
 	r := ts.do(http.MethodPost, "/demo/api/questions", `{"author":"ann","title":"t","tags":["go"]}`, "Content-Type", jsonType)
 	assert.Equal(t, http.StatusCreated, r.status)
 	r = ts.do(http.MethodPost, "/v1/publish", `{"channels":["tag:go"],"data":1}`)
@@ -89,19 +88,8 @@ func TestDemoIsNoWayAroundThePublisherKey(t *testing.T) {
 	assert.Empty(t, r.header.Get("Access-Control-Allow-Origin"), "other origins cannot read demo answers")
 }
 
-func TestDemoIsOffByDefault(t *testing.T) {
-	ts := startServer(t, options{})
-	for _, path := range []string{"/demo", "/demo/", "/demo/app.js"} {
-		r := ts.do(http.MethodGet, path, "")
-		assert.Equal(t, http.StatusNotFound, r.status, path)
-	}
-	r := ts.do(http.MethodPost, "/demo/api/questions", `{"author":"ann","title":"t","tags":["go"]}`, "Content-Type", jsonType)
-	assert.Equal(t, http.StatusNotFound, r.status)
-	assert.Equal(t, "not_found", r.code(t))
-}
-
 func TestDemoAssets(t *testing.T) {
-	ts := startServer(t, options{api: demoOn})
+	ts := startServer(t, withDemo)
 	// Do not follow redirects: the relative Location is the point.
 	ts.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
@@ -136,12 +124,26 @@ func TestDemoAssets(t *testing.T) {
 	assert.Equal(t, "POST", r.header.Get("Allow"))
 }
 
-func TestDemoConfigIsValidatedWhenOn(t *testing.T) {
+func TestDemoConfigIsValidated(t *testing.T) {
 	c := DefaultConfig()
-	c.DemoConfig.MaxTags = 0
-	assert.NoError(t, c.Validate(), "ignored while the demo is off")
-	c.Demo = true
-	err := c.Validate()
+	c.MaxTags = 0
+	_, err := NewPlugin(c)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "MaxTags")
+}
+
+// TestDemoOffSaysHowToTurnItOn: without -demo, /demo/ is still a 404,
+// but one that says how to get the demo.
+func TestDemoOffSaysHowToTurnItOn(t *testing.T) {
+	ts := startServer(t, func(c *api.Config) { c.Plugins = []api.Plugin{Off()} })
+	for _, path := range []string{"/demo", "/demo/", "/demo/app.js"} {
+		r := ts.do(http.MethodGet, path, "")
+		assert.Equal(t, http.StatusNotFound, r.status, path)
+		assert.Equal(t, "not_found", r.code(t), path)
+		assert.Contains(t, r.json(t)["message"], "-demo", path)
+	}
+	r := ts.do(http.MethodPost, "/demo/api/questions", `{"author":"ann","title":"t","tags":["go"]}`, "Content-Type", jsonType)
+	assert.Equal(t, http.StatusNotFound, r.status)
+	r = ts.do(http.MethodGet, "/", "")
+	assert.NotContains(t, string(r.body), "/demo/", "the index lists no demo that is off")
 }
