@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
+
+	"github.com/pushuphq/pushup/cluster"
 )
 
 // fakeCluster is a cluster that is ready and may be partitioned.
@@ -17,7 +19,9 @@ func (c *fakeCluster) Handler() http.Handler { return http.NotFoundHandler() }
 func (c *fakeCluster) Collector() prometheus.Collector {
 	return prometheus.NewGauge(prometheus.GaugeOpts{Name: "fake_cluster"})
 }
-func (c *fakeCluster) Report() any       { return map[string]bool{"partitioned": c.cut.Load()} }
+func (c *fakeCluster) Status() cluster.Status {
+	return cluster.Status{Partitioned: c.cut.Load()}
+}
 func (c *fakeCluster) Partitioned() bool { return c.cut.Load() }
 
 // A partitioned node still serves (200) and its readiness check says it
