@@ -1,9 +1,11 @@
 package api
 
 import (
+	"crypto"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,9 +42,43 @@ type Config struct {
 	// MaxBodyBytes caps a request body; larger bodies get 413.
 	MaxBodyBytes int64
 	// PublisherKey, when set, is required as "Authorization: Bearer <key>"
-	// on publish and channel endpoints. Subscribe stays open: browsers
-	// subscribe, and channel names are the capability.
+	// on publish and channel endpoints. Who may subscribe is decided by
+	// PrivateChannels and subscriber tokens instead.
 	PublisherKey string
+	// PublisherKeys are more publisher keys, each accepted like
+	// PublisherKey: list the new key next to the old one, move publishers
+	// over, then drop the old one.
+	PublisherKeys []string
+	// PrivateChannels are the channels a subscribe needs a token for:
+	// names, and prefixes ending in "*" ("user:*"; "*" alone: every
+	// channel). Empty: every channel is public, as before tokens existed.
+	PrivateChannels []string
+	// SubscriberKeys are HS256 secrets (at least 32 bytes) that verify
+	// subscriber tokens. Several may be listed so a key can be rotated:
+	// a token verifies if any key verifies it.
+	SubscriberKeys [][]byte
+	// SubscriberPublicKeys verify RS256, ES256 (P-256) and EdDSA (Ed25519)
+	// subscriber tokens, so only the application's backend holds the
+	// signing key. Listed with SubscriberKeys, any may verify a token.
+	SubscriberPublicKeys []crypto.PublicKey
+	// SubscriberCookie, when set, is a cookie name a subscribe may carry
+	// its token in (for EventSource, which cannot send headers, on the
+	// application's own domain). The Authorization header and the token
+	// query parameter are always looked at first.
+	SubscriberCookie string
+	// MaxConnsPerIP caps the subscribe requests one client address may
+	// have waiting at once; more get 429 with Retry-After. Zero: no cap.
+	// Behind a proxy, set TrustedProxies, or every client shares the
+	// proxy's address.
+	MaxConnsPerIP int
+	// TrustedProxies are the peers whose X-Forwarded-For is believed: for
+	// a request from one of them the client address is the last address
+	// in X-Forwarded-For that is not itself a trusted proxy. Requests from
+	// elsewhere are judged by their own peer address, whatever they claim.
+	TrustedProxies []netip.Prefix
+	// Now is the clock subscriber tokens are checked against; nil means
+	// time.Now. Tests set it.
+	Now func() time.Time
 	// CORSOrigins lists the origins allowed to call subscribe from a
 	// browser; "*" allows any. Publisher endpoints never send CORS headers,
 	// so browsers on other origins cannot publish.
@@ -118,6 +154,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("api: MaxBodyBytes must be positive, got %d", c.MaxBodyBytes)
 	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
 		return fmt.Errorf("api: ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout must be positive")
+	}
+	if len(c.PrivateChannels) > 0 && len(c.SubscriberKeys) == 0 && len(c.SubscriberPublicKeys) == 0 {
+		return fmt.Errorf("api: PrivateChannels need a subscriber key (SubscriberKeys or SubscriberPublicKeys) to verify tokens")
+	}
+	if c.MaxConnsPerIP < 0 {
+		return fmt.Errorf("api: MaxConnsPerIP must not be negative, got %d", c.MaxConnsPerIP)
 	}
 	return nil
 }

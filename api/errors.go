@@ -49,6 +49,8 @@ var brokerErrors = []struct {
 	{broker.ErrInvalidTTL, http.StatusBadRequest, "invalid_ttl"},
 	{broker.ErrInvalidCursor, http.StatusBadRequest, "invalid_since"},
 	{broker.ErrInvalidRange, http.StatusBadRequest, "invalid_range"},
+	{broker.ErrInvalidIdempotencyKey, http.StatusBadRequest, "invalid_idempotency_key"},
+	{broker.ErrTooLarge, http.StatusRequestEntityTooLarge, "publication_too_large"},
 	{broker.ErrChannelLimit, http.StatusServiceUnavailable, "channel_limit"},
 	{broker.ErrShuttingDown, http.StatusServiceUnavailable, "shutting_down"},
 }

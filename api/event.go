@@ -28,11 +28,15 @@ type eventConn = evhttp.Conn[broker.Result]
 
 func newEventModel(s *Server) (*eventModel, error) {
 	m := &eventModel{s: s}
+	fast := subscribeRoute
+	if s.subscribeNeedsRequest() {
+		fast = "" // tokens and per-client caps need headers the fast path does not keep
+	}
 	e, err := evhttp.New[broker.Result](evhttp.Config{
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		FastPath:          subscribeRoute,
+		FastPath:          fast,
 		Limit:             s.conns,
 		Logger:            s.log,
 	}, m)

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"net/http"
 	"slices"
 	"strings"
@@ -16,13 +15,11 @@ import (
 // configured. The comparison is constant-time so response timing does not
 // leak the key.
 func (s *Server) requirePublisherKey(next http.Handler) http.Handler {
-	if s.cfg.PublisherKey == "" {
+	if len(s.publisherKeys) == 0 {
 		return next
 	}
-	want := []byte("Bearer " + s.cfg.PublisherKey)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		if !publisherKeyOK(r.Header.Get("Authorization"), s.publisherKeys) {
 			s.writeError(w, r, &apiError{status: http.StatusUnauthorized, code: "unauthorized",
 				msg: "this endpoint needs \"Authorization: Bearer <publisher key>\""})
 			return

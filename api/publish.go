@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -26,10 +27,55 @@ type published struct {
 	ID       string   `json:"id"`
 	Time     int64    `json:"time"`
 	Channels []string `json:"channels"`
+	// Replayed is set when the publication's Idempotency-Key was known:
+	// this is the first publication's answer and nothing new was stored.
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 func publishedOf(m *channel.Message) published {
 	return published{ID: m.ID, Time: m.Time(), Channels: m.Channels}
+}
+
+// idempotencyKey reads the Idempotency-Key header: "" when absent, an
+// error when malformed or repeated.
+func idempotencyKey(r *http.Request) (string, error) {
+	vs := r.Header.Values("Idempotency-Key")
+	switch {
+	case len(vs) == 0:
+		return "", nil
+	case len(vs) > 1:
+		return "", badRequest("invalid_idempotency_key", "send one Idempotency-Key header, not several")
+	case !broker.ValidIdempotencyKey(vs[0]) || len(vs[0]) > maxRequestKeyLen:
+		return "", badRequest("invalid_idempotency_key", fmt.Sprintf("Idempotency-Key must be 1 to %d printable ASCII characters without spaces, e.g. a UUID", maxRequestKeyLen))
+	}
+	return vs[0], nil
+}
+
+// maxRequestKeyLen leaves room in a key for the "#<index>" a batch adds
+// to it per publication.
+const maxRequestKeyLen = broker.MaxIdempotencyKeyLen - 6
+
+// withKey gives each publication of a request its idempotency key: the
+// request's key, and in a batch the key and the publication's index, so a
+// retried batch is recognised publication by publication.
+func withKey(pubs []broker.Publication, key string, batch bool) {
+	if key == "" {
+		return
+	}
+	for i := range pubs {
+		pubs[i].IdempotencyKey = key
+		if batch {
+			pubs[i].IdempotencyKey = key + "#" + strconv.Itoa(i)
+		}
+	}
+}
+
+// replayedHeader says, on a publish answer, that a key was known: a
+// convention (Stripe's) that lets generic retry code tell without parsing.
+func replayedHeader(w http.ResponseWriter, replayed []bool) {
+	if replayed != nil {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
 }
 
 // parsePublishBody parses a POST /v1/publish body: one publication object
@@ -177,17 +223,24 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	msgs, err := s.b.Publish(pubs...)
+	key, err := idempotencyKey(r)
 	if err != nil {
 		return err
 	}
-	if !batch {
-		writeJSON(w, http.StatusCreated, publishedOf(msgs[0]))
-		return nil
+	withKey(pubs, key, batch)
+	msgs, replayed, err := s.b.PublishReplayed(pubs...)
+	if err != nil {
+		return err
 	}
+	replayedHeader(w, replayed)
 	out := make([]published, len(msgs))
 	for i, m := range msgs {
 		out[i] = publishedOf(m)
+		out[i].Replayed = replayed != nil && replayed[i]
+	}
+	if !batch {
+		writeJSON(w, http.StatusCreated, out[0])
+		return nil
 	}
 	writeJSON(w, http.StatusCreated, out)
 	return nil
@@ -238,10 +291,17 @@ func (s *Server) handleChannelMessage(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	msgs, err := s.b.Publish(broker.Publication{Channels: []string{name}, Data: data})
+	key, err := idempotencyKey(r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, publishedOf(msgs[0]))
+	msgs, replayed, err := s.b.PublishReplayed(broker.Publication{Channels: []string{name}, Data: data, IdempotencyKey: key})
+	if err != nil {
+		return err
+	}
+	replayedHeader(w, replayed)
+	out := publishedOf(msgs[0])
+	out.Replayed = replayed != nil
+	writeJSON(w, http.StatusCreated, out)
 	return nil
 }

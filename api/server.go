@@ -31,6 +31,14 @@ type Server struct {
 	holder  holder      // the model: how waiting subscribes are held
 	event   *eventModel // the holder in the event model, for tests
 	debug   bool        // debug logging is on: worth a syscall per request for the peer address
+	// private are the channels that need a subscriber token; tokens
+	// verifies them (nil when no subscriber key is configured).
+	private channelPatterns
+	tokens  *tokenVerifier
+	// publisherKeys are the accepted "Bearer <key>" header values.
+	publisherKeys [][]byte
+	// perIP counts waiting subscribes per client address (nil: no cap).
+	perIP *ipLimiter
 }
 
 // New builds a server in front of b.
@@ -42,6 +50,9 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, b: b, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if err := s.setupAccess(); err != nil {
+		return nil, err
 	}
 	s.reg, s.metrics = newMetrics(b)
 	s.debug = s.log.Enabled(context.Background(), slog.LevelDebug)

@@ -186,6 +186,25 @@ func (s *Server) handleSubscribe(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.authorizeSubscribe(r, req.Channels); err != nil {
+		return err
+	}
+	var release func()
+	if req.Timeout > 0 { // a poll that cannot wait holds nothing
+		if release, err = s.admitWaiter(w, r); err != nil {
+			return err
+		}
+	}
+	if release != nil {
+		// The slot is held while the subscription waits: given back
+		// when it ends (OnEnd), or now if it never waited.
+		req.OnEnd = release
+		defer func() {
+			if !waited(r) {
+				release()
+			}
+		}()
+	}
 	return s.holder.subscribe(w, r, req)
 }
 

@@ -21,6 +21,43 @@ type chanRef struct {
 	// due is when the channel is scheduled for maintenance, in Unix
 	// nanoseconds (0: not scheduled). Written under schedule.mu.
 	due atomic.Int64
+	// ephemeral is set while the channel exists only because subscribers
+	// wait on it: it was created by a subscribe and has had no publication
+	// and no renewal since. It is dropped when its last waiter leaves, so
+	// subscribers (who need no key) cannot leave channels behind. Set
+	// under Broker.mu at creation; cleared under commitMu.
+	ephemeral atomic.Bool
+}
+
+// makeDurable records that ref now holds content or was asked for by a
+// publisher: it stays when its waiters leave. Caller holds commitMu.
+func (b *Broker) makeDurable(ref *chanRef) {
+	if ref.ephemeral.Load() && ref.ephemeral.CompareAndSwap(true, false) {
+		b.ephemerals.Add(-1)
+	}
+}
+
+// dropIfUnused closes ref and forgets it if it is still ephemeral and has
+// no waiter and no message. It takes commitMu so that no publication can
+// resolve the channel and then find it closed (see Publish).
+func (b *Broker) dropIfUnused(ref *chanRef) {
+	if !ref.ephemeral.Load() {
+		return
+	}
+	b.commitMu.Lock()
+	b.mu.Lock()
+	dropped := false
+	if !b.closed && b.chans[ref.Name()] == ref && ref.ephemeral.Load() && ref.CloseIfUnused() {
+		delete(b.chans, ref.Name())
+		b.makeDurable(ref) // only to keep the count right: it is gone
+		dropped = true
+	}
+	b.mu.Unlock()
+	b.commitMu.Unlock()
+	if dropped {
+		b.sched.remove(ref)
+		b.dropped.Add(1)
+	}
 }
 
 // Broker is the channel registry and the batch publish/subscribe engine.
@@ -39,6 +76,10 @@ type Broker struct {
 	answered  [4]atomic.Uint64 // by Reason
 	cancelled atomic.Uint64
 	expired   atomic.Uint64 // channels expired for idleness
+	dropped   atomic.Uint64 // ephemeral channels dropped when their last waiter left
+	// ephemerals counts channels with chanRef.ephemeral set; they do not
+	// count against MaxChannels for publishers.
+	ephemerals atomic.Int64
 	// lossy is set once any origin's events had to be skipped, so
 	// readers check their position against the losses (rare: only then).
 	lossy atomic.Bool
@@ -56,6 +97,10 @@ type Broker struct {
 
 	sched  *schedule
 	nextID atomic.Uint64
+	idem   *idempotency // guarded by commitMu
+	budget budget       // guarded by commitMu
+	// budgetEvicted counts messages evicted to keep within MaxCacheBytes.
+	budgetEvicted atomic.Uint64
 
 	dur   durability // see journal.go
 	drain drainState // see drain.go
@@ -79,13 +124,15 @@ func New(cfg Config) (*Broker, error) {
 		cfg.Origin = randomOrigin()
 	}
 	b := &Broker{
-		cfg:   cfg,
-		now:   now,
-		clock: NewClock(now),
-		chans: make(map[string]*chanRef),
-		sched: newSchedule(),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		cfg:    cfg,
+		now:    now,
+		clock:  NewClock(now),
+		chans:  make(map[string]*chanRef),
+		sched:  newSchedule(),
+		idem:   newIdempotency(cfg.idempotencyTTL(), cfg.MaxIdempotencyKeys),
+		budget: budget{max: cfg.MaxCacheBytes},
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	b.local = b.origins.get(cfg.Origin)
 	go b.sweep()
@@ -176,6 +223,33 @@ func (b *Broker) newRef(name string, ttl time.Duration, now time.Time) *chanRef 
 // true, within Config.MaxChannels when limit is true. It creates all or
 // none: a request that fails leaves no channel behind.
 func (b *Broker) resolve(names []string, create, limit bool) ([]*chanRef, error) {
+	return b.resolveAs(names, create, limit, false)
+}
+
+// existing returns the named channels that exist, skipping the others, and
+// whether any was missing. It creates nothing.
+func (b *Broker) existing(names []string) (refs []*chanRef, missing bool, err error) {
+	refs = make([]*chanRef, 0, len(names))
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, false, ErrShuttingDown
+	}
+	for _, n := range names {
+		if r := b.chans[n]; r != nil {
+			refs = append(refs, r)
+		} else {
+			missing = true
+		}
+	}
+	return refs, missing, nil
+}
+
+// resolveAs is resolve; channels it creates are ephemeral when ephemeral
+// is true (for subscribers), and then the limit counts every channel,
+// whereas publishers' limit counts only durable ones: waiting subscribers
+// cannot lock publishers out.
+func (b *Broker) resolveAs(names []string, create, limit, ephemeral bool) ([]*chanRef, error) {
 	refs := make([]*chanRef, len(names))
 	missing := 0
 	b.mu.RLock()
@@ -213,13 +287,21 @@ func (b *Broker) resolve(names []string, create, limit bool) ([]*chanRef, error)
 			missing++
 		}
 	}
-	if limit && b.cfg.MaxChannels > 0 && len(b.chans)+missing > b.cfg.MaxChannels {
+	counted := len(b.chans)
+	if !ephemeral {
+		counted -= int(b.ephemerals.Load())
+	}
+	if limit && b.cfg.MaxChannels > 0 && counted+missing > b.cfg.MaxChannels {
 		b.mu.Unlock()
-		return nil, fmt.Errorf("%w: %d channels exist, limit %d", ErrChannelLimit, len(b.chans), b.cfg.MaxChannels)
+		return nil, fmt.Errorf("%w: %d channels exist, limit %d", ErrChannelLimit, counted, b.cfg.MaxChannels)
 	}
 	for i, n := range names {
 		if refs[i] == nil {
 			refs[i] = b.newRef(n, b.cfg.ChannelTTL, now)
+			if ephemeral {
+				refs[i].ephemeral.Store(true)
+				b.ephemerals.Add(1)
+			}
 			created = append(created, refs[i])
 		}
 	}
@@ -356,7 +438,7 @@ func (b *Broker) renewLocked(o *originState, name string, ttl time.Duration, now
 	r := b.chans[name]
 	created := r == nil
 	if created {
-		if limit && b.cfg.MaxChannels > 0 && len(b.chans) >= b.cfg.MaxChannels {
+		if limit && b.cfg.MaxChannels > 0 && len(b.chans)-int(b.ephemerals.Load()) >= b.cfg.MaxChannels {
 			b.mu.Unlock()
 			return nil, false, fmt.Errorf("%w: limit %d", ErrChannelLimit, b.cfg.MaxChannels)
 		}
@@ -365,6 +447,7 @@ func (b *Broker) renewLocked(o *originState, name string, ttl time.Duration, now
 		r.Renew(ttl, now)
 	}
 	b.mu.Unlock()
+	b.makeDurable(r)
 	if o == b.local {
 		b.commitLocked(o, Event{Kind: EventRenew, Origin: o.id, Seq: o.seq + 1, TS: b.clock.Now(), Channel: name, TTL: ttl}, now)
 	}
@@ -405,6 +488,7 @@ func (b *Broker) closeLocked(name string) (*chanRef, []channel.Waiter) {
 	r := b.chans[name]
 	if r != nil {
 		delete(b.chans, name)
+		b.makeDurable(r) // keeps the ephemeral count right
 	}
 	b.mu.Unlock()
 	if r == nil {
@@ -438,6 +522,7 @@ func (b *Broker) expire(ref *chanRef, now time.Time) bool {
 		return false
 	}
 	delete(b.chans, ref.Name())
+	b.makeDurable(ref) // keeps the ephemeral count right
 	b.expired.Add(1)
 	if b.cfg.Journal != nil {
 		b.cfg.Journal.Forget(ref.Name())
@@ -497,6 +582,9 @@ func (b *Broker) maintain(now time.Time) {
 func (b *Broker) deliver(s *Subscription, res Result) {
 	b.delivered.Add(uint64(len(res.Messages)))
 	b.answered[res.Reason].Add(1)
+	if s.onEnd != nil {
+		s.onEnd()
+	}
 	s.deliver(res)
 }
 
@@ -513,6 +601,16 @@ type Stats struct {
 	Cancelled uint64
 	// Expired counts channels closed for idleness.
 	Expired uint64
+	// CachedBytes is the size of the cached messages (see
+	// channel.Counters.Bytes); BudgetEvicted counts messages evicted to
+	// keep it within Config.MaxCacheBytes.
+	CachedBytes   int64
+	BudgetEvicted uint64
+	// Ephemeral is the number of channels that exist only because
+	// subscribers wait on them; Dropped counts those dropped when their
+	// last waiter left.
+	Ephemeral int64
+	Dropped   uint64
 	// Scheduled is the number of channels in the maintenance schedule.
 	Scheduled int
 }
@@ -523,15 +621,19 @@ func (b *Broker) Stats() Stats {
 	n := len(b.chans)
 	b.mu.RUnlock()
 	st := Stats{
-		Channels:  n,
-		Messages:  b.counters.Messages.Load(),
-		Waiters:   b.counters.Waiters.Load(),
-		Published: b.published.Load(),
-		Delivered: b.delivered.Load(),
-		Answered:  make(map[Reason]uint64, len(b.answered)),
-		Cancelled: b.cancelled.Load(),
-		Expired:   b.expired.Load(),
-		Scheduled: b.sched.len(),
+		Channels:      n,
+		Messages:      b.counters.Messages.Load(),
+		Waiters:       b.counters.Waiters.Load(),
+		Published:     b.published.Load(),
+		Delivered:     b.delivered.Load(),
+		Answered:      make(map[Reason]uint64, len(b.answered)),
+		Cancelled:     b.cancelled.Load(),
+		Expired:       b.expired.Load(),
+		Ephemeral:     b.ephemerals.Load(),
+		CachedBytes:   b.counters.Bytes.Load(),
+		BudgetEvicted: b.budgetEvicted.Load(),
+		Dropped:       b.dropped.Load(),
+		Scheduled:     b.sched.len(),
 	}
 	for r := range b.answered {
 		st.Answered[Reason(r)] = b.answered[r].Load()

@@ -54,6 +54,26 @@ type Config struct {
 	// arrived after a gap, waiting for the gap to be repaired; beyond it
 	// they are dropped and fetched again by the repair.
 	PendingEvents int
+	// MaxCacheBytes bounds the cached message bytes over all channels
+	// (each message's encoding once per channel holding it). Beyond it the
+	// oldest messages are evicted first and their readers get truncated;
+	// a single publication larger than the whole budget is refused with
+	// ErrTooLarge. The event log kept for repairs is held to the same
+	// bound. Zero: no bound but the per-channel ones. pushupd's default
+	// is 1 GiB (see DefaultMaxCacheBytes).
+	MaxCacheBytes int64
+	// MaxAnswerBytes caps the message bytes of one subscribe answer; the
+	// answer then says More and the client polls again at once, so a
+	// since=0 poll of a large cache is not built (and held per waiting
+	// connection) whole. An answer always carries at least one message.
+	// Zero: only MaxResponseMessages bounds it. 4 MiB by default.
+	MaxAnswerBytes int64
+	// MaxIdempotencyKeys caps the idempotency keys remembered (each for
+	// the message TTL); beyond it the oldest are forgotten first. A key
+	// costs its length plus about 100 bytes: 100,000 keys stay around
+	// 15 MiB while covering 160 keyed publications a second for the
+	// default 10 minute TTL. 0 remembers none (keys are then ignored).
+	MaxIdempotencyKeys int
 	// OnCommit, if set, is called with every event this broker's own
 	// origin commits (publications, channel renewals and closes), in
 	// commit order, under the commit lock: it must not block and must not
@@ -69,6 +89,15 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultMaxCacheBytes is the default cache budget: a fixed 1 GiB rather
+// than a share of physical memory, because a container sees the host's
+// memory, not its own limit, and one setting should mean the same on a
+// laptop and a server. 1 GiB holds a million 1 KiB messages, far above
+// what the per-channel bounds let a typical deployment keep, so it bites
+// only on a flood; set -max-cache-bytes to about a quarter of the memory
+// the process may use.
+const DefaultMaxCacheBytes = 1 << 30
+
 // DefaultConfig returns the configuration pushupd starts with.
 func DefaultConfig() Config {
 	return Config{
@@ -83,6 +112,9 @@ func DefaultConfig() Config {
 		TimeoutJitter:         0.1,
 		LogEvents:             100_000,
 		PendingEvents:         100_000,
+		MaxIdempotencyKeys:    100_000,
+		MaxCacheBytes:         DefaultMaxCacheBytes,
+		MaxAnswerBytes:        4 << 20,
 	}
 }
 
@@ -104,6 +136,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("broker: MaxBatch must be at least 1, got %d", c.MaxBatch)
 	case c.TimeoutJitter < 0 || c.TimeoutJitter > 0.5:
 		return fmt.Errorf("broker: TimeoutJitter must be between 0 and 0.5, got %g", c.TimeoutJitter)
+	case c.MaxAnswerBytes < 0:
+		return fmt.Errorf("broker: MaxAnswerBytes must not be negative, got %d", c.MaxAnswerBytes)
+	case c.MaxCacheBytes < 0:
+		return fmt.Errorf("broker: MaxCacheBytes must not be negative, got %d", c.MaxCacheBytes)
+	case c.MaxIdempotencyKeys < 0:
+		return fmt.Errorf("broker: MaxIdempotencyKeys must not be negative, got %d", c.MaxIdempotencyKeys)
 	case c.LogEvents < 0 || c.PendingEvents < 0:
 		return fmt.Errorf("broker: LogEvents and PendingEvents must not be negative")
 	case c.MaxResponseMessages < 1:

@@ -37,7 +37,10 @@
 //	Broker.commitMu -> Broker.mu -> channel lock -> Subscription.mu
 //
 // The schedule's and the origin table's locks are leaves: held for one
-// operation, never while taking another lock.
+// operation, never while taking another lock. The idempotency keys and the
+// cache budget's queue have no lock of their own: commitMu guards them.
+// Subscription.unpark, which may drop a channel that only waiters kept
+// (taking commitMu), runs with no broker lock held.
 // Config.Journal's Record and Forget are called under commitMu and must
 // only queue (see Journal); Wait is called outside every lock.
 //
@@ -47,4 +50,13 @@
 // replays a journal into a fresh broker before it serves (journal.go).
 // Drain prepares a shutdown: publishers are refused at once, waiting
 // subscribers are answered spread over time with a retry hint (drain.go).
+//
+// # What subscribers can make the broker hold
+//
+// Subscribing needs no key, so a subscribe creates no channel it does not
+// wait on: channels it must create to wait are ephemeral, dropped when
+// their last waiter leaves, and do not count against MaxChannels for
+// publishers. Cached bytes over all channels are bounded by
+// Config.MaxCacheBytes (oldest evicted first), answers by
+// Config.MaxAnswerBytes.
 package broker

@@ -29,6 +29,12 @@ var (
 	ErrInvalidCursor = errors.New("broker: invalid cursor")
 	// ErrInvalidRange: until is before since.
 	ErrInvalidRange = errors.New("broker: invalid time range")
+	// ErrInvalidIdempotencyKey: an idempotency key is empty, too long or
+	// not printable ASCII.
+	ErrInvalidIdempotencyKey = errors.New("broker: invalid idempotency key")
+	// ErrTooLarge: one publication would take more than the whole cache
+	// budget (Config.MaxCacheBytes).
+	ErrTooLarge = errors.New("broker: publication larger than the cache budget")
 	// ErrShuttingDown: the broker is shutting down and takes no new work.
 	ErrShuttingDown = errors.New("broker: shutting down")
 )

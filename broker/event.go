@@ -44,6 +44,10 @@ type Event struct {
 	// Message is the publication (EventPublish). Its Origin, Seq and TS
 	// are the event's.
 	Message *channel.Message
+	// IdempotencyKey is the publisher's key of the publication
+	// (EventPublish), if it gave one: replicas remember it too, so a retry
+	// sent to another node is recognised there.
+	IdempotencyKey string
 	// Channel is the channel renewed or closed.
 	Channel string
 	// TTL is the channel's idle lifetime (EventRenew).
@@ -59,12 +63,16 @@ type eventLog struct {
 	head  int    // index of the oldest event
 	size  int    // events held
 	first uint64 // Seq of the oldest event held, or the next one when empty
+	bytes int64  // encoded size of the messages held
 }
 
 // append adds ev. An ev that does not follow the last event held (the
 // origin's events were skipped after a loss) starts the log afresh, so
 // the range held stays contiguous.
-func (l *eventLog) append(ev Event, capacity int) {
+//
+// maxBytes, when positive, also bounds the messages the log keeps alive
+// (see Config.MaxCacheBytes): older events go first.
+func (l *eventLog) append(ev Event, capacity int, maxBytes int64) {
 	if capacity <= 0 {
 		return
 	}
@@ -83,14 +91,27 @@ func (l *eventLog) append(ev Event, capacity int) {
 	}
 	l.buf[(l.head+l.size)%len(l.buf)] = ev
 	l.size++
+	l.bytes += ev.size()
+	for maxBytes > 0 && l.bytes > maxBytes && l.size > 1 {
+		l.evictOldest()
+	}
+}
+
+// size is what the event keeps alive beyond its slot.
+func (ev *Event) size() int64 {
+	if ev.Message == nil {
+		return 0
+	}
+	return int64(len(ev.Message.JSON))
 }
 
 func (l *eventLog) clear() {
 	clear(l.buf)
-	l.head, l.size = 0, 0
+	l.head, l.size, l.bytes = 0, 0, 0
 }
 
 func (l *eventLog) evictOldest() {
+	l.bytes -= l.buf[l.head].size()
 	l.buf[l.head] = Event{}
 	l.head = (l.head + 1) % len(l.buf)
 	l.size--

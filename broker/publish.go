@@ -14,6 +14,11 @@ type Publication struct {
 	Channels []string
 	// Data is the payload; it must be valid JSON (the HTTP layer checks).
 	Data json.RawMessage
+	// IdempotencyKey, if not empty, identifies the publication for
+	// retries: publishing again with a key still remembered (for the
+	// message TTL, on this node or any node the first publication was
+	// replicated to) stores nothing and returns the first message.
+	IdempotencyKey string
 }
 
 // fanout is one committed message and the subscriptions it claimed, to be
@@ -54,38 +59,52 @@ func sameVector(a, b channel.Vector) bool {
 // creation is on) before anything is stored. Waiting subscriptions that a
 // message answers are answered before Publish returns.
 func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
+	msgs, _, err := b.PublishReplayed(pubs...)
+	return msgs, err
+}
+
+// PublishReplayed is Publish that also tells, per publication, whether its
+// idempotency key was known: that message is the one first published with
+// the key, and nothing was stored for it now.
+// replayed is nil when no key was known.
+func (b *Broker) PublishReplayed(pubs ...Publication) ([]*channel.Message, []bool, error) {
 	if len(pubs) == 0 {
-		return nil, fmt.Errorf("%w: empty batch", ErrNoChannels)
+		return nil, nil, fmt.Errorf("%w: empty batch", ErrNoChannels)
 	}
 	if len(pubs) > b.cfg.MaxBatch {
-		return nil, fmt.Errorf("%w: %d given, at most %d allowed", ErrTooManyPublications, len(pubs), b.cfg.MaxBatch)
+		return nil, nil, fmt.Errorf("%w: %d given, at most %d allowed", ErrTooManyPublications, len(pubs), b.cfg.MaxBatch)
 	}
-	var names []string
 	for i, p := range pubs {
 		if err := checkNames(p.Channels, b.cfg.MaxChannelsPerRequest); err != nil {
 			if len(pubs) > 1 {
-				return nil, fmt.Errorf("publication %d: %w", i, err)
+				return nil, nil, fmt.Errorf("publication %d: %w", i, err)
 			}
-			return nil, err
+			return nil, nil, err
 		}
-		for _, n := range p.Channels {
-			if !slices.Contains(names, n) {
-				names = append(names, n)
+		if err := checkIdempotencyKey(p.IdempotencyKey); err != nil {
+			return nil, nil, err
+		}
+		if b.cfg.MaxCacheBytes > 0 && p.cost() > b.cfg.MaxCacheBytes {
+			err := fmt.Errorf("%w: %d bytes over its %d channels, the cache budget is %d", ErrTooLarge, p.cost(), len(p.Channels), b.cfg.MaxCacheBytes)
+			if len(pubs) > 1 {
+				return nil, nil, fmt.Errorf("publication %d: %w", i, err)
 			}
+			return nil, nil, err
 		}
 	}
+	names := uniqueNames(pubs)
 
 	b.commitMu.Lock()
 	if err := b.errIfDraining(); err != nil {
 		b.commitMu.Unlock()
-		return nil, err
+		return nil, nil, err
 	}
 	// Resolving under commitMu means no channel can close between here
 	// and the inserts below: channels close only under commitMu too.
 	refs, err := b.resolve(names, b.cfg.ImplicitChannels, true)
 	if err != nil {
 		b.commitMu.Unlock()
-		return nil, err
+		return nil, nil, err
 	}
 	byName := make(map[string]*chanRef, len(refs))
 	for i, n := range names {
@@ -93,16 +112,31 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 	}
 	now := b.now()
 	msgs := make([]*channel.Message, len(pubs))
+	var replayed []bool
 	var fans []*fanout
+	stored := 0
 	for i, p := range pubs {
+		if p.IdempotencyKey != "" {
+			// Looked up as each is stored, so a key repeated within
+			// the batch publishes once too.
+			if m := b.idem.get(p.IdempotencyKey, now); m != nil {
+				msgs[i] = m
+				if replayed == nil {
+					replayed = make([]bool, len(pubs))
+				}
+				replayed[i] = true
+				continue
+			}
+		}
 		ts := b.clock.Now()
 		m := channel.NewMessage(b.local.id, b.local.seq+1, ts, slices.Clone(p.Channels), p.Data)
 		msgs[i] = m
+		stored++
 		mrefs := make([]*chanRef, len(m.Channels))
 		for j, n := range m.Channels {
 			mrefs[j] = byName[n]
 		}
-		if f := b.publishLocked(b.local, m, mrefs, now); f != nil {
+		if f := b.publishLocked(b.local, m, p.IdempotencyKey, mrefs, now); f != nil {
 			fans = append(fans, f)
 		}
 	}
@@ -111,7 +145,7 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 	// Acknowledge, and show subscribers, only what the journal keeps.
 	jerr := b.waitJournal(ticket)
 
-	b.published.Add(uint64(len(msgs)))
+	b.published.Add(uint64(stored))
 	for _, r := range refs {
 		// The first message in a channel may make it due for eviction
 		// earlier than its idle expiry.
@@ -119,20 +153,53 @@ func (b *Broker) Publish(pubs ...Publication) ([]*channel.Message, error) {
 	}
 	b.answerFanouts(fans)
 	if jerr != nil {
-		return msgs, jerr
+		return msgs, replayed, jerr
 	}
-	return msgs, nil
+	return msgs, replayed, nil
 }
 
-// publishLocked stores m (an event of origin o) in its channels, commits
-// it and claims the subscriptions it answers. Caller holds commitMu; refs
+// uniqueNames lists the channels a batch names, each once, in first-seen
+// order, in time linear in the batch size. A single publication's names
+// are already distinct (checkNames).
+func uniqueNames(pubs []Publication) []string {
+	if len(pubs) == 1 {
+		return pubs[0].Channels
+	}
+	total := 0
+	for _, p := range pubs {
+		total += len(p.Channels)
+	}
+	seen := make(map[string]struct{}, total)
+	names := make([]string, 0, total)
+	for _, p := range pubs {
+		for _, n := range p.Channels {
+			if _, dup := seen[n]; !dup {
+				seen[n] = struct{}{}
+				names = append(names, n)
+			}
+		}
+	}
+	return names
+}
+
+// publishLocked stores m (an event of origin o) in its channels, remembers
+// its idempotency key (if any), commits it and claims the subscriptions it
+// answers. Caller holds commitMu; refs
 // are m's channels, open.
-func (b *Broker) publishLocked(o *originState, m *channel.Message, refs []*chanRef, now time.Time) *fanout {
+func (b *Broker) publishLocked(o *originState, m *channel.Message, key string, refs []*chanRef, now time.Time) *fanout {
 	for _, r := range refs {
 		// Cannot fail: the channel is open and stays so under commitMu.
 		_, _ = r.Insert(m, now)
+		b.makeDurable(r)
+		b.budget.cached(m, r)
 	}
-	b.commitLocked(o, Event{Kind: EventPublish, Origin: m.Origin, Seq: m.Seq, TS: m.TS, Message: m}, now)
+	if n := b.budget.enforce(&b.counters); n > 0 {
+		b.budgetEvicted.Add(uint64(n))
+	}
+	if key != "" {
+		b.idem.put(key, m, now)
+	}
+	b.commitLocked(o, Event{Kind: EventPublish, Origin: m.Origin, Seq: m.Seq, TS: m.TS, Message: m, IdempotencyKey: key}, now)
 	return b.claim(m, refs)
 }
 
@@ -143,7 +210,7 @@ func (b *Broker) commitLocked(o *originState, ev Event, now time.Time) {
 	o.seq = ev.Seq
 	o.known = max(o.known, ev.Seq)
 	o.ts.Store(uint64(ev.TS))
-	o.log.append(ev, b.cfg.LogEvents)
+	o.log.append(ev, b.cfg.LogEvents, b.cfg.MaxCacheBytes)
 	o.applied = now
 	b.journalLocked(ev)
 	if o == b.local && b.cfg.OnCommit != nil {

@@ -147,7 +147,7 @@ func (b *Broker) applyLocked(o *originState, ev Event, now time.Time) (*fanout, 
 			b.commitLocked(o, ev, now)
 			return nil, nil, nil
 		}
-		f := b.publishLocked(o, m, refs, now)
+		f := b.publishLocked(o, m, ev.IdempotencyKey, refs, now)
 		b.published.Add(1)
 		return f, nil, refs
 	case EventRenew:

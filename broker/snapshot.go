@@ -67,6 +67,9 @@ func (b *Broker) Snapshot() *Snapshot {
 	}
 	b.mu.RUnlock()
 	for _, r := range refs {
+		if r.ephemeral.Load() {
+			continue // exists only for this node's own waiters
+		}
 		msgs, active, ttl := r.Snapshot()
 		s.Channels = append(s.Channels, SnapshotChannel{Name: r.Name(), TTL: ttl, LastActive: active, Messages: msgs})
 	}

@@ -24,6 +24,12 @@ type SubscribeRequest struct {
 	// Timeout is how long to wait when nothing is available; zero answers
 	// at once (client pull).
 	Timeout time.Duration
+	// OnEnd, if set, is called once when a subscription that parked ends,
+	// however it ends (answered, cancelled, its channels closed, shutdown):
+	// just before deliver, or when Cancel returns true. It is not called
+	// when Subscribe returns without parking. It must not block. The HTTP
+	// layer gives back per-client waiting slots with it.
+	OnEnd func()
 }
 
 // maxResolveAttempts bounds how often Subscribe retries when a channel
@@ -63,8 +69,14 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 		cur = Cursor{Pos: b.origins.snapshot()}
 	}
 	for attempt := 0; attempt < maxResolveAttempts; attempt++ {
-		refs, err := b.resolve(req.Channels, b.cfg.ImplicitChannels, true)
+		// Read what exists first: a subscribe that is answered at once
+		// creates nothing, whatever it names.
+		refs, missing, err := b.existing(req.Channels)
 		if err != nil {
+			return Result{}, nil, err
+		}
+		if missing && !b.cfg.ImplicitChannels {
+			_, err := b.resolve(req.Channels, false, false)
 			return Result{}, nil, err
 		}
 		now := b.now()
@@ -83,6 +95,15 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 			b.answerNow(res)
 			return res, nil, nil
 		}
+		if missing {
+			// To wait on a channel it must exist; one made here is
+			// ephemeral and goes with its last waiter. park reads every
+			// channel again after registering, so nothing published
+			// meanwhile is missed.
+			if refs, err = b.resolveAs(req.Channels, true, true, true); err != nil {
+				return Result{}, nil, err
+			}
+		}
 		deadline := now.Add(b.jittered(req.Timeout))
 		if until != 0 {
 			// Nothing can match after until: stop waiting then.
@@ -95,6 +116,7 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 			cursor:  cur,
 			until:   until,
 			deliver: deliver,
+			onEnd:   req.OnEnd,
 			open:    len(refs),
 		}
 		res, parked, retry := b.park(s, now)
@@ -210,6 +232,9 @@ func (b *Broker) read(refs []*chanRef, cur Cursor, snap channel.Vector, until ch
 	if b.lossy.Load() {
 		res.Truncated = res.Truncated || b.behindLoss(cur)
 	}
+	if b.cfg.MaxAnswerBytes > 0 {
+		res.Messages, res.More = cutAnswer(res.Messages, b.cfg.MaxAnswerBytes, res.More)
+	}
 	if !res.More && until == 0 {
 		res.Cursor = cur.advanceTo(snap)
 	} else {
@@ -293,4 +318,18 @@ func equalVectors(a, b channel.Vector) bool {
 		}
 	}
 	return true
+}
+
+// cutAnswer keeps the first messages whose encodings fit in max bytes (at
+// least one, or no answer could ever carry a large message) and says More
+// when it dropped some: the client polls again at once from the cursor.
+func cutAnswer(msgs []*channel.Message, max int64, more bool) ([]*channel.Message, bool) {
+	var n int64
+	for i, m := range msgs {
+		n += int64(len(m.JSON)) + 1
+		if n > max && i > 0 {
+			return msgs[:i], true
+		}
+	}
+	return msgs, more
 }

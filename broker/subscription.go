@@ -116,6 +116,7 @@ type Subscription struct {
 	cursor  Cursor
 	until   channel.Timestamp
 	deliver func(Result)
+	onEnd   func() // see SubscribeRequest.OnEnd
 
 	mu    sync.Mutex // guards the fields below; taken inside channel locks
 	state subState
@@ -143,6 +144,9 @@ func (s *Subscription) Cancel() bool {
 	s.mu.Unlock()
 	s.unpark(nil)
 	s.b.cancelled.Add(1)
+	if s.onEnd != nil {
+		s.onEnd()
+	}
 	return true
 }
 
@@ -224,7 +228,9 @@ func (s *Subscription) stopResult(reason Reason, snap channel.Vector) Result {
 	return Result{Cursor: c, Reason: reason}
 }
 
-// unpark removes the subscription from every channel except skip.
+// unpark removes the subscription from every channel except skip (which
+// already removed it), then drops the channels that existed only for their
+// waiters and have none left. Callers hold no broker lock.
 func (s *Subscription) unpark(skip *chanRef) {
 	var now time.Time // read the clock only if there is work
 	for _, r := range s.refs {
@@ -234,5 +240,6 @@ func (s *Subscription) unpark(skip *chanRef) {
 			}
 			r.RemoveWaiter(s, now)
 		}
+		s.b.dropIfUnused(r)
 	}
 }

@@ -51,6 +51,10 @@ func (c Config) Validate() error {
 type Counters struct {
 	Messages atomic.Int64
 	Waiters  atomic.Int64
+	// Bytes is the size of the cached messages' encodings (Message.JSON),
+	// a message cached in k channels counted k times: what a cache budget
+	// is held to.
+	Bytes atomic.Int64
 }
 
 // originStat is what a channel remembers about one origin's messages: how
@@ -160,10 +164,37 @@ func (c *Channel) evictOldest() {
 	if !ok {
 		return
 	}
+	c.forget(m)
+}
+
+// forget does the accounting of m leaving the cache: readers before it
+// learn they are truncated. Caller holds c.mu and removed m.
+func (c *Channel) forget(m *Message) {
 	s := c.stat(m.Origin)
 	s.count--
 	s.evicted = max(s.evicted, m.TS)
 	c.counters.Messages.Add(-1)
+	c.counters.Bytes.Add(-int64(len(m.JSON)))
+}
+
+// Evict removes m from the cache, as if pushed out by the cache bounds
+// (readers before it are told they are truncated), and reports whether it
+// was cached here. For a memory budget shared by many channels.
+func (c *Channel) Evict(m *Message) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.msgs.Delete(m); !ok {
+		return false
+	}
+	c.forget(m)
+	return true
+}
+
+// Holds reports whether m is cached here.
+func (c *Channel) Holds(m *Message) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.msgs.Has(m)
 }
 
 // evictExpired removes messages older than the TTL. Caller holds c.mu.
@@ -201,6 +232,7 @@ func (c *Channel) Insert(m *Message, now time.Time) (evicted int, err error) {
 	}
 	c.stat(m.Origin).count++
 	c.counters.Messages.Add(1)
+	c.counters.Bytes.Add(int64(len(m.JSON)))
 	evicted = c.evictExpired(now)
 	for c.msgs.Len() > c.cfg.MaxMessages {
 		c.evictOldest()
@@ -493,6 +525,18 @@ func (c *Channel) CloseIfIdle(now time.Time) bool {
 	return true
 }
 
+// CloseIfUnused closes the channel if it has no waiter and no cached
+// message, checking and closing under one lock like CloseIfIdle.
+func (c *Channel) CloseIfUnused() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.waiters.Len() > 0 || c.msgs.Len() > 0 {
+		return false
+	}
+	c.closeLocked()
+	return true
+}
+
 func (c *Channel) closeLocked() []Waiter {
 	if c.closed {
 		return nil
@@ -505,6 +549,12 @@ func (c *Channel) closeLocked() []Waiter {
 	})
 	c.counters.Waiters.Add(int64(-c.waiters.Len()))
 	c.counters.Messages.Add(int64(-c.msgs.Len()))
+	var n int64
+	c.msgs.Ascend(func(m *Message) bool {
+		n += int64(len(m.JSON))
+		return true
+	})
+	c.counters.Bytes.Add(-n)
 	c.waiters.Clear(false)
 	c.msgs.Clear(false)
 	c.origins = nil

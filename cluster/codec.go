@@ -35,9 +35,21 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
+// kindKeyed marks, in an event's kind byte, a publication that carries its
+// idempotency key after its data. Events without a key encode exactly as
+// before the key existed, so this node reads older nodes' events; an older
+// node refuses a keyed one as an unknown kind instead of misreading it
+// (upgrade every node before publishers send Idempotency-Key).
+const kindKeyed byte = 0x80
+
 // appendEvent encodes one event.
 func appendEvent(b []byte, ev broker.Event) []byte {
-	b = append(b, byte(ev.Kind))
+	kind := byte(ev.Kind)
+	keyed := ev.Kind == broker.EventPublish && ev.IdempotencyKey != ""
+	if keyed {
+		kind |= kindKeyed
+	}
+	b = append(b, kind)
 	b = binary.BigEndian.AppendUint64(b, ev.Origin)
 	b = binary.AppendUvarint(b, ev.Seq)
 	b = binary.AppendUvarint(b, uint64(ev.TS))
@@ -50,6 +62,9 @@ func appendEvent(b []byte, ev broker.Event) []byte {
 		}
 		b = binary.AppendUvarint(b, uint64(len(m.Data)))
 		b = append(b, m.Data...)
+		if keyed {
+			b = appendString(b, ev.IdempotencyKey)
+		}
 	case broker.EventRenew:
 		b = appendString(b, ev.Channel)
 		b = binary.AppendUvarint(b, uint64(ev.TTL))
@@ -155,7 +170,12 @@ func (r *reader) string() string { return string(r.bytes()) }
 // event decodes one event. Publications get a freshly encoded
 // channel.Message, validated like a local publication's.
 func (r *reader) event() broker.Event {
-	ev := broker.Event{Kind: broker.EventKind(r.byte())}
+	kind := r.byte()
+	keyed := kind&kindKeyed != 0
+	ev := broker.Event{Kind: broker.EventKind(kind &^ kindKeyed)}
+	if keyed && ev.Kind != broker.EventPublish {
+		r.fail("an idempotency key on an event that is not a publication")
+	}
 	ev.Origin = r.u64()
 	ev.Seq = r.uvarint()
 	ev.TS = channel.Timestamp(r.uvarint())
@@ -176,6 +196,12 @@ func (r *reader) event() broker.Event {
 		data := r.bytes()
 		if r.err == nil && (len(chs) == 0 || !json.Valid(data)) {
 			r.fail("publication without channels or with invalid JSON data")
+		}
+		if keyed {
+			ev.IdempotencyKey = r.string()
+			if r.err == nil && !broker.ValidIdempotencyKey(ev.IdempotencyKey) {
+				r.fail("invalid idempotency key")
+			}
 		}
 		if r.err == nil {
 			ev.Message = channel.NewMessage(ev.Origin, ev.Seq, ev.TS, chs, data)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -94,6 +95,9 @@ func FuzzDecodeEvents(f *testing.F) {
 	f.Add(encodeEvents(sampleEvents()))
 	f.Add(encodePositions(msgAnnounce, "n", []position{{1, 2}}))
 	f.Add([]byte{msgEvents, 1, 1})
+	keyed := sampleEvents()
+	keyed[0].IdempotencyKey = "order-17"
+	f.Add(encodeEvents(keyed))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		evs, err := decodeEvents(b)
 		if err != nil {
@@ -146,4 +150,32 @@ func TestConfigValidation(t *testing.T) {
 	assert.Error(t, err, "HTTP must be an http(s) base URL")
 	_, err = ParseMode("unicast")
 	assert.NoError(t, err)
+}
+
+func TestIdempotencyKeyTravelsWithTheEvent(t *testing.T) {
+	evs := sampleEvents()
+	plain := encodeEvents(evs)
+	keyed := slices.Clone(evs)
+	keyed[0].IdempotencyKey = "order-17"
+	out, err := decodeEvents(encodeEvents(keyed))
+	require.NoError(t, err)
+	assert.Equal(t, "order-17", out[0].IdempotencyKey)
+	assert.Empty(t, out[1].IdempotencyKey)
+
+	// Without a key the bytes are what nodes before the key sent: old
+	// and new nodes read each other's unkeyed events.
+	assert.Equal(t, byte(broker.EventPublish), plain[2], "kind byte of the first event, unflagged")
+	out, err = decodeEvents(plain)
+	require.NoError(t, err)
+	assert.Empty(t, out[0].IdempotencyKey)
+
+	bad := slices.Clone(evs[:1])
+	bad[0].IdempotencyKey = "has space"
+	_, err = decodeEvents(encodeEvents(bad))
+	assert.ErrorIs(t, err, ErrMalformed)
+	renew := []broker.Event{evs[1]}
+	b := encodeEvents(renew)
+	b[2] |= kindKeyed
+	_, err = decodeEvents(b)
+	assert.ErrorIs(t, err, ErrMalformed, "a key flag on a renewal")
 }

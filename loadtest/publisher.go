@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +104,9 @@ type Publisher struct {
 	transport *http.Transport
 	client    *http.Client
 	sent      atomic.Int64
+	// run makes Idempotency-Keys unique to this run: sweeps publish
+	// seq 1, 2, ... again to the same daemon within the key TTL.
+	run string
 }
 
 // NewPublisher validates cfg and prepares the publisher.
@@ -127,6 +132,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		prefix:    append(append([]byte(`{"channels":`), chs...), `,"data":`...),
 		transport: tr,
 		client:    &http.Client{Transport: tr, Timeout: cfg.Timeout},
+		run:       strconv.FormatUint(rand.Uint64(), 36),
 	}, nil
 }
 
@@ -179,6 +185,9 @@ func (p *Publisher) post(ctx context.Context, rec *PublishRecord, body []byte) e
 	if p.cfg.PublisherKey != "" {
 		req.Header.Set("Authorization", "Bearer "+p.cfg.PublisherKey)
 	}
+	// A publication retried (by a proxy or a later version of this
+	// tester) after a timeout is then stored once, not twice.
+	req.Header.Set("Idempotency-Key", p.run+"-"+strconv.Itoa(rec.Publisher)+"-"+strconv.FormatInt(rec.Seq, 10))
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return err

@@ -112,6 +112,13 @@ const WENT_OFFLINE = Symbol("went offline");
  * @property {(answer: Answer) => void} [onAnswer] Called after each answer's
  *   messages were delivered, empty answers (a poll that timed out) included:
  *   the connection works, and `answer.cursor` is the position to save.
+ * @property {string} [token] A subscriber token (a JWT the application's
+ *   backend minted) for private channels. It travels as the `token` query
+ *   parameter: a header would cost a CORS preflight per poll.
+ * @property {() => (string|Promise<string>)} [getToken] Returns a fresh
+ *   token. Called before the first poll when `token` is not given, and
+ *   again when the server answers `401 token_expired`; the poll is then
+ *   retried once at once, from the same cursor, so nothing is lost.
  * @property {number} [backoffBase=1000] Milliseconds: the n-th retry in a row
  *   waits a random time between 0 and `min(backoffCap, backoffBase * 2^(n-1))`.
  * @property {number} [backoffCap=30000] Milliseconds: the longest wait
@@ -205,6 +212,10 @@ export class Subscription {
   #backoffBase;
   #backoffCap;
   #cursor;
+  /** @type {string|undefined} the subscriber token, if any */
+  #token;
+  /** whether the current token was just fetched after token_expired */
+  #renewed = false;
   #active = true;
   /** @type {AbortController|null} the in-flight poll's */
   #controller = null;
@@ -239,6 +250,13 @@ export class Subscription {
       throw new RangeError("pushup: backoffCap must be at least backoffBase");
     }
     this.#endpoint = subscribeURL(options.baseURL);
+    if (options.token !== undefined && typeof options.token !== "string") {
+      throw new TypeError("pushup: token must be a string");
+    }
+    if (options.getToken !== undefined && typeof options.getToken !== "function") {
+      throw new TypeError("pushup: getToken must be a function");
+    }
+    this.#token = options.token;
     // A browser that went offline will not get an answer on the poll's
     // connection, which may still look open (a network change leaves it
     // dangling until TCP gives up). One that comes back online retries at
@@ -307,6 +325,14 @@ export class Subscription {
       } catch (e) {
         if (!this.#active) return; // unsubscribed: the abort is expected
         const err = e instanceof PushUpError ? e : new PushUpError(String(e), { cause: e });
+        if (err.code === "token_expired" && this.#options.getToken && !this.#renewed) {
+          // Renew once and poll again at once; the cursor has not moved.
+          // A second token_expired in a row means getToken hands out
+          // expired tokens: that one stops the subscription.
+          this.#renewed = true;
+          this.#token = undefined;
+          continue;
+        }
         if (fatal.has(err)) {
           this.#stop();
           if (this.#options.onClosed) {
@@ -325,6 +351,7 @@ export class Subscription {
       }
       if (!this.#active) return;
       this.#attempt = 0;
+      this.#renewed = false;
       this.#deliver(answer);
       // A draining server spreads its subscribers' returns: wait the
       // jittered moment it asks for (at most backoffCap) before polling.
@@ -346,6 +373,14 @@ export class Subscription {
     url.searchParams.set("channels", this.#channels.join(","));
     if (this.#cursor !== "") url.searchParams.set("since", this.#cursor);
     if (this.#timeout !== undefined) url.searchParams.set("timeout", String(this.#timeout));
+    if (this.#token === undefined && this.#options.getToken) {
+      try {
+        this.#token = String(await this.#options.getToken());
+      } catch (e) {
+        throw new PushUpError(`getToken failed: ${e?.message ?? e}`, { code: "token_unavailable", cause: e });
+      }
+    }
+    if (this.#token) url.searchParams.set("token", this.#token);
 
     const controller = new AbortController();
     this.#controller = controller;

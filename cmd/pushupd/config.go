@@ -1,11 +1,15 @@
 package main
 
 import (
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -20,6 +24,12 @@ import (
 // between collections) mostly buys idle memory; see docs/BENCHMARKS.md
 // for the measured trade-off.
 const defaultGCPercent = 25
+
+// defaultListen is loopback: a newcomer's "go run ./cmd/pushupd" works
+// from the same machine, and a server with no publisher key is not open to
+// the network until someone asks for it with -listen :8080 (containers
+// do, in the Dockerfile and docker-compose.yml).
+const defaultListen = "127.0.0.1:8080"
 
 // envPrefix starts the environment variable of every flag: -max-timeout
 // is PUSHUP_MAX_TIMEOUT.
@@ -59,7 +69,7 @@ func envName(flagName string) string {
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
 	bc := broker.DefaultConfig()
 	ac := api.DefaultConfig()
-	c := config{GCPercent: defaultGCPercent, Listen: ":8080", Broker: bc, API: ac, ShutdownTimeout: 15 * time.Second, LogFormat: "text"}
+	c := config{GCPercent: defaultGCPercent, Listen: defaultListen, Broker: bc, API: ac, ShutdownTimeout: 15 * time.Second, LogFormat: "text"}
 
 	fs := flag.NewFlagSet("pushupd", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -92,12 +102,20 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.IntVar(&c.Broker.MaxChannels, "max-channels", bc.MaxChannels, "channels that may exist at once; creating more fails with 503 (0: no limit)")
 	fs.IntVar(&c.Broker.MaxChannelsPerRequest, "max-channels-per-request", bc.MaxChannelsPerRequest, "channels one publication or subscription may name")
 	fs.IntVar(&c.Broker.MaxBatch, "max-batch", bc.MaxBatch, "publications in one batch publish")
+	fs.Int64Var(&c.Broker.MaxCacheBytes, "max-cache-bytes", bc.MaxCacheBytes, "cached message bytes over all channels (a message counted once per channel); beyond it the oldest are evicted and their readers get truncated, and one publication larger than it gets 413 (0: no bound). Set it to about a quarter of the memory pushupd may use")
+	fs.Int64Var(&c.Broker.MaxAnswerBytes, "max-answer-bytes", bc.MaxAnswerBytes, "message bytes in one subscribe answer; the answer says \"more\":true beyond it and the client polls again at once (0: no bound)")
 	fs.IntVar(&c.Broker.MaxResponseMessages, "max-response-messages", bc.MaxResponseMessages, "messages in one subscribe answer; the answer says \"more\":true beyond it")
 
 	fs.DurationVar(&c.API.DefaultTimeout, "default-timeout", ac.DefaultTimeout, "how long a subscribe waits when it names no timeout")
 	fs.DurationVar(&c.API.MaxTimeout, "max-timeout", ac.MaxTimeout, "longest timeout a subscribe may ask for (longer asks get 400)")
 	fs.Int64Var(&c.API.MaxBodyBytes, "max-body", ac.MaxBodyBytes, "largest request body in bytes (larger gets 413)")
-	fs.StringVar(&c.API.PublisherKey, "publisher-key", "", "if set, publish and channel endpoints need \"Authorization: Bearer <key>\" (prefer the environment variable: flags show in ps)")
+	publisherKeys := fs.String("publisher-key", "", "if set, publish and channel endpoints need \"Authorization: Bearer <key>\"; comma-separated keys are each accepted, to rotate one (prefer the environment variable: flags show in ps)")
+	subscriberKeys := fs.String("subscriber-key", "", "comma-separated HS256 secrets (32 bytes or more) that verify subscriber tokens; list the new and the old key while rotating (prefer the environment variable)")
+	publicKeyFiles := fs.String("subscriber-public-key", "", "comma-separated PEM files of public keys (RSA, ECDSA P-256, Ed25519) that verify RS256/ES256/EdDSA subscriber tokens")
+	private := fs.String("private-channels", "", "comma-separated channels a subscribe needs a token for: names and prefixes ending in *, e.g. user:*,private:*; * makes every channel private")
+	fs.StringVar(&c.API.SubscriberCookie, "subscriber-cookie", "", "name of a cookie a subscribe may carry its token in (after the Authorization header and the token query parameter)")
+	fs.IntVar(&c.API.MaxConnsPerIP, "max-conns-per-ip", 0, "waiting subscribe requests one client address may hold; more get 429 with Retry-After (0: no cap). Behind a proxy set -trusted-proxies too")
+	trusted := fs.String("trusted-proxies", "", "comma-separated CIDRs (or addresses) of proxies whose X-Forwarded-For names the client, for -max-conns-per-ip; e.g. 10.0.0.0/8")
 	cors := fs.String("cors-origins", strings.Join(ac.CORSOrigins, ","), "comma-separated origins allowed to subscribe from browsers; * allows any, empty allows none")
 	fs.DurationVar(&c.API.ReadHeaderTimeout, "read-header-timeout", ac.ReadHeaderTimeout, "cut off clients slower than this to send request headers")
 	fs.DurationVar(&c.API.ReadTimeout, "read-timeout", ac.ReadTimeout, "longest time to read a whole request, body included")
@@ -146,6 +164,27 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		if o = strings.TrimSpace(o); o != "" {
 			c.API.CORSOrigins = append(c.API.CORSOrigins, o)
 		}
+	}
+	for _, k := range splitList(*publisherKeys) {
+		c.API.PublisherKeys = append(c.API.PublisherKeys, k)
+	}
+	for _, k := range splitList(*subscriberKeys) {
+		c.API.SubscriberKeys = append(c.API.SubscriberKeys, []byte(k))
+	}
+	for _, f := range splitList(*publicKeyFiles) {
+		k, err := readPublicKey(f)
+		if err != nil {
+			return c, fmt.Errorf("-subscriber-public-key: %w", err)
+		}
+		c.API.SubscriberPublicKeys = append(c.API.SubscriberPublicKeys, k)
+	}
+	c.API.PrivateChannels = splitList(*private)
+	for _, p := range splitList(*trusted) {
+		pfx, err := parsePrefix(p)
+		if err != nil {
+			return c, fmt.Errorf("-trusted-proxies: %w", err)
+		}
+		c.API.TrustedProxies = append(c.API.TrustedProxies, pfx)
 	}
 	if *clusterBind != "" || *join != "" {
 		cc.NodeName = *nodeName
@@ -204,4 +243,55 @@ func (c config) logger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// parsePrefix reads a CIDR, or a single address as a one-address prefix.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// readPublicKey reads a PEM public key (PKIX "PUBLIC KEY", or an RSA
+// "RSA PUBLIC KEY") from file.
+func readPublicKey(file string) (crypto.PublicKey, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM block", file)
+	}
+	switch block.Type {
+	case "PUBLIC KEY":
+		k, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		return k, nil
+	case "RSA PUBLIC KEY":
+		k, err := x509.ParsePKCS1PublicKey(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		return k, nil
+	}
+	return nil, fmt.Errorf("%s: PEM block %q is not a public key (a private key must stay with the application)", file, block.Type)
 }

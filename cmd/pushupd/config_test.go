@@ -2,8 +2,15 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +26,10 @@ func env(kv map[string]string) func(string) string { return func(k string) strin
 func TestDefaults(t *testing.T) {
 	c, err := parseConfig(nil, env(nil), &bytes.Buffer{})
 	require.NoError(t, err)
-	assert.Equal(t, ":8080", c.Listen)
+	assert.Equal(t, "127.0.0.1:8080", c.Listen, "loopback unless asked: no open server by accident")
+	assert.Empty(t, c.API.PrivateChannels)
+	assert.Zero(t, c.API.MaxConnsPerIP)
+	assert.EqualValues(t, 1<<30, c.Broker.MaxCacheBytes)
 	assert.Equal(t, 30*time.Second, c.API.DefaultTimeout)
 	assert.Equal(t, 64, c.Broker.MaxChannelsPerRequest)
 	assert.True(t, c.Broker.ImplicitChannels)
@@ -55,7 +65,7 @@ func TestEnvAndFlagPrecedence(t *testing.T) {
 	assert.Equal(t, ":7000", c.Listen, "the flag wins over the environment")
 	assert.Equal(t, 2*time.Minute, c.Broker.Channel.MessageTTL)
 	assert.False(t, c.Broker.ImplicitChannels)
-	assert.Equal(t, "k", c.API.PublisherKey)
+	assert.Equal(t, []string{"k"}, c.API.PublisherKeys)
 	assert.Equal(t, []string{"https://a.example", "https://b.example"}, c.API.CORSOrigins)
 	assert.Equal(t, "DEBUG", c.LogLevel.String())
 	assert.True(t, c.Demo)
@@ -119,10 +129,48 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"max-threads",
 		"healthcheck",
 		"data-dir", "fsync", "drain-spread",
+		"subscriber-key", "subscriber-public-key", "private-channels", "subscriber-cookie", "max-conns-per-ip", "trusted-proxies",
+		"max-cache-bytes", "max-answer-bytes",
 	} {
 		line := "  -" + name + "  (default "
 		assert.Contains(t, help, line, name)
 		assert.Contains(t, help, "[$"+envName(name)+"]", name)
 	}
-	assert.Equal(t, strings.Count(help, "  -"), 44, "no flag left undocumented here")
+	assert.Equal(t, strings.Count(help, "  -"), 52, "no flag left undocumented here")
+}
+
+func TestAccessFlags(t *testing.T) {
+	dir := t.TempDir()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	der, err := x509.MarshalPKIXPublicKey(priv.Public())
+	require.NoError(t, err)
+	pubFile := filepath.Join(dir, "pub.pem")
+	require.NoError(t, os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600))
+	e := env(map[string]string{
+		"PUSHUP_SUBSCRIBER_KEY":   "new-secret-new-secret-new-secret-1, old-secret-old-secret-old-secret-2",
+		"PUSHUP_PUBLISHER_KEY":    "p1,p2",
+		"PUSHUP_PRIVATE_CHANNELS": "user:*, private:*",
+	})
+	c, err := parseConfig([]string{"-subscriber-public-key", pubFile, "-subscriber-cookie", "tok",
+		"-max-conns-per-ip", "50", "-trusted-proxies", "10.0.0.0/8,192.0.2.7"}, e, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Len(t, c.API.SubscriberKeys, 2)
+	assert.Equal(t, []string{"p1", "p2"}, c.API.PublisherKeys)
+	assert.Equal(t, []string{"user:*", "private:*"}, c.API.PrivateChannels)
+	assert.Len(t, c.API.SubscriberPublicKeys, 1)
+	assert.Equal(t, "tok", c.API.SubscriberCookie)
+	assert.Equal(t, 50, c.API.MaxConnsPerIP)
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")}, c.API.TrustedProxies)
+
+	_, err = parseConfig([]string{"-private-channels", "user:*"}, env(nil), &bytes.Buffer{})
+	assert.ErrorContains(t, err, "subscriber key", "private channels with no key to verify tokens")
+	_, err = parseConfig([]string{"-subscriber-key", "short", "-private-channels", "*"}, env(nil), &bytes.Buffer{})
+	require.NoError(t, err, "parsing passes; api.New refuses the short key")
+	privDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	require.NoError(t, err)
+	privFile := filepath.Join(dir, "priv.pem")
+	require.NoError(t, os.WriteFile(privFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), 0o600))
+	_, err = parseConfig([]string{"-subscriber-public-key", privFile}, env(nil), &bytes.Buffer{})
+	assert.ErrorContains(t, err, "not a public key")
 }

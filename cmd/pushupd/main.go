@@ -112,12 +112,17 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 		"implicit_channels", cfg.Broker.ImplicitChannels, "message_ttl", cfg.Broker.Channel.MessageTTL,
 		"max_messages", cfg.Broker.Channel.MaxMessages, "channel_ttl", cfg.Broker.ChannelTTL,
 		"default_timeout", cfg.API.DefaultTimeout, "max_timeout", cfg.API.MaxTimeout,
-		"publisher_key_set", cfg.API.PublisherKey != "", "cors_origins", cfg.API.CORSOrigins, "demo", cfg.Demo)
+		"publisher_keys", len(cfg.API.PublisherKeys), "private_channels", cfg.API.PrivateChannels,
+		"cors_origins", cfg.API.CORSOrigins, "demo", cfg.Demo)
+	if len(cfg.API.PublisherKeys) == 0 && !listensLocally(ln.Addr()) {
+		log.Warn("NO PUBLISHER KEY and listening beyond loopback: anyone who can reach this port can publish, create and close channels; set -publisher-key (or $PUSHUP_PUBLISHER_KEY)",
+			"addr", ln.Addr().String())
+	}
 	if cfg.Demo {
 		// The demo's post endpoint needs no key by design; say so where an
 		// operator who set one will look.
 		log.Warn("demo mode: anyone who can reach this server can post questions to author:* and tag:* channels",
-			"page", "/demo/", "publisher_key_set", cfg.API.PublisherKey != "")
+			"page", "/demo/", "publisher_key_set", len(cfg.API.PublisherKeys) > 0)
 	}
 	if ready != nil {
 		ready(ln.Addr())
@@ -250,4 +255,10 @@ func advertiseHTTP(cc cluster.Config, addr net.Addr, tls bool) (string, error) {
 		return "", errors.New("listening on all interfaces: set -advertise-http (or -advertise-http auto, or -cluster-advertise) so peers know this node's address")
 	}
 	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port)), nil
+}
+
+// listensLocally reports whether addr is reachable from this host only.
+func listensLocally(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }

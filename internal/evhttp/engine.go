@@ -29,7 +29,8 @@ type Config struct {
 	IdleTimeout time.Duration
 	// FastPath is the one path the engine serves itself (with GET,
 	// HTTP/1.1, and a head parseFastHead validates), e.g. "/v1/subscribe".
-	// Every other request goes to http.Server.
+	// Every other request goes to http.Server. Empty: none is served
+	// here.
 	FastPath string
 	// Limit, if not nil, marks connections accepted over its bound
 	// (Conn.OverLimit) and refuses those past its margin unread.
@@ -599,8 +600,13 @@ func (r *ring[A]) pop(dst []job[A], n int) []job[A] {
 	return dst
 }
 
-func (p *Engine[A]) mayBeFast(data []byte) bool { return mayBeFastHead(data, p.fast) }
+func (p *Engine[A]) mayBeFast(data []byte) bool {
+	return p.cfg.FastPath != "" && mayBeFastHead(data, p.fast)
+}
 
 func (p *Engine[A]) parseFastHead(head []byte) (Head, bool) {
+	if p.cfg.FastPath == "" {
+		return Head{}, false
+	}
 	return parseFastHead(head, p.cfg.FastPath)
 }
