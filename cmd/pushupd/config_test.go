@@ -122,7 +122,7 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"listen", "message-ttl", "max-messages", "channel-ttl", "max-channel-ttl", "implicit-channels",
 		"max-channels", "max-channels-per-request", "max-batch", "max-response-messages",
 		"default-timeout", "max-timeout", "max-body", "publisher-key", "cors-origins",
-		"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout", "demo",
+		"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout", "max-conns", "demo",
 		"shutdown-timeout", "log-level", "log-format", "model", "tls-cert", "tls-key", "pprof", "gc-percent",
 		"node-name", "cluster-bind", "cluster-advertise", "join", "replication", "cluster-key", "advertise-http", "join-timeout", "gossip-interval",
 		"rejoin-max-interval", "reconnect-timeout",
@@ -131,12 +131,13 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"data-dir", "fsync", "drain-spread",
 		"subscriber-key", "subscriber-public-key", "private-channels", "subscriber-cookie", "max-conns-per-ip", "trusted-proxies",
 		"max-cache-bytes", "max-answer-bytes",
+		"sse-heartbeat", "sse-max-lifetime", "sse-retry",
 	} {
 		line := "  -" + name + "  (default "
 		assert.Contains(t, help, line, name)
 		assert.Contains(t, help, "[$"+envName(name)+"]", name)
 	}
-	assert.Equal(t, strings.Count(help, "  -"), 52, "no flag left undocumented here")
+	assert.Equal(t, strings.Count(help, "  -"), 56, "no flag left undocumented here")
 }
 
 func TestAccessFlags(t *testing.T) {

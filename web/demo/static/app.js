@@ -71,8 +71,11 @@ function follow(tags, authors) {
   const list = channels.join(", ");
   setStatus("listening", `Listening on ${list}`);
   // No since: the questions the server still caches come first, then new
-  // ones as they are posted.
+  // ones as they are posted. The tabs of this page share one connection
+  // (a stream where the browser can, long polls otherwise).
   sub = subscribe(channels, show, {
+    shared: true,
+    transport: "auto",
     onAnswer: () => setStatus("live", `Live on ${list}`),
     onError: (err) => setStatus("retrying", `Connection problem (${err.message}); retrying in ${(err.retryIn / 1000).toFixed(1)} s`),
     onClosed: (err) => setStatus("closed", `Stopped: ${err.message} (${err.code})`),
