@@ -87,6 +87,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&cc.HTTP, "advertise-http", "", "base URL other nodes reach this node's HTTP API at, e.g. http://10.0.0.5:8080, or auto: this host's private address (what memberlist advertises) and -listen's port, for containers (default: from -listen, or -cluster-advertise's host and -listen's port)")
 	fs.DurationVar(&cc.JoinTimeout, "join-timeout", cc.JoinTimeout, "how long a starting node tries to join and copy a ready peer's state before starting alone")
 	fs.DurationVar(&cc.GossipInterval, "gossip-interval", cc.GossipInterval, "how often memberlist gossips (gossip replication spreads events at this pace)")
+	fs.DurationVar(&cc.RejoinMaxInterval, "rejoin-max-interval", cc.RejoinMaxInterval, "longest wait between tries to reach members declared dead (and -join, when alone or in a minority); the tries start every second and back off to this, so a healed partition merges within about this long")
+	fs.DurationVar(&cc.ReconnectTimeout, "reconnect-timeout", cc.ReconnectTimeout, "how long a member declared dead (not one that left) is tried again before it is forgotten")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go GC target (GOGC): heap growth allowed between collections, in percent of the live heap; 0 keeps Go's default or $GOGC. See docs/BENCHMARKS.md for the memory/CPU trade-off")
 	fs.StringVar(&c.PprofListen, "pprof", "", "serve Go's /debug/pprof/ profiles on this address (e.g. 127.0.0.1:6060); off when empty. Keep it private")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS (and HTTP/2) with this certificate file; needs -tls-key. TLS connections use the goroutine model")
