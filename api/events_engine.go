@@ -51,7 +51,9 @@ func (m *eventModel) streamOn(w http.ResponseWriter, r *http.Request, st *sseStr
 		return false
 	}
 	if err := c.AttachHijacked(conn, rw); err != nil {
-		// The connection is gone with the hijack: nothing to answer on.
+		// Nothing to answer on: the hijack took the connection from
+		// http.Server, and it is closed here if AttachHijacked did not.
+		conn.Close()
 		m.s.log.Warn("cannot hand a stream to the engine", "err", err)
 		m.s.sse.opened()
 		m.s.sse.closed(sseEndError)
