@@ -28,15 +28,17 @@ type eventConn = evhttp.Conn[broker.Result]
 
 func newEventModel(s *Server) (*eventModel, error) {
 	m := &eventModel{s: s}
-	fast := subscribeRoute
+	fast, stream := subscribeRoute, eventsRoute
 	if s.subscribeNeedsRequest() {
-		fast = "" // tokens and per-client caps need headers the fast path does not keep
+		// tokens and per-client caps need headers the fast path does not keep
+		fast, stream = "", ""
 	}
 	e, err := evhttp.New[broker.Result](evhttp.Config{
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
 		FastPath:          fast,
+		StreamPath:        stream,
 		StreamBacklog:     streamBacklog(s.cfg.MaxBodyBytes),
 		Limit:             s.conns,
 		Logger:            s.log,
@@ -114,6 +116,14 @@ func (m *eventModel) ServeFast(c *eventConn, h evhttp.Head) {
 	s := m.s
 	start := time.Now()
 	acao := s.allowOrigin(h.Origin)
+	if h.Stream {
+		if w := m.serveStreamFast(c, h, acao); w != nil {
+			corsHeaders(w.Header(), acao)
+			s.metrics.observe(eventsRoute, http.MethodGet, w.status, time.Since(start))
+			c.Reply(w.bytes(false), false)
+		}
+		return
+	}
 	w := newEventWriter()
 	parked := false
 	func() {

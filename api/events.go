@@ -43,21 +43,9 @@ const maxBufferKept = 16 << 10
 // in the goroutine model a stream is a goroutine served by http.Server,
 // in the thread model it holds an OS thread for its whole life.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
-	req, err := parseSubscribeQuery(r.URL.RawQuery, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
+	req, err := s.parseEventsRequest(r.URL.RawQuery, r.Header.Get("Last-Event-ID"))
 	if err != nil {
 		return err
-	}
-	if req.Until != 0 {
-		return badRequest("invalid_until", "a stream has no end: until works with /v1/subscribe only")
-	}
-	// EventSource resends the URL it was opened with, since= included,
-	// and says where it got to in Last-Event-ID: that wins.
-	if id := r.Header.Get("Last-Event-ID"); id != "" {
-		c, err := broker.ParseCursor(id)
-		if err != nil {
-			return badRequest("invalid_last_event_id", "Last-Event-ID must be an event id of this stream: "+err.Error())
-		}
-		req.Cursor, req.FromNow = c, false
 	}
 	if err := s.authorizeSubscribe(r, req.Channels); err != nil {
 		return err
@@ -76,21 +64,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 			}
 		}()
 	}
-	// Checks the channels before the 200 goes out, and pins "now" to a
-	// cursor the stream can hand out as its first id.
-	now, err := s.b.Position(req.Channels)
+	st, err := s.newStream(req)
 	if err != nil {
 		return err
 	}
-	if req.FromNow {
-		req.Cursor = now
-	}
-	st := newSSEStream(s.cfg.SSE, req.Channels, req.Cursor, time.Now(), rand.Float64())
 
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no") // nginx in front: do not buffer the stream
+	streamHeaders(w.Header())
 	if m, ok := s.holder.(*eventModel); ok && canPark(r) {
 		// The event model holds the stream in its engine: no goroutine
 		// and no buffer between events.
@@ -122,6 +101,48 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	// have passed while the stream waited.
 	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	return nil
+}
+
+// parseEventsRequest parses a stream's query and Last-Event-ID header.
+func (s *Server) parseEventsRequest(query, lastEventID string) (broker.SubscribeRequest, error) {
+	req, err := parseSubscribeQuery(query, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
+	if err != nil {
+		return req, err
+	}
+	if req.Until != 0 {
+		return req, badRequest("invalid_until", "a stream has no end: until works with /v1/subscribe only")
+	}
+	// EventSource resends the URL it was opened with, since= included,
+	// and says where it got to in Last-Event-ID: that wins.
+	if lastEventID != "" {
+		c, err := broker.ParseCursor(lastEventID)
+		if err != nil {
+			return req, badRequest("invalid_last_event_id", "Last-Event-ID must be an event id of this stream: "+err.Error())
+		}
+		req.Cursor, req.FromNow = c, false
+	}
+	return req, nil
+}
+
+// newStream starts the stream req asks for. It checks the channels before
+// the 200 goes out, and pins "now" to a cursor the stream can hand out as
+// its first id.
+func (s *Server) newStream(req broker.SubscribeRequest) (*sseStream, error) {
+	now, err := s.b.Position(req.Channels)
+	if err != nil {
+		return nil, err
+	}
+	if req.FromNow {
+		req.Cursor = now
+	}
+	return newSSEStream(s.cfg.SSE, req.Channels, req.Cursor, time.Now(), rand.Float64()), nil
+}
+
+// streamHeaders sets the headers of a stream's 200.
+func streamHeaders(h http.Header) {
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx in front: do not buffer the stream
 }
 
 // driveStream runs st until it ends and says why: subscribe, wait for the

@@ -62,13 +62,68 @@ func (m *eventModel) streamOn(w http.ResponseWriter, r *http.Request, st *sseStr
 		}
 		return true
 	}
+	m.startStream(c, st, w.Header(), release)
+	return true
+}
+
+// startStream makes c, owned by the caller, the stream st with headers h.
+func (m *eventModel) startStream(c *eventConn, st *sseStream, h http.Header, release func()) {
 	es := &engineStream{s: m.s, st: st, release: release}
 	m.s.sse.opened()
 	// StreamEnded may run inside StartStream (the write fails): it does
 	// not touch out, which only next and step use, after this.
-	es.out = c.StartStream(st.open(streamHead(w.Header())), es)
+	es.out = c.StartStream(st.open(streamHead(h)), es)
 	es.next()
-	return true
+}
+
+// serveStreamFast serves a GET /v1/events whose head the engine
+// validated, as handleEvents does (the fast path is off when tokens or
+// per-client caps need the whole request): the stream starts in the
+// engine without passing through net/http. Errors get the API's JSON
+// answer: it returns that answer for the caller to write, or nil once
+// the stream started (and c is no longer the caller's).
+func (m *eventModel) serveStreamFast(c *eventConn, h evhttp.Head, acao string) (w *eventWriter) {
+	s := m.s
+	w = newEventWriter()
+	started := false
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("handler panic", "path", eventsRoute, "panic", p)
+			if started {
+				w = nil // c is the stream's: nothing to answer on
+				return
+			}
+			w = newEventWriter()
+			w.Header().Set("Connection", "close")
+			writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error"})
+		}
+	}()
+	fail := func(err error) *eventWriter {
+		w.Header().Set("Connection", "close")
+		s.writeError(w, nil, err)
+		return w
+	}
+	if c.OverLimit() {
+		s.conns.Refuse()
+		return fail(errOverloaded)
+	}
+	req, err := s.parseEventsRequest(h.Query, h.LastEventID)
+	if err == nil && s.cfg.Cluster != nil && !s.cfg.Cluster.Ready() && !s.b.Closed() {
+		err = errNotReady
+	}
+	var st *sseStream
+	if err == nil {
+		st, err = s.newStream(req)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	hd := make(http.Header, 5)
+	corsHeaders(hd, acao)
+	streamHeaders(hd)
+	started = true
+	m.startStream(c, st, hd, nil)
+	return nil
 }
 
 // streamHead is the status line and headers of a stream handed to the

@@ -37,6 +37,7 @@ func TestEventModelStreamsHoldNoGoroutine(t *testing.T) {
 	ts := startServer(t, options{model: ModelEvent})
 	ts.do(http.MethodGet, "/healthz", "")
 	baseline := goroutinesAsEventuallySees(t)
+	handbacks := ts.srv.event.e.Stats().Handbacks
 	const n = 100
 	conns := openRawStreams(t, ts, n, q("channels", "a"))
 	readers := make([]*sse.Reader, n)
@@ -53,6 +54,7 @@ func TestEventModelStreamsHoldNoGoroutine(t *testing.T) {
 		require.Equal(t, "cursor", ev.Type)
 	}
 	require.Eventually(t, func() bool { return ts.b.Stats().Waiters == n }, 10*time.Second, 5*time.Millisecond)
+	assert.Equal(t, handbacks, ts.srv.event.e.Stats().Handbacks, "started by the engine, not net/http")
 	held := func() bool { return runtime.NumGoroutine() < baseline+n/10 }
 	require.Eventually(t, held, 10*time.Second, 10*time.Millisecond, "open streams hold no goroutine")
 

@@ -32,6 +32,9 @@ type Config struct {
 	// Every other request goes to http.Server. Empty: none is served
 	// here.
 	FastPath string
+	// StreamPath is a second path served the same way (Head.Stream is
+	// true for it), for streams; empty: none.
+	StreamPath string
 	// StreamBacklog is the most bytes a stream (Conn.StartStream) may
 	// have waiting for a slow client before it is ended; 0 means 64 KiB.
 	StreamBacklog int
@@ -78,6 +81,7 @@ type Engine[A any] struct {
 	reentry atomic.Pointer[reentryListener] // set by Listen
 	closing atomic.Bool
 	fast    []byte // "GET " + FastPath, the request line start served here
+	fast2   []byte // "GET " + StreamPath
 
 	qmu   sync.Mutex
 	qcond *sync.Cond
@@ -145,7 +149,8 @@ func New[A any](cfg Config, h Handler[A]) (*Engine[A], error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Engine[A]{cfg: cfg, h: h, log: log, lfd: -1, fast: []byte("GET " + cfg.FastPath)}
+	p := &Engine[A]{cfg: cfg, h: h, log: log, lfd: -1, fast: []byte("GET " + cfg.FastPath),
+		fast2: []byte("GET " + cfg.StreamPath)}
 	p.qcond = sync.NewCond(&p.qmu)
 	p.deadlines = btree.NewG(32, func(a, b *Conn[A]) bool {
 		if a.deadline != b.deadline {
@@ -615,12 +620,20 @@ func (r *ring[A]) pop(dst []job[A], n int) []job[A] {
 }
 
 func (p *Engine[A]) mayBeFast(data []byte) bool {
-	return p.cfg.FastPath != "" && mayBeFastHead(data, p.fast)
+	return (p.cfg.FastPath != "" && mayBeFastHead(data, p.fast)) ||
+		(p.cfg.StreamPath != "" && mayBeFastHead(data, p.fast2))
 }
 
 func (p *Engine[A]) parseFastHead(head []byte) (Head, bool) {
-	if p.cfg.FastPath == "" {
-		return Head{}, false
+	if p.cfg.FastPath != "" {
+		if h, ok := parseFastHead(head, p.cfg.FastPath); ok {
+			return h, true
+		}
 	}
-	return parseFastHead(head, p.cfg.FastPath)
+	if p.cfg.StreamPath != "" {
+		h, ok := parseFastHead(head, p.cfg.StreamPath)
+		h.Stream = true
+		return h, ok
+	}
+	return Head{}, false
 }

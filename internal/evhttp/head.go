@@ -11,6 +11,10 @@ type Head struct {
 	Query     string // the raw query string
 	Origin    string // the Origin header, "" if absent
 	KeepAlive bool   // the client allows another request after this one
+	// Stream: the request is for Config.StreamPath.
+	Stream bool
+	// LastEventID is the Last-Event-ID header, "" if absent.
+	LastEventID string
 }
 
 // headEnd returns the length of the request head at the start of data,
@@ -103,6 +107,11 @@ func parseFastHead(head []byte, path string) (h Head, ok bool) {
 			}
 			origin = true
 			h.Origin = string(value)
+		case asciiEqualFold(name, "last-event-id"):
+			if h.LastEventID != "" {
+				return h, false
+			}
+			h.LastEventID = string(value)
 		case asciiEqualFold(name, "connection"):
 			for _, tok := range strings.Split(string(value), ",") {
 				switch strings.ToLower(strings.TrimSpace(tok)) {

@@ -44,6 +44,9 @@ func TestParseFastHead(t *testing.T) {
 		{"space in target", "GET /v1/subscribe?a b HTTP/1.1\r\nHost: x\r\n\r\n", false, Head{}, ""},
 		{"fragment", "GET /v1/subscribe?a#b HTTP/1.1\r\nHost: x\r\n\r\n", false, Head{}, ""},
 		{"bare LF", "GET /v1/subscribe?a HTTP/1.1\nHost: x\n\n", false, Head{}, ""},
+		{"last event id", base + "Last-Event-ID: c1\r\n\r\n", true,
+			Head{Query: "channels=a,b&since=now", KeepAlive: true, LastEventID: "c1"}, ""},
+		{"two last event ids", base + "Last-Event-ID: c1\r\nLast-Event-Id: c2\r\n\r\n", false, Head{}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, ok := parseFastHead([]byte(tc.head), "/v1/subscribe")
@@ -53,6 +56,31 @@ func TestParseFastHead(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The engine serves its stream path too, and says which path a head is
+// for; a head for neither goes to net/http.
+func TestEngineTellsStreamHeads(t *testing.T) {
+	p := &Engine[int]{cfg: Config{FastPath: "/v1/subscribe", StreamPath: "/v1/events"},
+		fast: []byte("GET /v1/subscribe"), fast2: []byte("GET /v1/events")}
+	for _, tc := range []struct {
+		head       string
+		ok, stream bool
+		mayBe      string
+	}{
+		{"GET /v1/subscribe?a HTTP/1.1\r\nHost: x\r\n\r\n", true, false, "GET /v1/su"},
+		{"GET /v1/events?a HTTP/1.1\r\nHost: x\r\nLast-Event-ID: c\r\n\r\n", true, true, "GET /v1/ev"},
+		{"GET /v1/position?a HTTP/1.1\r\nHost: x\r\n\r\n", false, false, ""},
+	} {
+		h, ok := p.parseFastHead([]byte(tc.head))
+		assert.Equal(t, tc.ok, ok, tc.head)
+		assert.Equal(t, tc.stream, ok && h.Stream, tc.head)
+		assert.Equal(t, tc.mayBe != "", p.mayBeFast([]byte(tc.head[:10])), tc.head)
+	}
+	p.cfg.StreamPath = ""
+	_, ok := p.parseFastHead([]byte("GET /v1/events?a HTTP/1.1\r\nHost: x\r\n\r\n"))
+	assert.False(t, ok, "no stream path: not served here")
+	assert.False(t, p.mayBeFast([]byte("GET /v1/ev")))
 }
 
 // seen is what net/http's server handed its handler.
