@@ -7,8 +7,9 @@
 //
 // Contract:
 //
-//   - Strict by construction. The engine serves itself only GET of one path
-//     (Config.FastPath) over HTTP/1.1 whose head it fully validated: CRLF
+//   - Strict by construction. The engine serves itself only GET of its
+//     paths (Config.FastPath, and Config.StreamPath for streams, with
+//     Head.Stream set) over HTTP/1.1 whose head it fully validated: CRLF
 //     line endings only, token header names, no control characters in
 //     values, exactly one plain Host, no Content-Length, Transfer-Encoding,
 //     Expect or Upgrade. The head's end is found by net/http's own rule (the
