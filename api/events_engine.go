@@ -28,10 +28,11 @@ import (
 // Lock order: engineStream.mu is taken alone; Cancel of the broker's
 // subscription and Stream.Write run with it released.
 type engineStream struct {
-	s       *Server
-	st      *sseStream
-	out     *evhttp.Stream[broker.Result]
-	release func() // of -max-conns-per-ip, or nil
+	s         *Server
+	st        sseStream // by value: one record per stream, not two
+	out       *evhttp.Stream[broker.Result]
+	release   func()              // of -max-conns-per-ip, or nil
+	deliverFn func(broker.Result) // es.deliver, made once, not per wait
 
 	mu   sync.Mutex
 	sub  *broker.Subscription // the wait in progress, if any
@@ -68,7 +69,8 @@ func (m *eventModel) streamOn(w http.ResponseWriter, r *http.Request, st *sseStr
 
 // startStream makes c, owned by the caller, the stream st with headers h.
 func (m *eventModel) startStream(c *eventConn, st *sseStream, h http.Header, release func()) {
-	es := &engineStream{s: m.s, st: st, release: release}
+	es := &engineStream{s: m.s, st: *st, release: release}
+	es.deliverFn = es.deliver
 	m.s.sse.opened()
 	// StreamEnded may run inside StartStream (the write fails): it does
 	// not touch out, which only next and step use, after this.
@@ -154,7 +156,7 @@ func (es *engineStream) next() {
 			es.end(sseEndLifetime)
 			return
 		}
-		res, sub, err := es.s.b.Subscribe(req, es.deliver)
+		res, sub, err := es.s.b.Subscribe(req, es.deliverFn)
 		switch {
 		case errors.Is(err, broker.ErrShuttingDown):
 			es.end(sseEndShutdown)
