@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -577,28 +578,68 @@ func (s *compareSubscribers) trips() []time.Duration {
 	return slices.Clone(s.tripsAll)
 }
 
+// received is one subscriber's record: the sequence numbers it has had
+// and their trip times, kept apart from the others' until it ends.
+type received struct {
+	seen  map[int64]bool
+	trips []time.Duration
+}
+
+func (s *compareSubscribers) newReceived() *received {
+	return &received{seen: make(map[int64]bool, s.cfg.Messages)}
+}
+
+// take counts one message that reached r's subscriber at now (Unix
+// nanoseconds): fresh, duplicate or unreadable.
+func (s *compareSubscribers) take(r *received, m []byte, now int64) {
+	p, ok := parsePayload(m)
+	switch {
+	case !ok:
+		s.errors.add(KindProtocol)
+	case r.seen[p.Seq]:
+		s.duplicates.Add(1)
+	default:
+		r.seen[p.Seq] = true
+		s.fresh.Add(1)
+		r.trips = append(r.trips, time.Duration(now-p.SentAt))
+	}
+}
+
+// keep adds r's trip times to the run's, when its subscriber ends.
+func (s *compareSubscribers) keep(r *received) {
+	s.mu.Lock()
+	s.tripsAll = append(s.tripsAll, r.trips...)
+	s.mu.Unlock()
+}
+
+// connect dials the broker for one subscriber and arranges for ctx's end
+// to unblock the connection. After a failed dial it counts the error and
+// waits a second (unless ctx ended); conn is then nil.
+func (s *compareSubscribers) connect(ctx context.Context) (conn net.Conn, stop func() bool) {
+	conn, err := s.dialer.dial(ctx, s.target.addr)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.errors.add(classify(KindDial, err))
+			sleep(ctx, time.Second)
+		}
+		return nil, nil
+	}
+	return conn, context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+}
+
 // run is one subscriber: connect, then long-poll until ctx ends,
 // reconnecting after an error.
 func (s *compareSubscribers) run(ctx context.Context) {
-	seen := make(map[int64]bool, s.cfg.Messages)
-	var trips []time.Duration
-	defer func() {
-		s.mu.Lock()
-		s.tripsAll = append(s.tripsAll, trips...)
-		s.mu.Unlock()
-	}()
+	got := s.newReceived()
+	defer s.keep(got)
 	position := ""
 	var req []byte
 	for ctx.Err() == nil {
-		conn, err := s.dialer.dial(ctx, s.target.addr)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.errors.add(classify(KindDial, err))
-				sleep(ctx, time.Second)
-			}
+		conn, stop := s.connect(ctx)
+		if conn == nil {
 			continue
 		}
-		stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+		var err error
 		br := bufio.NewReaderSize(conn, 4096)
 		for ctx.Err() == nil {
 			req = s.proto.request(req[:0], s.target.host, position)
@@ -629,17 +670,7 @@ func (s *compareSubscribers) run(ctx context.Context) {
 				break
 			}
 			for _, m := range msgs {
-				p, ok := parsePayload(m)
-				switch {
-				case !ok:
-					s.errors.add(KindProtocol)
-				case seen[p.Seq]:
-					s.duplicates.Add(1)
-				default:
-					seen[p.Seq] = true
-					s.fresh.Add(1)
-					trips = append(trips, time.Duration(now-p.SentAt))
-				}
+				s.take(got, m, now)
 			}
 			if resp.Close {
 				break
