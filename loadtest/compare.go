@@ -164,18 +164,62 @@ func Compare(ctx context.Context, cfg CompareConfig) (CompareReport, error) {
 		return rep, err
 	}
 	rep.Machine = DescribeMachine()
-	for _, b := range cfg.Brokers {
-		res, err := compareOne(ctx, cfg, b)
-		res.Broker = b
-		if err != nil {
-			res.Error = err.Error()
-		}
-		rep.Results = append(rep.Results, res)
+	var err error
+	rep.Results, err = inTurn(ctx, cfg.Brokers, func(b string) (CompareResult, error) { return compareOne(ctx, cfg, b) })
+	return rep, err
+}
+
+// turn is a pointer to one row of a side-by-side run: one server's
+// result.
+type turn[R any] interface {
+	*R
+	// done names the row and keeps the turn's error, if any.
+	done(name string, err error)
+}
+
+// inTurn runs one for each name in order. A turn that fails keeps its
+// row, with its error, and the others still run; only ctx's end stops
+// early.
+func inTurn[R any, P turn[R]](ctx context.Context, names []string, one func(name string) (R, error)) ([]R, error) {
+	var rows []R
+	for _, name := range names {
+		res, err := one(name)
+		P(&res).done(name, err)
+		rows = append(rows, res)
 		if ctx.Err() != nil {
-			return rep, ctx.Err()
+			return rows, ctx.Err()
 		}
 	}
-	return rep, nil
+	return rows, nil
+}
+
+// rowResult is a turn's result as a report's table shows it.
+type rowResult interface {
+	// failed reports a turn that ended in an error: no figures.
+	failed() bool
+}
+
+// tableRow is a report's row: name, then cell of each result, or
+// "failed" for a turn that failed.
+func tableRow[R rowResult](name string, results []R, cell func(R) string) []string {
+	row := []string{name}
+	for _, res := range results {
+		if res.failed() {
+			row = append(row, "failed")
+			continue
+		}
+		row = append(row, cell(res))
+	}
+	return row
+}
+
+func (r CompareResult) failed() bool { return r.Error != "" }
+
+func (r *CompareResult) done(broker string, err error) {
+	r.Broker = broker
+	if err != nil {
+		r.Error = err.Error()
+	}
 }
 
 // brokerUnderTest is a running broker, as a comparison sees it.
@@ -191,6 +235,28 @@ type brokerUnderTest struct {
 	log     func() string // the server's last log lines
 }
 
+// release stops b, keeping its error in *err unless *err holds one
+// already.
+func (b *brokerUnderTest) release(err *error) {
+	if serr := b.stop(); serr != nil && *err == nil {
+		*err = serr
+	}
+}
+
+// watch returns ctx, ended also when b exits: the server exiting ends the
+// run. cancel ends the watching goroutine; the caller must call it.
+func (b *brokerUnderTest) watch(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-b.exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 // compareOne runs one broker's turn: start it, then the phases of a
 // comparison in order. The result so far is returned with an error.
 func compareOne(ctx context.Context, cfg CompareConfig, broker string) (res CompareResult, err error) {
@@ -200,20 +266,9 @@ func compareOne(ctx context.Context, cfg CompareConfig, broker string) (res Comp
 	if err != nil {
 		return res, err
 	}
-	defer func() {
-		if serr := b.stop(); serr != nil && err == nil {
-			err = serr
-		}
-	}()
-	ctx, cancel := context.WithCancel(ctx)
+	defer b.release(&err)
+	ctx, cancel := b.watch(ctx)
 	defer cancel()
-	go func() { // ends with the run: the broker exiting ends the run
-		select {
-		case <-b.exited:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	c := &comparison{ctx: ctx, cfg: cfg, name: broker, b: b, res: CompareResult{Version: b.version}}
 	defer c.stopSubscribers()
 	if err := inOrder(c.baseline, c.park, c.publish, c.drain); err != nil {
@@ -736,15 +791,7 @@ func (r CompareReport) WriteText(w io.Writer) error {
 	}
 	rows := [][]string{{""}}
 	add := func(name string, cell func(CompareResult) string) {
-		row := []string{name}
-		for _, res := range r.Results {
-			if res.Error != "" {
-				row = append(row, "failed")
-				continue
-			}
-			row = append(row, cell(res))
-		}
-		rows = append(rows, row)
+		rows = append(rows, tableRow(name, r.Results, cell))
 	}
 	for _, res := range r.Results {
 		rows[0] = append(rows[0], res.Broker)
