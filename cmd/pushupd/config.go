@@ -119,7 +119,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.API.ReadTimeout, "read-timeout", ac.ReadTimeout, "longest time to read a whole request, body included")
 	fs.DurationVar(&c.API.WriteTimeout, "write-timeout", ac.WriteTimeout, "a client that takes no bytes of its answer for this long is dropped")
 	fs.DurationVar(&c.API.IdleTimeout, "idle-timeout", ac.IdleTimeout, "close keep-alive connections idle this long")
-	fs.BoolVar(&c.Demo, "demo", false, "serve the Q&A demo at /demo/; anyone can then post questions to author:* and tag:* channels, publisher key or not")
+	fs.BoolVar(&c.Demo, "demo", false, "serve the Q&A demo at /demo/; anyone can then post questions to author:* and tag:* channels, publisher key or not. It also makes user:* private and mints their tokens with the first -subscriber-key (with none, a random key of this process: set one for a cluster)")
 
 	fs.StringVar(&c.HealthCheck, "healthcheck", "", "do not serve: GET this URL, or this path on -listen (e.g. /healthz/ready), and exit 0 if it answers 200, 1 otherwise; for container health checks in images without a shell or curl")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM/SIGINT, how long to wait for answers to be written before closing connections")
