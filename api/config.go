@@ -109,6 +109,8 @@ type Config struct {
 	MaxConns int
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
+	// SSE configures the server-sent events stream, GET /v1/events.
+	SSE SSEConfig
 	// Cluster, when set, is this node's cluster membership (a
 	// cluster.Node): its node-to-node endpoints are served under
 	// /internal/v1/, its state at GET /v1/cluster, and the node refuses
@@ -134,6 +136,7 @@ func DefaultConfig() Config {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       90 * time.Second,
+		SSE:               DefaultSSEConfig(),
 	}
 }
 
@@ -160,6 +163,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConnsPerIP < 0 {
 		return fmt.Errorf("api: MaxConnsPerIP must not be negative, got %d", c.MaxConnsPerIP)
+	}
+	if err := c.SSE.Validate(); err != nil {
+		return err
 	}
 	return nil
 }

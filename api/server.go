@@ -39,6 +39,7 @@ type Server struct {
 	publisherKeys [][]byte
 	// perIP counts waiting subscribes per client address (nil: no cap).
 	perIP *ipLimiter
+	sse   *sseMetrics // event streams (events.go)
 }
 
 // New builds a server in front of b.
@@ -125,6 +126,7 @@ func (s *Server) routes() http.Handler {
 		r.Use(s.requireReady)
 		r.With(s.cors).Get("/subscribe", s.handle(s.handleSubscribe))
 		r.With(s.cors).Options("/subscribe", s.handleOptions) // preflights end in cors
+		s.streamRoutes(r)
 		r.Group(func(r chi.Router) {
 			r.Use(s.requirePublisherKey)
 			r.Post("/publish", s.handle(s.handlePublish))

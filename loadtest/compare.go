@@ -20,8 +20,9 @@ import (
 	"github.com/pushuphq/pushup/internal/testbed"
 )
 
-// Brokers are the servers Compare can run side by side.
-var Brokers = []string{"pushup", "nchan"}
+// Brokers are the servers Compare can run side by side. Centrifugo is
+// measured on server-sent events only (its unidirectional SSE).
+var Brokers = []string{"pushup", "nchan", "centrifugo"}
 
 // CompareConfig configures a side-by-side run: the same subscribers, the
 // same publisher and the same measurements against each broker in turn,
@@ -31,6 +32,13 @@ var Brokers = []string{"pushup", "nchan"}
 type CompareConfig struct {
 	// Brokers to run, in order (see Brokers).
 	Brokers []string
+	// Transport is what the subscribers do: TransportLongPoll (long
+	// polls; the default) or TransportSSE (one server-sent event stream
+	// each: PushUp's /v1/events, Nchan's EventSource, Centrifugo's uni
+	// SSE; see streams.go).
+	Transport string
+	// Centrifugo is the centrifugo binary (empty: testbed.FindCentrifugo).
+	Centrifugo string
 	// Subscribers long-poll one channel, one connection each.
 	Subscribers int
 	// Messages are published Interval apart, PayloadSize bytes each (the
@@ -64,7 +72,7 @@ type CompareConfig struct {
 // 60 s, pushupd and Nchan.
 func DefaultCompareConfig() CompareConfig {
 	return CompareConfig{
-		Brokers: slices.Clone(Brokers), Subscribers: 15_000, Messages: 5, Interval: 2 * time.Second, PayloadSize: 64,
+		Brokers: []string{"pushup", "nchan"}, Transport: TransportLongPoll, Subscribers: 15_000, Messages: 5, Interval: 2 * time.Second, PayloadSize: 64,
 		Hold: time.Minute, Workers: 1, ConnectTimeout: time.Minute, Drain: 30 * time.Second, Settle: 2 * time.Second,
 	}
 }
@@ -80,6 +88,10 @@ func (c CompareConfig) Validate() error {
 		}
 	}
 	switch {
+	case c.Transport != TransportLongPoll && c.Transport != TransportSSE:
+		return fmt.Errorf("%w: transport %q: want %q or %q", ErrInvalidConfig, c.Transport, TransportLongPoll, TransportSSE)
+	case c.Transport != TransportSSE && slices.Contains(c.Brokers, "centrifugo"):
+		return fmt.Errorf("%w: centrifugo is compared on -transport=sse only", ErrInvalidConfig)
 	case c.Subscribers < 1:
 		return fmt.Errorf("%w: %d subscribers", ErrInvalidConfig, c.Subscribers)
 	case c.Messages < 1 || c.Messages > MaxMessages:
@@ -172,6 +184,7 @@ type brokerUnderTest struct {
 	pid     int // the process whose tree is measured
 	version string
 	proto   longPollProtocol
+	stream  streamProtocol // with TransportSSE
 	waiting func(context.Context) (int64, error)
 	stop    func() error
 	exited  <-chan struct{}
@@ -264,6 +277,9 @@ func (c *comparison) park() error {
 		return err
 	}
 	c.subs = newCompareSubscribers(c.cfg, tgt, c.b.proto)
+	if c.cfg.Transport == TransportSSE {
+		c.subs.stream = c.b.stream
+	}
 	c.subs.start(c.ctx)
 	by := time.Now().Add(c.cfg.ConnectTimeout)
 	for {
@@ -392,12 +408,13 @@ func startBroker(ctx context.Context, cfg CompareConfig, broker string, scraper 
 			return nil, fmt.Errorf("%w: no pushupd binary", ErrInvalidConfig)
 		}
 		maxTimeout := strconv.Itoa(int(cfg.Hold.Seconds())+60) + "s"
-		d, err := testbed.StartDaemon(testbed.DaemonConfig{Binary: cfg.Pushupd, Args: []string{"-model", "event", "-max-timeout", maxTimeout}})
+		// Streams live longer than the run, as on the other brokers.
+		d, err := testbed.StartDaemon(testbed.DaemonConfig{Binary: cfg.Pushupd, Args: []string{"-model", "event", "-max-timeout", maxTimeout, "-sse-max-lifetime", "1h"}})
 		if err != nil {
 			return nil, err
 		}
 		return &brokerUnderTest{
-			url: d.URL, pid: d.PID, version: "pushupd -model=" + d.Model, proto: pushupProtocol{hold: cfg.Hold},
+			url: d.URL, pid: d.PID, version: "pushupd -model=" + d.Model, proto: pushupProtocol{hold: cfg.Hold}, stream: pushupStream{},
 			waiting: func(ctx context.Context) (int64, error) {
 				n, _, err := serversWaiting(ctx, scraper, []string{d.URL})
 				return n, err
@@ -412,9 +429,19 @@ func startBroker(ctx context.Context, cfg CompareConfig, broker string, scraper 
 			return nil, err
 		}
 		return &brokerUnderTest{
-			url: n.URL, pid: n.PID, version: n.Version + " + nchan", proto: nchanProtocol{},
+			url: n.URL, pid: n.PID, version: n.Version + " + nchan", proto: nchanProtocol{}, stream: nchanStream{},
 			waiting: func(ctx context.Context) (int64, error) { return n.Subscribers(ctx, scraper, compareChannel) },
 			stop:    n.Stop, exited: n.Exited(), log: n.Log,
+		}, nil
+	case "centrifugo":
+		c, err := testbed.StartCentrifugo(ctx, testbed.CentrifugoConfig{Binary: cfg.Centrifugo})
+		if err != nil {
+			return nil, err
+		}
+		return &brokerUnderTest{
+			url: c.URL, pid: c.PID, version: c.Version, proto: centrifugoProtocol{c}, stream: centrifugoStream{token: c.Token(compareChannel)},
+			waiting: func(ctx context.Context) (int64, error) { return c.Clients(ctx, scraper) },
+			stop:    c.Stop, exited: c.Exited(), log: c.Log,
 		}, nil
 	}
 	return nil, fmt.Errorf("%w: broker %q", ErrInvalidConfig, broker)
@@ -522,6 +549,7 @@ type compareSubscribers struct {
 	cfg    CompareConfig
 	target target
 	proto  longPollProtocol
+	stream streamProtocol // set: each subscriber reads a stream instead
 	dialer *dialer
 
 	cancel context.CancelFunc
@@ -540,8 +568,12 @@ func newCompareSubscribers(cfg CompareConfig, tgt target, proto longPollProtocol
 
 func (s *compareSubscribers) start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(ctx)
+	run := s.run
+	if s.stream != nil {
+		run = s.runStream
+	}
 	for range s.cfg.Subscribers {
-		s.wg.Go(func() { s.run(ctx) })
+		s.wg.Go(func() { run(ctx) })
 	}
 }
 
@@ -696,8 +728,13 @@ func (r CompareReport) WriteText(w io.Writer) error {
 	var b strings.Builder
 	c := r.Config
 	fmt.Fprintf(&b, "PushUp compare, %s\nmachine: %s\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Machine)
-	fmt.Fprintf(&b, "%d long-poll subscribers on one channel, %d messages of %d B %s apart, holds of %s; one client for every broker\n\n",
-		c.Subscribers, c.Messages, c.PayloadSize, c.Interval, c.Hold)
+	if c.Transport == TransportSSE {
+		fmt.Fprintf(&b, "%d server-sent event streams on one channel, %d messages of %d B %s apart; one client for every broker\n\n",
+			c.Subscribers, c.Messages, c.PayloadSize, c.Interval)
+	} else {
+		fmt.Fprintf(&b, "%d long-poll subscribers on one channel, %d messages of %d B %s apart, holds of %s; one client for every broker\n\n",
+			c.Subscribers, c.Messages, c.PayloadSize, c.Interval, c.Hold)
+	}
 	rows := [][]string{{""}}
 	add := func(name string, cell func(CompareResult) string) {
 		row := []string{name}
@@ -730,6 +767,9 @@ func (r CompareReport) WriteText(w io.Writer) error {
 	})
 	add("slowest publish answer", func(x CompareResult) string { return ms(x.PublishLatencyMax) })
 	add("CPU, first publish to drained", func(x CompareResult) string { return fmt.Sprintf("%.2f s", x.CPUSeconds) })
+	add("CPU per delivery", func(x CompareResult) string {
+		return fmt.Sprintf("%.1f µs", 1e6*x.CPUSeconds/float64(max(x.Received, 1)))
+	})
 	add("load tester CPU, same window", func(x CompareResult) string { return fmt.Sprintf("%.2f s", x.ClientCPUSeconds) })
 	add("subscriber errors", func(x CompareResult) string { return fmt.Sprint(x.Errors) })
 	widths := make([]int, len(rows[0]))

@@ -52,6 +52,14 @@ const SERVER_MAX_TIMEOUT = 120;
 const WATCHDOG_GRACE_MS = 15000;
 /** How much of an unexpected body an error message quotes. */
 const PREVIEW_CHARS = 120;
+/**
+ * How long a new event stream may take to say where it starts (its
+ * "cursor" event, the server's first bytes) before it counts as failed: a
+ * proxy that buffers responses holds the stream back entirely.
+ */
+const STREAM_OPEN_TIMEOUT_MS = 10000;
+/** Failed streams in a row after which transport "auto" long-polls. */
+const STREAM_FAILURES_BEFORE_FALLBACK = 2;
 /** Reasons for aborting a poll ourselves, told apart in its error. */
 const POLL_TIMEOUT = Symbol("poll timeout");
 const WENT_OFFLINE = Symbol("went offline");
@@ -123,6 +131,26 @@ const WENT_OFFLINE = Symbol("went offline");
  *   waits a random time between 0 and `min(backoffCap, backoffBase * 2^(n-1))`.
  * @property {number} [backoffCap=30000] Milliseconds: the longest wait
  *   between retries, `Retry-After` included.
+ * @property {"longpoll"|"sse"|"auto"} [transport="longpoll"] How messages
+ *   arrive. `"longpoll"`: a loop of `GET /v1/subscribe`. `"sse"`: one
+ *   server-sent event stream, `GET /v1/events` (a request per stream, not
+ *   per message; it ends every few minutes and resumes from the cursor).
+ *   `"auto"`: the stream where the browser has `EventSource`, long polling
+ *   otherwise, and long polling from then on when a stream fails twice in a
+ *   row before it got going (a buffering proxy holds it back, say). The
+ *   callbacks and the cursor are the same for all; with a stream, each
+ *   message is an answer of its own for `onAnswer`. With `token` or
+ *   `getToken`, `"auto"` long-polls: `EventSource` cannot read a 401's
+ *   reason, so it could not renew an expired token; `"sse"` sends the
+ *   token as `token=` and falls back as `"auto"` would when it is refused.
+ * @property {boolean} [shared=false] Share one connection between the tabs
+ *   of this origin that subscribe to the same server: they elect a leader
+ *   (Web Locks API), which holds the poll or stream for every tab's
+ *   channels and passes the messages on (BroadcastChannel). When the
+ *   leader's tab closes, another takes over from the last cursor the
+ *   leader handed out: nothing lost, nothing delivered twice. Where those
+ *   APIs are missing, each tab has its own connection. A subscription
+ *   with `token` or `getToken` is not shared: its token is its tab's own.
  */
 
 /**
@@ -222,8 +250,17 @@ export class Subscription {
   /** @type {(() => void)|null} ends a backoff sleep early */
   #wake = null;
   #attempt = 0;
+  /** @type {"longpoll"|"sse"|"auto"} */
+  #transport;
+  /** @type {(() => void)|null} ends the open event stream */
+  #endStream = null;
+  /** @type {SharedTab|null} the tab's share of a connection, when shared */
+  #shared = null;
   #onOnline = () => this.#wake?.();
-  #onOffline = () => this.#controller?.abort(WENT_OFFLINE);
+  #onOffline = () => {
+    this.#controller?.abort(WENT_OFFLINE);
+    this.#endStream?.();
+  };
 
   /**
    * Use {@link subscribe}; the arguments are the same.
@@ -257,13 +294,31 @@ export class Subscription {
       throw new TypeError("pushup: getToken must be a function");
     }
     this.#token = options.token;
+    this.#transport = transportParam(options.transport);
+    const usesTokens = options.token !== undefined || options.getToken !== undefined;
+    if (usesTokens && this.#transport === "auto") this.#transport = "longpoll";
+    if (options.shared === true && !usesTokens && sharingSupported()) {
+      this.#shared = joinSharedTab(this.#endpoint, this.#transport, this.#timeout, {
+        channels: this.#channels,
+        since: this.#cursor,
+        deliver: (answer) => this.#deliver(answer),
+        truncated: (answer) => this.#call(this.#options.onTruncated ?? warnTruncated, answer),
+        error: (err) => this.#call(this.#options.onError, err),
+        closed: (err) => {
+          this.#stop();
+          this.#call(this.#options.onClosed ?? reportClosed, err);
+        },
+        active: () => this.#active,
+      });
+      return;
+    }
     // A browser that went offline will not get an answer on the poll's
     // connection, which may still look open (a network change leaves it
     // dangling until TCP gives up). One that comes back online retries at
     // once instead of sleeping out its backoff.
     globalThis.addEventListener?.("online", this.#onOnline);
     globalThis.addEventListener?.("offline", this.#onOffline);
-    this.#loop().catch((e) => {
+    this.#run().catch((e) => {
       // Only a bug in this module gets here; say so rather than stop quietly.
       this.#stop();
       console.error("pushup: subscription loop failed:", e);
@@ -308,13 +363,127 @@ export class Subscription {
     if (!this.#active) return;
     this.#stop();
     this.#controller?.abort();
+    this.#endStream?.();
     this.#wake?.();
   }
 
   #stop() {
     this.#active = false;
+    this.#shared?.leave();
+    this.#shared = null;
     globalThis.removeEventListener?.("online", this.#onOnline);
     globalThis.removeEventListener?.("offline", this.#onOffline);
+  }
+
+  /** Runs the transport asked for; "auto" may move to long polling. */
+  async #run() {
+    const stream = this.#transport === "sse" || (this.#transport === "auto" && typeof globalThis.EventSource === "function");
+    if (stream && (await this.#streamLoop())) return;
+    await this.#loop();
+  }
+
+  /**
+   * A loop of event streams: each runs until the server ends it (its
+   * lifetime, a node shutting down) or it fails, and the next starts from
+   * the cursor. It returns false to hand over to long polling (transport
+   * "auto" after repeated failures), true when the subscription stopped.
+   *
+   * @returns {Promise<boolean>}
+   */
+  async #streamLoop() {
+    let failures = 0;
+    while (this.#active) {
+      const { started, closed } = await this.#stream();
+      if (!this.#active || closed) return true;
+      if (started) {
+        // It worked and ended: the usual end of a stream's lifetime.
+        failures = 0;
+        this.#attempt = 0;
+        continue;
+      }
+      // Offline, every stream fails: that says nothing of streams here.
+      if (globalThis.navigator?.onLine !== false) failures++;
+      if (this.#transport === "auto" && failures >= STREAM_FAILURES_BEFORE_FALLBACK) {
+        console.warn("pushup: event streams fail here; long polling instead");
+        return false;
+      }
+      this.#attempt++;
+      const err = new PushUpError("the event stream failed before it started", { code: "stream_error" });
+      err.attempt = this.#attempt;
+      err.retryIn = this.#backoff(undefined);
+      this.#call(this.#options.onError, err);
+      if (this.#active) await this.#sleep(err.retryIn);
+    }
+    return true;
+  }
+
+  /**
+   * One event stream, from the cursor. It resolves when the stream ends:
+   * started says whether the server's first event came (so the stream
+   * worked), closed whether the subscription stopped because the
+   * channels closed. EventSource's own reconnection is not used: each
+   * stream starts from the cursor delivered last, as a poll does.
+   *
+   * @returns {Promise<{started: boolean, closed: boolean}>}
+   */
+  #stream() {
+    return new Promise((resolve) => {
+      const url = new URL("events", this.#endpoint); // next to subscribe
+      url.searchParams.set("channels", this.#channels.join(","));
+      if (this.#cursor !== "") url.searchParams.set("since", this.#cursor);
+      if (this.#token) url.searchParams.set("token", this.#token);
+      const es = new EventSource(url);
+      let started = false;
+      const end = (closed = false) => {
+        clearTimeout(watchdog);
+        es.close();
+        if (this.#endStream === end) this.#endStream = null;
+        resolve({ started, closed });
+      };
+      const watchdog = setTimeout(end, STREAM_OPEN_TIMEOUT_MS);
+      this.#endStream = end;
+      const json = (e) => {
+        try {
+          return JSON.parse(e.data);
+        } catch {
+          return undefined;
+        }
+      };
+      es.addEventListener("cursor", (e) => {
+        const body = json(e);
+        if (typeof body?.cursor !== "string") return;
+        started = true;
+        clearTimeout(watchdog);
+        this.#attempt = 0;
+        this.#cursor = body.cursor;
+      });
+      es.onmessage = (e) => {
+        const m = json(e);
+        if (m === null || typeof m !== "object" || typeof m.id !== "string" || e.lastEventId === "") {
+          console.warn("pushup: not a PushUp event:", preview(e.data));
+          return end();
+        }
+        this.#deliver({ messages: [m], cursor: e.lastEventId, more: false, truncated: false });
+        if (!this.#active) end();
+      };
+      es.addEventListener("truncated", () => {
+        this.#call(this.#options.onTruncated ?? warnTruncated, { messages: [], cursor: this.#cursor, more: false, truncated: true });
+      });
+      es.addEventListener("closed", (e) => {
+        const body = json(e) ?? {};
+        const err = new PushUpError(typeof body.message === "string" ? body.message : "channels closed", {
+          status: 410,
+          code: typeof body.error === "string" ? body.error : "channel_closed",
+          cursor: typeof body.cursor === "string" ? body.cursor : undefined,
+        });
+        this.#stop();
+        end(true);
+        this.#call(this.#options.onClosed ?? reportClosed, err);
+      });
+      // The stream ended or never opened. EventSource would reconnect on
+      // its own (with Last-Event-ID); this loop does, from its cursor.
+      es.onerror = () => end();
+    });
   }
 
   async #loop() {
@@ -335,11 +504,7 @@ export class Subscription {
         }
         if (fatal.has(err)) {
           this.#stop();
-          if (this.#options.onClosed) {
-            this.#call(this.#options.onClosed, err);
-          } else {
-            console.error(`pushup: subscription to ${this.#channels.join(",")} stopped:`, err);
-          }
+          this.#call(this.#options.onClosed ?? reportClosed, err);
           return;
         }
         this.#attempt++;
@@ -439,11 +604,7 @@ export class Subscription {
   /** @param {Answer} answer */
   #deliver(answer) {
     if (answer.truncated === true) {
-      if (this.#options.onTruncated) {
-        this.#call(this.#options.onTruncated, answer);
-      } else {
-        console.warn(`pushup: messages on ${this.#channels.join(",")} were evicted before delivery (truncated)`);
-      }
+      this.#call(this.#options.onTruncated ?? warnTruncated, answer);
     }
     const { messages } = answer;
     let i = 0;
@@ -544,6 +705,22 @@ function timeoutParam(timeout) {
   return timeout;
 }
 
+/** @returns {"longpoll"|"sse"|"auto"} */
+function transportParam(transport) {
+  if (transport === undefined) return "longpoll";
+  if (transport === "longpoll" || transport === "sse" || transport === "auto") return transport;
+  throw new RangeError(`pushup: transport must be "longpoll", "sse" or "auto", got ${JSON.stringify(transport)}`);
+}
+
+function warnTruncated() {
+  console.warn("pushup: messages were evicted from the server's cache before delivery (truncated)");
+}
+
+/** @param {PushUpError} err */
+function reportClosed(err) {
+  console.error("pushup: subscription stopped:", err);
+}
+
 /** @returns {number} */
 function milliseconds(v, name) {
   if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) {
@@ -586,4 +763,334 @@ function preview(text) {
   const t = String(text ?? "").trim();
   if (t === "") return "(empty body)";
   return t.length > PREVIEW_CHARS ? JSON.stringify(t.slice(0, PREVIEW_CHARS) + "…") : JSON.stringify(t);
+}
+
+/* One connection for all tabs (option `shared`).
+ *
+ * The tabs of an origin that follow the same server share one connection
+ * per distinct set of channels. One tab leads: it holds the Web Lock named
+ * after the server, runs an ordinary Subscription per channel set and posts
+ * every answer on a BroadcastChannel named after the server; every tab
+ * (the leader too) hands the answers to its own subscriptions. When the
+ * leader's tab closes, the browser releases its lock and the next tab in
+ * the lock's queue leads, each channel set resuming from the last cursor
+ * the old leader posted. A subscription drops a message id it has already
+ * delivered, so the overlap of a takeover is never delivered twice.
+ *
+ * Messages on the BroadcastChannel:
+ *   {t:"hello", tab, groups:[{key, channels, since}]}  a tab's channel sets
+ *   {t:"bye", tab}                                    a tab leaves
+ *   {t:"lead", tab}                                   a new leader asks for hellos
+ *   {t:"answer", key, answer}                         an answer for a channel set
+ *   {t:"cursor", key, cursor}                         a set's position, while idle
+ *   {t:"error"|"closed"|"truncated", key, ...}        the callbacks of that name
+ */
+
+/** How often each tab says which channel sets it follows, in ms. */
+const ANNOUNCE_MS = 2000;
+/** A tab not heard from for this long is gone (its "bye" may be lost). */
+const TAB_EXPIRY_MS = 3 * ANNOUNCE_MS + 1000;
+/** How many delivered message ids a shared subscription remembers. */
+const SEEN_IDS = 4096;
+
+/** @returns {boolean} whether tabs can share a connection here */
+function sharingSupported() {
+  return typeof globalThis.BroadcastChannel === "function" && typeof globalThis.navigator?.locks?.request === "function";
+}
+
+/** @type {Map<string, SharedTab>} this tab's share, per server */
+const sharedTabs = new Map();
+
+/**
+ * @param {URL} endpoint the server's subscribe endpoint
+ * @param {string} transport
+ * @param {number|undefined} timeout
+ * @param {object} member the subscription's hooks (see Subscription)
+ * @returns {{leave: () => void}}
+ */
+function joinSharedTab(endpoint, transport, timeout, member) {
+  let tab = sharedTabs.get(endpoint.href);
+  if (tab === undefined) {
+    tab = new SharedTab(endpoint, transport, timeout);
+    sharedTabs.set(endpoint.href, tab);
+  }
+  return tab.join(member);
+}
+
+/** SharedTab is this tab's part in sharing connections to one server. */
+class SharedTab {
+  #endpoint;
+  #transport;
+  #timeout;
+  #id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  #bc;
+  #abort = new AbortController();
+  /** @type {(() => void)|null} gives up the leadership */
+  #release = null;
+  #leading = false;
+  /** @type {Set<object>} this tab's members */
+  #members = new Set();
+  /** @type {Map<string, {groups: object[], at: number}>} other tabs */
+  #tabs = new Map();
+  /** @type {Map<string, string>} each channel set's last known cursor */
+  #cursors = new Map();
+  /** @type {Map<string, Subscription>} the leader's connections */
+  #inner = new Map();
+  #timer;
+  #onHide = () => this.#post({ t: "bye", tab: this.#id });
+
+  constructor(endpoint, transport, timeout) {
+    this.#endpoint = endpoint;
+    this.#transport = transport;
+    this.#timeout = timeout;
+    this.#bc = new BroadcastChannel(`pushup:${endpoint.href}`);
+    this.#bc.onmessage = (e) => this.#receive(e.data);
+    this.#timer = setInterval(() => this.#tick(), ANNOUNCE_MS);
+    globalThis.addEventListener?.("pagehide", this.#onHide);
+    navigator.locks
+      .request(`pushup-leader:${endpoint.href}`, { signal: this.#abort.signal }, () =>
+        new Promise((release) => {
+          this.#release = release;
+          this.#lead();
+        }),
+      )
+      .catch(() => {}); // aborted: this tab left before it led
+  }
+
+  /** @returns {{leave: () => void}} */
+  join(hooks) {
+    const m = {
+      ...hooks,
+      key: [...hooks.channels].sort().join(","),
+      seen: new Set(),
+      // A subscription first reads from its own start up to the present
+      // itself (the set's connection, if it exists already, is elsewhere),
+      // holding back what the connection posts meanwhile.
+      held: [],
+    };
+    this.#members.add(m);
+    this.#hello();
+    if (this.#leading) this.#sync();
+    this.#catchUp(m);
+    return { leave: () => this.#leave(m) };
+  }
+
+  #leave(m) {
+    this.#members.delete(m);
+    if (this.#members.size > 0) {
+      this.#hello();
+      if (this.#leading) this.#sync();
+      return;
+    }
+    // The last subscription of this tab went: hand the lead on.
+    this.#post({ t: "bye", tab: this.#id });
+    sharedTabs.delete(this.#endpoint.href);
+    clearInterval(this.#timer);
+    globalThis.removeEventListener?.("pagehide", this.#onHide);
+    for (const sub of this.#inner.values()) sub.unsubscribe();
+    this.#inner.clear();
+    this.#abort.abort();
+    this.#release?.();
+    this.#bc.close();
+  }
+
+  /** The channel sets of this tab, as announced. */
+  #groups() {
+    const groups = new Map();
+    for (const m of this.#members) {
+      if (!groups.has(m.key)) groups.set(m.key, { key: m.key, channels: m.channels, since: m.since });
+    }
+    return [...groups.values()];
+  }
+
+  #hello() {
+    this.#post({ t: "hello", tab: this.#id, groups: this.#groups() });
+  }
+
+  /** Posts msg to the other tabs and handles it here too. */
+  #post(msg) {
+    this.#bc.postMessage(msg);
+    this.#receive(msg, true);
+  }
+
+  #tick() {
+    this.#hello();
+    if (!this.#leading) return;
+    const now = Date.now();
+    for (const [tab, seen] of this.#tabs) {
+      if (now - seen.at > TAB_EXPIRY_MS) this.#tabs.delete(tab);
+    }
+    this.#sync();
+    for (const [key, sub] of this.#inner) {
+      if (sub.cursor !== "" && sub.cursor !== "now") this.#post({ t: "cursor", key, cursor: sub.cursor });
+    }
+  }
+
+  #lead() {
+    this.#leading = true;
+    this.#post({ t: "lead", tab: this.#id });
+    this.#sync();
+  }
+
+  /**
+   * The leader's connections follow the channel sets of every tab: a set
+   * nobody follows any more is dropped, a new one is connected from its
+   * last known cursor or, for a set nobody has followed yet, from where
+   * its first subscription asked to start.
+   */
+  #sync() {
+    const wanted = new Map();
+    for (const g of this.#groups()) wanted.set(g.key, g);
+    for (const { groups } of this.#tabs.values()) {
+      for (const g of groups) if (!wanted.has(g.key)) wanted.set(g.key, g);
+    }
+    for (const [key, sub] of this.#inner) {
+      if (!wanted.has(key)) {
+        sub.unsubscribe();
+        this.#inner.delete(key);
+      }
+    }
+    for (const [key, g] of wanted) {
+      if (this.#inner.has(key)) continue;
+      const since = this.#cursors.get(key) ?? g.since;
+      const sub = new Subscription(g.channels, () => {}, {
+        since: since === "" ? undefined : since,
+        transport: this.#transport,
+        timeout: this.#timeout,
+        baseURL: new URL("..", this.#endpoint),
+        onAnswer: (answer) => this.#post({ t: "answer", key, answer }),
+        onTruncated: (answer) => this.#post({ t: "truncated", key, answer }),
+        onError: (err) => this.#post({ t: "error", key, err: errorFields(err) }),
+        onClosed: (err) => {
+          this.#inner.delete(key);
+          this.#post({ t: "closed", key, err: errorFields(err) });
+        },
+      });
+      this.#inner.set(key, sub);
+    }
+  }
+
+  #receive(msg, local = false) {
+    if (msg === null || typeof msg !== "object") return;
+    switch (msg.t) {
+      case "hello":
+        if (!local) this.#tabs.set(msg.tab, { groups: msg.groups ?? [], at: Date.now() });
+        if (this.#leading && !local) this.#sync();
+        return;
+      case "bye":
+        if (local) return;
+        this.#tabs.delete(msg.tab);
+        if (this.#leading) this.#sync();
+        return;
+      case "lead":
+        if (!local) this.#hello();
+        return;
+      case "cursor":
+        this.#cursors.set(msg.key, msg.cursor);
+        return;
+      case "answer":
+        this.#cursors.set(msg.key, msg.answer.cursor);
+        break;
+    }
+    for (const m of this.#members) {
+      if (m.key === msg.key) this.#dispatch(m, msg);
+    }
+  }
+
+  #dispatch(m, msg) {
+    if (!m.active()) return;
+    if (msg.t === "answer" && m.held !== null) {
+      m.held.push(msg.answer);
+      return;
+    }
+    switch (msg.t) {
+      case "answer":
+        this.#deliver(m, msg.answer);
+        return;
+      case "truncated":
+        m.truncated(msg.answer);
+        return;
+      case "error":
+        m.error(toPushUpError(msg.err));
+        return;
+      case "closed":
+        m.closed(toPushUpError(msg.err));
+        return;
+    }
+  }
+
+  /** Delivers an answer to m, without the messages m already had. */
+  #deliver(m, answer) {
+    const fresh = answer.messages.filter((msg) => !m.seen.has(msg.id));
+    for (const msg of fresh) {
+      m.seen.add(msg.id);
+      if (m.seen.size > SEEN_IDS) m.seen.delete(m.seen.values().next().value);
+    }
+    // Truncation reaches m once, as its own "truncated" message.
+    m.deliver({ ...answer, messages: fresh, truncated: false });
+  }
+
+  /**
+   * Reads from m's own start up to the present with immediate polls, then
+   * delivers what the shared connection posted meanwhile (minus what the
+   * polls already gave).
+   */
+  async #catchUp(m) {
+    const get = async (url) => {
+      try {
+        const res = await fetch(url, { cache: "no-store" });
+        return res.ok ? await res.json() : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    let cursor = m.since;
+    for (let attempt = 0; m.active() && cursor === "now"; ) {
+      // "now" is pinned to a position first, so that what is published
+      // while the shared connection gets going is not lost.
+      const pos = new URL("../v1/position", this.#endpoint);
+      pos.searchParams.set("channels", m.channels.join(","));
+      const body = await get(pos);
+      if (typeof body?.cursor === "string") {
+        cursor = body.cursor;
+        break;
+      }
+      attempt++;
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(DEFAULT_BACKOFF_CAP, DEFAULT_BACKOFF_BASE * 2 ** attempt)));
+    }
+    const url = new URL(this.#endpoint);
+    url.searchParams.set("channels", m.channels.join(","));
+    url.searchParams.set("timeout", "0");
+    for (let attempt = 0; m.active(); ) {
+      if (cursor !== "") url.searchParams.set("since", cursor);
+      const answer = await get(url);
+      if (!isAnswer(answer)) {
+        // The shared connection reports errors; retry quietly.
+        attempt++;
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(DEFAULT_BACKOFF_CAP, DEFAULT_BACKOFF_BASE * 2 ** attempt)));
+        continue;
+      }
+      attempt = 0;
+      if (answer.truncated === true) m.truncated(answer);
+      this.#deliver(m, answer);
+      cursor = answer.cursor;
+      if (answer.messages.length === 0 && !answer.more) break;
+    }
+    const held = m.held ?? [];
+    m.held = null;
+    for (const answer of held) if (m.active()) this.#deliver(m, answer);
+  }
+}
+
+/** The fields of a PushUpError that survive a BroadcastChannel. */
+function errorFields(err) {
+  return { message: err.message, status: err.status, code: err.code, cursor: err.cursor, retryIn: err.retryIn, attempt: err.attempt };
+}
+
+/** @returns {PushUpError} */
+function toPushUpError(f) {
+  const err = new PushUpError(f.message, { status: f.status, code: f.code, cursor: f.cursor });
+  err.retryIn = f.retryIn;
+  err.attempt = f.attempt;
+  return err;
 }

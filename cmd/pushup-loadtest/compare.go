@@ -17,7 +17,9 @@ func parseCompare(args []string, stderr io.Writer) (cfg loadtest.CompareConfig, 
 	fs := flag.NewFlagSet("pushup-loadtest compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	brokers := fs.String("brokers", strings.Join(cfg.Brokers, ","), "brokers to run in turn: "+strings.Join(loadtest.Brokers, ", "))
-	fs.IntVar(&cfg.Subscribers, "n", cfg.Subscribers, "long-poll subscribers on one channel, one connection each (within the open-file limit)")
+	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "what subscribers do: longpoll, or sse (one server-sent event stream each; needed for centrifugo)")
+	fs.StringVar(&cfg.Centrifugo, "centrifugo", "", "centrifugo binary (default: $"+testbed.CentrifugoEnv+", the PATH, or $(go env GOPATH)/bin; `go install github.com/centrifugal/centrifugo/v6@v6.9.1`)")
+	fs.IntVar(&cfg.Subscribers, "n", cfg.Subscribers, "subscribers on one channel, one connection each (within the open-file limit)")
 	fs.IntVar(&cfg.Messages, "messages", cfg.Messages, "messages to publish")
 	fs.DurationVar(&cfg.Interval, "interval", cfg.Interval, "time between messages")
 	fs.IntVar(&cfg.PayloadSize, "payload", cfg.PayloadSize, fmt.Sprintf("bytes per message (at least %d)", loadtest.MinPayloadSize))
@@ -37,7 +39,9 @@ func parseCompare(args []string, stderr io.Writer) (cfg loadtest.CompareConfig, 
 			"is started in turn, the same client parks -n long polls on one channel, and the\n"+
 			"same publisher sends -messages; reported per broker: memory (PSS over its\n"+
 			"processes) per waiting subscriber, peak memory in the fan-out, trip times, RMP.\n"+
-			"Nchan needs nginx and its module: sudo apt-get install -y nginx-light libnginx-mod-nchan.\n\nFlags:\n")
+			"Nchan needs nginx and its module: sudo apt-get install -y nginx-light libnginx-mod-nchan.\n"+
+			"With -transport=sse each subscriber holds a stream: PushUp's /v1/events, Nchan's\n"+
+			"EventSource, Centrifugo's uni SSE (-brokers=pushup,nchan,centrifugo).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {

@@ -119,6 +119,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.API.ReadTimeout, "read-timeout", ac.ReadTimeout, "longest time to read a whole request, body included")
 	fs.DurationVar(&c.API.WriteTimeout, "write-timeout", ac.WriteTimeout, "a client that takes no bytes of its answer for this long is dropped")
 	fs.DurationVar(&c.API.IdleTimeout, "idle-timeout", ac.IdleTimeout, "close keep-alive connections idle this long")
+	fs.DurationVar(&c.API.SSE.Heartbeat, "sse-heartbeat", ac.SSE.Heartbeat, "an event stream (GET /v1/events) silent this long gets a comment line, so proxies keep it open")
+	fs.DurationVar(&c.API.SSE.MaxLifetime, "sse-max-lifetime", ac.SSE.MaxLifetime, "an event stream ends after a random 80-100% of this; the client resumes from its last id, and a load balancer may move it")
+	fs.DurationVar(&c.API.SSE.Retry, "sse-retry", ac.SSE.Retry, "the retry: field of event streams: how long a browser waits before reconnecting")
 	fs.BoolVar(&c.Demo, "demo", false, "serve the Q&A demo at /demo/; anyone can then post questions to author:* and tag:* channels, publisher key or not. It also makes user:* private and mints their tokens with the first -subscriber-key (with none, a random key of this process: set one for a cluster)")
 
 	fs.StringVar(&c.HealthCheck, "healthcheck", "", "do not serve: GET this URL, or this path on -listen (e.g. /healthz/ready), and exit 0 if it answers 200, 1 otherwise; for container health checks in images without a shell or curl")

@@ -130,12 +130,13 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"data-dir", "fsync", "drain-spread",
 		"subscriber-key", "subscriber-public-key", "private-channels", "subscriber-cookie", "max-conns-per-ip", "trusted-proxies",
 		"max-cache-bytes", "max-answer-bytes",
+		"sse-heartbeat", "sse-max-lifetime", "sse-retry",
 	} {
 		line := "  -" + name + "  (default "
 		assert.Contains(t, help, line, name)
 		assert.Contains(t, help, "[$"+envName(name)+"]", name)
 	}
-	assert.Equal(t, strings.Count(help, "  -"), 50, "no flag left undocumented here")
+	assert.Equal(t, strings.Count(help, "  -"), 53, "no flag left undocumented here")
 }
 
 func TestAccessFlags(t *testing.T) {

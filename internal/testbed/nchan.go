@@ -54,9 +54,10 @@ func FindNchan() (nginx, module string, err error) {
 	return nginx, module, nil
 }
 
-// NchanConfig configures an Nginx + Nchan child process: a subscriber
-// location /sub/<channel> (long polling) and a publisher location
-// /pub/<channel>, as Nchan's documentation sets them up.
+// NchanConfig configures an Nginx + Nchan child process: subscriber
+// locations /sub/<channel> (long polling) and /ev/<channel> (EventSource)
+// and a publisher location /pub/<channel>, as Nchan's documentation sets
+// them up.
 type NchanConfig struct {
 	// Nginx and Module are the binary and the Nchan module; empty finds
 	// them (FindNchan).
@@ -109,6 +110,10 @@ http {
       nchan_subscriber longpoll;
       nchan_channel_id $1;
       nchan_subscriber_timeout {{.HoldSeconds}}s;
+    }
+    location ~ ^/ev/([A-Za-z0-9_-]+)$ {
+      nchan_subscriber eventsource;
+      nchan_channel_id $1;
     }
     location ~ ^/pub/([A-Za-z0-9_-]+)$ {
       nchan_publisher;

@@ -71,8 +71,11 @@ function follow(tags, authors) {
   const list = channels.join(", ");
   setStatus("listening", `Listening on ${list}`);
   // No since: the questions the server still caches come first, then new
-  // ones as they are posted.
+  // ones as they are posted. The tabs of this page share one connection
+  // (a stream where the browser can, long polls otherwise).
   sub = subscribe(channels, show, {
+    shared: true,
+    transport: "auto",
     onAnswer: () => setStatus("live", `Live on ${list}`),
     onError: (err) => setStatus("retrying", `Connection problem (${err.message}); retrying in ${(err.retryIn / 1000).toFixed(1)} s`),
     onClosed: (err) => setStatus("closed", `Stopped: ${err.message} (${err.code})`),
@@ -174,6 +177,8 @@ function followInbox(name) {
   }
   const channel = `user:${name}`;
   setInboxStatus("listening", `Listening on ${channel} (private)`);
+  // Long polls, not shared with other tabs: pushup.js keeps a token to
+  // its own tab, and long-polls it so a 401 says when to renew.
   inbox = subscribe([channel], showNotification, {
     getToken: () => inboxToken(name),
     onAnswer: () => setInboxStatus("live", `Live on ${channel}, with a token only you get`),
