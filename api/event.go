@@ -100,7 +100,7 @@ func (m *eventModel) subscribeOn(c *eventConn, w http.ResponseWriter, req broker
 			return false, fmt.Errorf("api: parking the connection: %w", err)
 		}
 	}
-	c.Park(sub.Cancel)
+	c.Park(sub)
 	return true, nil
 }
 

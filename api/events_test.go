@@ -23,7 +23,7 @@ import (
 
 // stream is an open GET /v1/events, read as EventSource would.
 type stream struct {
-	t      *testing.T
+	t      testing.TB
 	resp   *http.Response
 	p      *sse.Reader
 	cancel context.CancelFunc

@@ -20,7 +20,7 @@ import (
 
 // testServer is a Server on a random loopback port.
 type testServer struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	b      *broker.Broker
 	url    string
@@ -45,7 +45,7 @@ func eachModel(t *testing.T, fn func(t *testing.T, m Model)) {
 	}
 }
 
-func startServer(t *testing.T, opts options) *testServer {
+func startServer(t testing.TB, opts options) *testServer {
 	t.Helper()
 	bc := broker.DefaultConfig()
 	if opts.broker != nil {

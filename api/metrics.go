@@ -1,7 +1,9 @@
 package api
 
 import (
+	"maps"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,10 +67,27 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	k(c.expired, float64(st.Expired))
 }
 
-// httpMetrics holds the request latency histogram.
+// httpMetrics holds the request latency histogram. Every answer is
+// observed, so the observer of each label set is looked up once and kept:
+// WithLabelValues formats the status, hashes the labels and takes a lock
+// on every call. It is safe for concurrent use.
 type httpMetrics struct {
 	duration *prometheus.HistogramVec
+	// observers maps label sets to their observers; copied on write, so
+	// lookups take no lock. At most maxObservers entries: methods come
+	// from clients.
+	observers atomic.Pointer[map[observerKey]prometheus.Observer]
 }
+
+// observerKey is one label set of the latency histogram.
+type observerKey struct {
+	route, method string
+	status        int
+}
+
+// maxObservers bounds the observer cache; label sets beyond it are
+// observed through WithLabelValues each time.
+const maxObservers = 256
 
 func newMetrics(b *broker.Broker) (*prometheus.Registry, *httpMetrics) {
 	reg := prometheus.NewRegistry()
@@ -90,7 +109,37 @@ func newMetrics(b *broker.Broker) (*prometheus.Registry, *httpMetrics) {
 }
 
 func (m *httpMetrics) observe(route, method string, status int, d time.Duration) {
-	m.duration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(d.Seconds())
+	m.observer(route, method, status).Observe(d.Seconds())
+}
+
+// observer returns the histogram's observer for a label set, cached.
+func (m *httpMetrics) observer(route, method string, status int) prometheus.Observer {
+	k := observerKey{route, method, status}
+	cache := m.observers.Load()
+	if cache != nil {
+		if o, ok := (*cache)[k]; ok {
+			return o
+		}
+	}
+	o := m.duration.WithLabelValues(route, method, strconv.Itoa(status))
+	for {
+		var n int
+		if cache != nil {
+			n = len(*cache)
+		}
+		if n >= maxObservers {
+			return o
+		}
+		next := make(map[observerKey]prometheus.Observer, n+1)
+		if cache != nil {
+			maps.Copy(next, *cache)
+		}
+		next[k] = o
+		if m.observers.CompareAndSwap(cache, &next) {
+			return o
+		}
+		cache = m.observers.Load() // another label set came in meanwhile
+	}
 }
 
 // parkerCollector exports the event model's figures.

@@ -214,6 +214,19 @@ type healthBody struct {
 	Status string `json:"status"`
 	Live   bool   `json:"live"`
 	Ready  bool   `json:"ready"`
+	// Partitioned is set while a cluster node reaches no majority of its
+	// members. It still serves (its own side of the partition), so the
+	// check stays 200; the field lets a monitor tell.
+	Partitioned bool `json:"partitioned,omitempty"`
+}
+
+// partitioner is a cluster that can tell it is cut off from most members.
+type partitioner interface{ Partitioned() bool }
+
+// partitioned reports whether the node's cluster says it is partitioned.
+func (s *Server) partitioned() bool {
+	p, ok := s.cfg.Cluster.(partitioner)
+	return ok && p.Partitioned()
 }
 
 // notReady says why the node does not serve yet (or any more), or "".
@@ -232,10 +245,10 @@ func (s *Server) notReady() string {
 // load balancer sends requests only to nodes that can answer them.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if why := s.notReady(); why != "" {
-		writeJSON(w, http.StatusServiceUnavailable, healthBody{Status: why, Live: true})
+		writeJSON(w, http.StatusServiceUnavailable, healthBody{Status: why, Live: true, Partitioned: s.partitioned()})
 		return
 	}
-	writeJSON(w, http.StatusOK, healthBody{Status: "ok", Live: true, Ready: true})
+	writeJSON(w, http.StatusOK, healthBody{Status: "ok", Live: true, Ready: true, Partitioned: s.partitioned()})
 }
 
 // handleLive answers GET /healthz/live: 200 while the process runs and

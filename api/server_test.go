@@ -168,7 +168,7 @@ func TestSlowHeadersAreCutOff(t *testing.T) {
 }
 
 // parkRaw opens n raw connections, each a waiting subscribe.
-func parkRaw(t *testing.T, ts *testServer, n int, query string) []net.Conn {
+func parkRaw(t testing.TB, ts *testServer, n int, query string) []net.Conn {
 	t.Helper()
 	conns := make([]net.Conn, n)
 	for i := range conns {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -157,12 +158,23 @@ func (s *Server) writeResult(w http.ResponseWriter, res broker.Result) {
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
 	if res.Reason == broker.ReasonShutdown {
 		h.Set("Connection", "close")
 	}
 	w.WriteHeader(http.StatusOK)
+	if ew, ok := w.(*eventWriter); ok {
+		// The event loop writes these bytes itself, under its own
+		// write-stall deadline; a ResponseController would only allocate
+		// an "unsupported" error per chunk, and a copy per answer.
+		size := 128 // the envelope and a one-channel cursor
+		for _, m := range res.Messages {
+			size += len(m.JSON) + 1
+		}
+		ew.body = appendResult(slices.Grow(ew.body, size), res)
+		return
+	}
 	// The deadline bounds a stall, not the answer: each chunk renews it,
 	// so a client that keeps reading a large answer is not cut off.
 	rc := http.NewResponseController(w)
@@ -233,6 +245,14 @@ const writeChunk = 64 << 10
 func canPark(r *http.Request) bool {
 	return r.ProtoMajor == 1 && r.ProtoMinor >= 1 && r.TLS == nil
 }
+
+// jsonContentType and noStore are header values every subscribe answer
+// shares instead of allocating its own (Header.Set would). Capacity is
+// length, so an Add appends to a copy, never to these.
+var (
+	jsonContentType = []string{"application/json"}[:1:1]
+	noStore         = []string{"no-store"}[:1:1]
+)
 
 // varyOrigin is the Vary header of subscribe answers (see cors).
 var varyOrigin = []string{"Origin"}

@@ -81,6 +81,15 @@ type Config struct {
 	ProbeInterval, ProbeTimeout time.Duration
 	// LeaveTimeout bounds the graceful leave on shutdown.
 	LeaveTimeout time.Duration
+	// RejoinInterval is how soon a node tries to reach a failed member
+	// again (and the Join addresses, when it is alone or in a minority);
+	// each round that reaches nobody doubles the wait, up to
+	// RejoinMaxInterval. The worst-case healing time after a partition
+	// is about RejoinMaxInterval plus a few probe intervals.
+	RejoinInterval, RejoinMaxInterval time.Duration
+	// ReconnectTimeout is how long a failed member is tried again before
+	// it is forgotten (serf's reconnect_timeout).
+	ReconnectTimeout time.Duration
 }
 
 // DefaultConfig returns settings for a LAN.
@@ -98,6 +107,11 @@ func DefaultConfig() Config {
 		ProbeInterval:    time.Second,
 		ProbeTimeout:     500 * time.Millisecond,
 		LeaveTimeout:     5 * time.Second,
+		RejoinInterval:   time.Second,
+		// Small next to the 10 s a Join to a cut-off address takes to
+		// time out: a healed link is found within a few seconds.
+		RejoinMaxInterval: 4 * time.Second,
+		ReconnectTimeout:  24 * time.Hour,
 	}
 }
 
@@ -122,7 +136,8 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case c.JoinTimeout <= 0, c.GossipInterval <= 0, c.AnnounceInterval <= 0, c.PushPullInterval <= 0,
-		c.RepairAfter <= 0, c.ProbeInterval <= 0, c.ProbeTimeout <= 0, c.LeaveTimeout <= 0:
+		c.RepairAfter <= 0, c.ProbeInterval <= 0, c.ProbeTimeout <= 0, c.LeaveTimeout <= 0,
+		c.RejoinInterval <= 0, c.RejoinMaxInterval < c.RejoinInterval, c.ReconnectTimeout <= 0:
 		return errors.New("cluster: intervals and timeouts must be positive")
 	case c.QueueSize < 1 || c.BatchSize < 1:
 		return errors.New("cluster: QueueSize and BatchSize must be at least 1")

@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"encoding/json"
-	"net"
-	"strconv"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -93,11 +91,15 @@ func (n *Node) memberChanged(node *memberlist.Node, state memberlist.NodeStateTy
 		p = &peer{name: node.Name, has: map[uint64]uint64{}}
 		n.peers[node.Name] = p
 	}
-	p.addr = net.JoinHostPort(node.Addr.String(), strconv.Itoa(int(node.Port)))
+	p.addr = memberAddr(node)
+	n.noteFailed(node.Name, p.addr, state)
 	if m.Origin != p.meta.Origin {
 		p.has = map[uint64]uint64{} // a new boot of the node
 	}
-	p.meta, p.state, p.node = m, state, node
+	// A copy: memberlist updates its Node in place later (under its own
+	// lock, which it holds during this callback), and handOver reads it.
+	cp := *node
+	p.meta, p.state, p.node = m, state, &cp
 	alive := state == memberlist.StateAlive
 	if n.cfg.Mode != ModeUnicast || n.closing.Load() {
 		return

@@ -32,5 +32,7 @@
 //
 // A Node is safe for concurrent use. Goroutines it owns: memberlist's, one
 // replicator, one sender per peer in unicast mode, one receiver per
-// incoming stream, and the repair loop; Close stops them all.
+// incoming stream, the repair loop and the rejoin loop (rejoin.go: a
+// member declared dead is Joined again until it answers, so the two sides
+// of a healed partition merge); Close stops them all.
 package cluster

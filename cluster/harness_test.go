@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pushuphq/pushup/broker"
@@ -155,6 +156,8 @@ type testCluster struct {
 	nodes  map[string]*testNode
 	mode   Mode
 	config func(*Config)
+	// tune, when set, adjusts each node's memberlist configuration.
+	tune func(*memberlist.Config)
 }
 
 func newTestCluster(t *testing.T, mode Mode) *testCluster {
@@ -203,6 +206,7 @@ func (c *testCluster) start(name string, join ...string) *testNode {
 	require.NoError(c.t, err)
 	mt := c.net.transport(name)
 	node.transport = mt
+	node.tune = c.tune
 	bcfg := broker.DefaultConfig()
 	bcfg.OnCommit = node.Commit
 	b, err := broker.New(bcfg)

@@ -55,6 +55,9 @@ type Node struct {
 
 	pmu   sync.Mutex
 	peers map[string]*peer
+	// failed are members seen failed (not left) that the rejoin loop
+	// keeps trying to reach, by name.
+	failed map[string]failedMember
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -62,12 +65,17 @@ type Node struct {
 	// transport, when set (tests), replaces memberlist's network
 	// transport.
 	transport memberlist.Transport
+	// tune, when set (tests), adjusts memberlist's configuration last.
+	tune func(*memberlist.Config)
 
 	// Counters for Status and metrics.
 	received, repaired, skipped, bufDropped atomic.Uint64
 	// gossipDropped counts broadcasts pruned from a full gossip queue.
 	gossipDropped           atomic.Uint64
 	repairs, repairFailures atomic.Uint64
+	// rejoins counts failed members that became reachable again;
+	// rejoinAttempts the rejoin loop's rounds.
+	rejoins, rejoinAttempts atomic.Uint64
 }
 
 // peer is what this node knows of another member.
@@ -111,6 +119,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		host:   u.Host,
 		okick:  make(chan struct{}, 1),
 		peers:  make(map[string]*peer),
+		failed: make(map[string]failedMember),
 		stop:   make(chan struct{}),
 	}, nil
 }
@@ -152,6 +161,7 @@ func (n *Node) Start(ctx context.Context, b *broker.Broker) error {
 	n.wg.Go(n.replicate)
 	n.wg.Go(n.announceLoop)
 	n.wg.Go(n.repairLoop)
+	n.wg.Go(n.rejoinLoop)
 
 	if len(n.cfg.Join) > 0 {
 		if err := n.bootstrap(ctx); err != nil {
@@ -218,11 +228,12 @@ var errNoReadyPeer = errors.New("cluster: no ready peer yet")
 
 // fetchSnapshot restores the state of one ready peer.
 func (n *Node) fetchSnapshot(ctx context.Context) error {
-	var from *peer
+	// A copy: memberlist's callbacks update the peer meanwhile.
+	var from *source
 	n.pmu.Lock()
 	for _, p := range n.peers {
 		if p.meta.Ready && p.meta.HTTP != "" && p.state == memberlist.StateAlive {
-			from = p
+			from = &source{p.name, p.meta.HTTP}
 			break
 		}
 	}
@@ -230,7 +241,7 @@ func (n *Node) fetchSnapshot(ctx context.Context) error {
 	if from == nil {
 		return errNoReadyPeer
 	}
-	body, err := n.get(ctx, from.meta.HTTP+"/internal/v1/snapshot")
+	body, err := n.get(ctx, from.http+"/internal/v1/snapshot")
 	if err != nil {
 		return err
 	}
@@ -245,7 +256,7 @@ func (n *Node) fetchSnapshot(ctx context.Context) error {
 	for _, c := range snap.Channels {
 		msgs += len(c.Messages)
 	}
-	n.log.Info("restored snapshot", "from", from.name, "url", from.meta.HTTP, "channels", len(snap.Channels), "messages", msgs, "bytes", len(body))
+	n.log.Info("restored snapshot", "from", from.name, "url", from.http, "channels", len(snap.Channels), "messages", msgs, "bytes", len(body))
 	n.startApplying() // what arrived meanwhile, and from now on directly
 	n.catchUp(ctx)
 	return nil
@@ -418,6 +429,9 @@ func (n *Node) memberlistConfig() (*memberlist.Config, error) {
 	mc.Delegate = &delegate{n: n}
 	mc.Events = &events{n: n}
 	mc.Logger = slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)
+	if n.tune != nil {
+		n.tune(mc)
+	}
 	return mc, nil
 }
 

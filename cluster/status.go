@@ -19,6 +19,17 @@ type Status struct {
 	Origin  string         `json:"origin"`
 	HTTP    string         `json:"http"`
 	Members []MemberStatus `json:"members"`
+	// Partitioned is set while this node reaches no majority of the
+	// members it knows (itself included): it is cut off, or most of the
+	// cluster failed. It still serves its clients; see Partitioned.
+	Partitioned bool `json:"partitioned"`
+	// Unreachable names the failed members this node keeps trying to
+	// reach again (not those that left).
+	Unreachable []string `json:"unreachable,omitempty"`
+	// Rejoins counts failed members that became reachable again;
+	// RejoinAttempts the rounds of Joins tried to reach them.
+	Rejoins        uint64 `json:"rejoins"`
+	RejoinAttempts uint64 `json:"rejoin_attempts"`
 	// Totals since start.
 	Received       uint64 `json:"events_received"`
 	Repaired       uint64 `json:"events_repaired"`
@@ -96,6 +107,7 @@ func (n *Node) Status() Status {
 		Node: n.cfg.NodeName, Mode: n.cfg.Mode, Ready: n.Ready(), HTTP: n.cfg.HTTP,
 		Received: n.received.Load(), Repaired: n.repaired.Load(), Skipped: n.skipped.Load(),
 		Repairs: n.repairs.Load(), RepairFailures: n.repairFailures.Load(), GossipDropped: n.gossipDropped.Load(),
+		Rejoins: n.rejoins.Load(), RejoinAttempts: n.rejoinAttempts.Load(),
 	}
 	if n.b == nil {
 		return st
@@ -119,6 +131,11 @@ func (n *Node) Status() Status {
 	}
 	now := time.Now()
 	n.pmu.Lock()
+	st.Partitioned = minority(n.countLocked())
+	for name := range n.failed {
+		st.Unreachable = append(st.Unreachable, name)
+	}
+	sort.Strings(st.Unreachable)
 	for _, p := range n.peers {
 		ms := MemberStatus{Name: p.name, Address: p.addr, HTTP: p.meta.HTTP, State: stateName(p.state),
 			Origin: p.meta.Origin, Ready: p.meta.Ready}
@@ -150,6 +167,14 @@ func (n *Node) Status() Status {
 	return st
 }
 
+// Partitioned reports whether this node reaches no majority of the members
+// it knows (Status.Partitioned), for the readiness check to show.
+func (n *Node) Partitioned() bool {
+	n.pmu.Lock()
+	defer n.pmu.Unlock()
+	return minority(n.countLocked())
+}
+
 // Collector exports the cluster's figures to Prometheus.
 func (n *Node) Collector() prometheus.Collector { return &collector{n: n} }
 
@@ -165,10 +190,15 @@ var (
 	descRepair  = prometheus.NewDesc("pushup_cluster_events_repaired_total", "Events pulled from peers by anti-entropy.", nil, nil)
 	descSkipped = prometheus.NewDesc("pushup_cluster_events_skipped_total", "Events no peer kept any more; readers behind them were told they were truncated.", nil, nil)
 	descGossipD = prometheus.NewDesc("pushup_cluster_gossip_dropped_total", "Broadcasts dropped from a full gossip queue; anti-entropy repairs them.", nil, nil)
+	descRejoins = prometheus.NewDesc("pushup_cluster_rejoins_total", "Failed members that became reachable again (a healed partition, a restarted node).", nil, nil)
+	descRejoinA = prometheus.NewDesc("pushup_cluster_rejoin_attempts_total", "Rounds of Joins tried to reach failed members again.", nil, nil)
+	descUnreach = prometheus.NewDesc("pushup_cluster_unreachable_members", "Failed members this node keeps trying to reach again.", nil, nil)
+	descPart    = prometheus.NewDesc("pushup_cluster_partitioned", "1 while this node reaches no majority of the members it knows.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descMembers, descReady, descBehind, descQueued, descDropped, descRecv, descRepair, descSkipped, descGossipD} {
+	for _, d := range []*prometheus.Desc{descMembers, descReady, descBehind, descQueued, descDropped, descRecv, descRepair, descSkipped, descGossipD,
+		descRejoins, descRejoinA, descUnreach, descPart} {
 		ch <- d
 	}
 }
@@ -198,4 +228,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRepair, prometheus.CounterValue, float64(st.Repaired))
 	ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(st.Skipped))
 	ch <- prometheus.MustNewConstMetric(descGossipD, prometheus.CounterValue, float64(st.GossipDropped))
+	ch <- prometheus.MustNewConstMetric(descRejoins, prometheus.CounterValue, float64(st.Rejoins))
+	ch <- prometheus.MustNewConstMetric(descRejoinA, prometheus.CounterValue, float64(st.RejoinAttempts))
+	ch <- prometheus.MustNewConstMetric(descUnreach, prometheus.GaugeValue, float64(len(st.Unreachable)))
+	part := 0.0
+	if st.Partitioned {
+		part = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descPart, prometheus.GaugeValue, part)
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -281,22 +280,8 @@ func (c *comparison) park() error {
 		c.subs.stream = c.b.stream
 	}
 	c.subs.start(c.ctx)
-	by := time.Now().Add(c.cfg.ConnectTimeout)
-	for {
-		n, err := c.b.waiting(c.ctx)
-		if err != nil {
-			return fmt.Errorf("asking how many wait: %w; server log:\n%s", err, c.b.log())
-		}
-		if n >= int64(c.cfg.Subscribers) {
-			break
-		}
-		if time.Now().After(by) {
-			return fmt.Errorf("%w: %d of %d waiting after %s (errors %v); server log:\n%s",
-				ErrNotParked, n, c.cfg.Subscribers, c.cfg.ConnectTimeout, c.subs.errors.snapshot(), c.b.log())
-		}
-		if !sleep(c.ctx, 100*time.Millisecond) {
-			return c.ctx.Err()
-		}
+	if err := waitParked(c.ctx, c.b, c.cfg.Subscribers, c.cfg.ConnectTimeout, c.subs); err != nil {
+		return err
 	}
 	if !sleep(c.ctx, c.cfg.Settle) {
 		return c.ctx.Err()
@@ -678,24 +663,7 @@ type processMemory struct {
 // treeMemory sums Rss and Pss (/proc/<pid>/smaps_rollup) and CPU time over
 // pid and its children: nginx's master and workers, or pushupd alone.
 func treeMemory(pid int) (processMemory, error) {
-	pids := []int{pid}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return processMemory{}, err
-	}
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil || child == pid {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		if ppid, err := parseProcStatPPID(stat); err == nil && ppid == pid {
-			pids = append(pids, child)
-		}
-	}
+	pids := treePIDs(pid)
 	var m processMemory
 	for _, p := range pids {
 		dir := "/proc/" + strconv.Itoa(p)

@@ -170,7 +170,9 @@ func TestRunEndsWhenTheServerDies(t *testing.T) {
 	res, err := Run(context.Background(), rc)
 	require.ErrorIs(t, err, ErrDaemon)
 	assert.Contains(t, err.Error(), "exited during the run")
-	assert.Contains(t, err.Error(), "interrupted during")
+	// Which phase notices first depends on the machine's speed: the
+	// settle wait ("interrupted during settle") or, on a loaded machine,
+	// the metrics read of an earlier phase. Either way the death is named.
 	assert.Less(t, time.Since(start), 30*time.Second, "the run ended when the server died")
 	assert.True(t, gone(res.Servers[0].PID))
 }

@@ -30,6 +30,7 @@ var commands = []command{
 	{"scale-out", "trip time and RMP with 1 to 4 nodes in a cluster behind HAProxy, as cc grows (Figs 12-13)", runScaleOut},
 	{"drain", "requests per second a node's SIGTERM sends to the node its subscribers move to, with and without -drain-spread", runDrain},
 	{"compare", "PushUp side by side with Nginx+Nchan: memory per waiting subscriber, fan-out trip time, RMP", runCompare},
+	{"floor", "what one delivery costs (CPU, syscalls, bytes, memory) for the kernel-only floor server, PushUp and Nchan", runFloor},
 	{"replot", "redraw the tables and figures of committed push-vs-pull, event-vs-thread or scale-out results from their JSON", runReplot},
 }
 

@@ -87,6 +87,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.StringVar(&cc.HTTP, "advertise-http", "", "base URL other nodes reach this node's HTTP API at, e.g. http://10.0.0.5:8080, or auto: this host's private address (what memberlist advertises) and -listen's port, for containers (default: from -listen, or -cluster-advertise's host and -listen's port)")
 	fs.DurationVar(&cc.JoinTimeout, "join-timeout", cc.JoinTimeout, "how long a starting node tries to join and copy a ready peer's state before starting alone")
 	fs.DurationVar(&cc.GossipInterval, "gossip-interval", cc.GossipInterval, "how often memberlist gossips (gossip replication spreads events at this pace)")
+	fs.DurationVar(&cc.RejoinMaxInterval, "rejoin-max-interval", cc.RejoinMaxInterval, "longest wait between tries to reach members declared dead (and -join, when alone or in a minority); the tries start every second and back off to this, so a healed partition merges within about this long")
+	fs.DurationVar(&cc.ReconnectTimeout, "reconnect-timeout", cc.ReconnectTimeout, "how long a member declared dead (not one that left) is tried again before it is forgotten")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "Go GC target (GOGC): heap growth allowed between collections, in percent of the live heap; 0 keeps Go's default or $GOGC. See docs/BENCHMARKS.md for the memory/CPU trade-off")
 	fs.StringVar(&c.PprofListen, "pprof", "", "serve Go's /debug/pprof/ profiles on this address (e.g. 127.0.0.1:6060); off when empty. Keep it private")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS (and HTTP/2) with this certificate file; needs -tls-key. TLS connections use the goroutine model")
@@ -122,6 +124,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.API.SSE.Heartbeat, "sse-heartbeat", ac.SSE.Heartbeat, "an event stream (GET /v1/events) silent this long gets a comment line, so proxies keep it open")
 	fs.DurationVar(&c.API.SSE.MaxLifetime, "sse-max-lifetime", ac.SSE.MaxLifetime, "an event stream ends after a random 80-100% of this; the client resumes from its last id, and a load balancer may move it")
 	fs.DurationVar(&c.API.SSE.Retry, "sse-retry", ac.SSE.Retry, "the retry: field of event streams: how long a browser waits before reconnecting")
+	fs.IntVar(&c.API.MaxConns, "max-conns", ac.MaxConns, "open client connections after which new ones are served only for /healthz (503 + Retry-After otherwise); 0: the open-file limit less a tenth")
 	fs.BoolVar(&c.Demo, "demo", false, "serve the Q&A demo at /demo/; anyone can then post questions to author:* and tag:* channels, publisher key or not. It also makes user:* private and mints their tokens with the first -subscriber-key (with none, a random key of this process: set one for a cluster)")
 
 	fs.StringVar(&c.HealthCheck, "healthcheck", "", "do not serve: GET this URL, or this path on -listen (e.g. /healthz/ready), and exit 0 if it answers 200, 1 otherwise; for container health checks in images without a shell or curl")

@@ -122,9 +122,10 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		"listen", "message-ttl", "max-messages", "channel-ttl", "max-channel-ttl", "implicit-channels",
 		"max-channels", "max-channels-per-request", "max-batch", "max-response-messages",
 		"default-timeout", "max-timeout", "max-body", "publisher-key", "cors-origins",
-		"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout", "demo",
+		"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout", "max-conns", "demo",
 		"shutdown-timeout", "log-level", "log-format", "model", "tls-cert", "tls-key", "pprof", "gc-percent",
 		"node-name", "cluster-bind", "cluster-advertise", "join", "replication", "cluster-key", "advertise-http", "join-timeout", "gossip-interval",
+		"rejoin-max-interval", "reconnect-timeout",
 		"max-threads",
 		"healthcheck",
 		"data-dir", "fsync", "drain-spread",
@@ -136,7 +137,7 @@ func TestHelpListsEveryFlagWithDefaultAndEnv(t *testing.T) {
 		assert.Contains(t, help, line, name)
 		assert.Contains(t, help, "[$"+envName(name)+"]", name)
 	}
-	assert.Equal(t, strings.Count(help, "  -"), 53, "no flag left undocumented here")
+	assert.Equal(t, strings.Count(help, "  -"), 56, "no flag left undocumented here")
 }
 
 func TestAccessFlags(t *testing.T) {

@@ -35,6 +35,10 @@ const (
 	// csIdle: watched for its next request (or the rest of one) or
 	// hang-up, under the idle or head deadline.
 	csIdle
+	// csStream: a stream (StartStream) between writes: watched for
+	// hang-up, and for EPOLLOUT while out holds bytes the socket did not
+	// take, under the write deadline.
+	csStream
 	// csClosed: closed, or handed back to http.Server, and forgotten.
 	csClosed
 )
@@ -68,16 +72,18 @@ type Conn[A any] struct {
 	closeReq   bool // close when the owner is done
 	shed       bool // accepted over the connection limit
 	registered bool // in the epoll set
-	cancel     func() bool
+	keepAlive  bool // the parked request allows another one
+	outKeep    bool // keep the connection after out is written
+	streaming  bool // a stream (StartStream): out is its backlog
+	streamEnd  bool // the handler closed the stream: close once out is written
+	cancel     Canceler
 	pending    *A     // answered before it was parked
 	tag        string // the handler's note for encoding the answer (say, a CORS origin)
-	keepAlive  bool   // the parked request allows another one
 	start      int64  // when the parked request arrived (Unix ns)
-	partial    []byte // bytes of the next request, read early
 	headBy     int64  // Unix ns: the head in partial must be whole by then; 0 = no head begun
-	out        []byte // the rest of an answer the socket did not take yet
-	outKeep    bool   // keep the connection after out is written
 	deadline   int64  // Unix ns: idle, header or write-stall deadline; 0 = none
+	partial    []byte // bytes of the next request, read early
+	out        []byte // the rest of an answer the socket did not take yet
 }
 
 // NewConn returns a connection record for a request http.Server is
@@ -184,12 +190,19 @@ func (c *Conn[A]) AttachHijacked(conn net.Conn, rw *bufio.ReadWriter) error {
 	return nil
 }
 
+// Canceler withdraws what a parked connection waits for. Cancel reports
+// whether it did: false means the answer is already on its way (Deliver).
+// An interface rather than a func so that a pointer (say, a
+// subscription) parks without allocating a closure per request.
+type Canceler interface{ Cancel() bool }
+
 // Park waits for the answer to the request being served: the caller owns
 // c and gives it up. Until the answer comes (Deliver) the engine watches
-// the socket for hang-up only; if the client goes, cancel is called, and
-// if it returns true (nothing will be delivered) the connection is closed.
-// An answer delivered before Park is written at once.
-func (c *Conn[A]) Park(cancel func() bool) {
+// the socket for hang-up only; if the client goes, cancel.Cancel is
+// called, and if it returns true (nothing will be delivered) the
+// connection is closed. An answer delivered before Park is written at
+// once.
+func (c *Conn[A]) Park(cancel Canceler) {
 	c.mu.Lock()
 	c.cancel = cancel
 	if c.pending != nil {
@@ -219,7 +232,7 @@ func (c *Conn[A]) Park(cancel func() bool) {
 // caller; if the answer is already on its way, Deliver takes over and
 // writes it (then the write fails or the connection carries on).
 func (c *Conn[A]) cancelAndClose() {
-	if c.cancel() {
+	if c.cancel.Cancel() {
 		c.closeOwned()
 		return
 	}
@@ -288,7 +301,7 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 		if events&epoll.Hangup == 0 || cancel == nil {
 			return
 		}
-		if cancel() {
+		if cancel.Cancel() {
 			c.p.vanished.Add(1)
 			c.Close()
 		} // else deliver made a worker the owner; its write fails and closes
@@ -308,6 +321,8 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 		default:
 			c.mu.Unlock()
 		}
+	case csStream:
+		c.streamEvent(events, timedOut)
 	default: // csBusy (its owner decides) or csClosed
 		c.mu.Unlock()
 	}
@@ -411,23 +426,19 @@ func (c *Conn[A]) readable() {
 		c.goIdle(c.deadline)
 		return
 	}
+	// data may be the pooled buffer, which goes back when serve returns:
+	// whatever serve keeps (partial, a hand-back's prefix) it copies.
 	data := (*bp)[:n]
 	if len(c.partial) > 0 {
 		data = append(c.partial, data...)
-	} else {
-		data = bytes.Clone(data) // the pooled buffer goes back
 	}
 	c.partial = nil
 	c.mu.Unlock()
 	c.serve(data)
 }
 
-// maxRequestHead is the most header bytes the engine waits for, as
-// http.Server's default MaxHeaderBytes; a longer head is handed to
-// http.Server, which answers 431.
-const maxRequestHead = 64 << 10
-
-// serve handles request bytes read by the engine; the caller owns c.
+// serve handles request bytes read by the engine; the caller owns c. data
+// may be a pooled buffer: serve copies what it keeps.
 // Only a head parseFastHead fully validated is served here (by the
 // Handler). Everything else, as soon as it is clearly not one, is handed
 // to http.Server byte for byte: there is one parser of record for the
@@ -449,7 +460,7 @@ func (c *Conn[A]) serve(data []byte) {
 			return
 		}
 		c.mu.Lock()
-		c.partial = data // not all here yet
+		c.partial = bytes.Clone(data) // not all here yet
 		c.goIdle(c.headBy)
 		return
 	}
@@ -461,7 +472,7 @@ func (c *Conn[A]) serve(data []byte) {
 	c.mu.Lock()
 	c.headBy = 0
 	if rest := data[end:]; len(rest) > 0 {
-		c.partial = rest
+		c.partial = bytes.Clone(rest)
 	}
 	c.mu.Unlock()
 	c.p.served.Add(1)
@@ -501,7 +512,7 @@ func (c *Conn[A]) handback(data []byte) {
 	}
 	c.p.handbacks.Add(1)
 	c.p.live.Add(1)
-	pc := &prefixConn{TCPConn: tcp, prefix: data, live: &c.p.live, shed: shed}
+	pc := &prefixConn{TCPConn: tcp, prefix: bytes.Clone(data), live: &c.p.live, shed: shed}
 	if headBy != 0 {
 		pc.headBy = time.Unix(0, headBy)
 	}

@@ -32,6 +32,9 @@ type Config struct {
 	// Every other request goes to http.Server. Empty: none is served
 	// here.
 	FastPath string
+	// StreamBacklog is the most bytes a stream (Conn.StartStream) may
+	// have waiting for a slow client before it is ended; 0 means 64 KiB.
+	StreamBacklog int
 	// Limit, if not nil, marks connections accepted over its bound
 	// (Conn.OverLimit) and refuses those past its margin unread.
 	Limit *Limit
@@ -408,10 +411,13 @@ func (p *Engine[A]) Shutdown(ctx context.Context) error {
 	p.closing.Store(true)
 	for _, c := range p.reg.all() {
 		c.mu.Lock()
-		idle := c.state == csIdle
-		c.mu.Unlock()
-		if idle {
-			c.Close()
+		switch c.state {
+		case csIdle:
+			c.closeLocked()
+		case csStream:
+			c.endStreamLocked(true) // the handler hears of it through cancel
+		default:
+			c.mu.Unlock()
 		}
 	}
 	tick := time.NewTicker(5 * time.Millisecond)

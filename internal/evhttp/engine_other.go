@@ -22,6 +22,7 @@ var ErrUnsupported = errors.New("evhttp: the engine needs Linux (epoll)")
 type Config struct {
 	ReadHeaderTimeout, WriteTimeout, IdleTimeout time.Duration
 	FastPath                                     string
+	StreamBacklog                                int
 	Limit                                        *Limit
 	Logger                                       *slog.Logger
 }
@@ -32,6 +33,9 @@ type Handler[A any] interface {
 	Encode(c *Conn[A], a A) (b []byte, keepAlive bool)
 	Batch(a A) any
 }
+
+// Canceler withdraws what a parked connection waits for.
+type Canceler interface{ Cancel() bool }
 
 // Engine is unavailable on this platform.
 type Engine[A any] struct{}
@@ -60,7 +64,14 @@ func (c *Conn[A]) SetRequest(string, bool, time.Time)               {}
 func (c *Conn[A]) Request() (string, bool, time.Time)               { return "", false, time.Time{} }
 func (c *Conn[A]) OverLimit() bool                                  { return false }
 func (c *Conn[A]) AttachHijacked(net.Conn, *bufio.ReadWriter) error { return ErrUnsupported }
-func (c *Conn[A]) Park(func() bool)                                 {}
+func (c *Conn[A]) Park(Canceler)                                    {}
 func (c *Conn[A]) Reply([]byte, bool)                               {}
 func (c *Conn[A]) Close()                                           {}
 func (c *Conn[A]) RemoteAddr() string                               { return "" }
+
+// Stream is unavailable on this platform.
+type Stream[A any] struct{}
+
+func (c *Conn[A]) StartStream([]byte, Canceler) *Stream[A] { return &Stream[A]{} }
+func (s *Stream[A]) Write([]byte) bool                     { return false }
+func (s *Stream[A]) Close()                                {}

@@ -55,7 +55,9 @@ func parseFastHead(head []byte, path string) (h Head, ok bool) {
 		}
 	}
 	line, rest, found := bytes.Cut(head, []byte("\r\n"))
-	if !found || !bytes.HasPrefix(line, []byte("GET ")) || !bytes.HasSuffix(line, []byte(" HTTP/1.1")) {
+	// The length check first: "GET HTTP/1.1" has both ends, overlapping.
+	if !found || len(line) < len("GET / HTTP/1.1") ||
+		!bytes.HasPrefix(line, []byte("GET ")) || !bytes.HasSuffix(line, []byte(" HTTP/1.1")) {
 		return h, false
 	}
 	target := line[len("GET ") : len(line)-len(" HTTP/1.1")]
@@ -167,3 +169,8 @@ func asciiEqualFold(b []byte, lower string) bool {
 	}
 	return true
 }
+
+// maxRequestHead is the most header bytes the engine waits for, as
+// http.Server's default MaxHeaderBytes; a longer head is handed to
+// http.Server, which answers 431.
+const maxRequestHead = 64 << 10

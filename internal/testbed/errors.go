@@ -21,6 +21,9 @@ var (
 	// ErrNchan: an Nginx + Nchan child process could not be found,
 	// started or stopped cleanly, or answered what Nchan does not.
 	ErrNchan = errors.New("testbed: nchan")
+	// ErrFloor: a floor server child process could not be started or
+	// stopped cleanly.
+	ErrFloor = errors.New("testbed: floor server")
 	// ErrUnsupportedFlag: the pushupd binary has no such flag, so it
 	// cannot be configured as asked.
 	ErrUnsupportedFlag = errors.New("testbed: pushupd flag not supported")

@@ -1,6 +1,10 @@
 package testbed
 
-import "os"
+import (
+	"fmt"
+	"os"
+	"os/exec"
+)
 
 // Environment variables that turn a missing binary from a skip into a
 // failure, so that CI (.ci/run sets them) cannot pass without running the
@@ -8,6 +12,7 @@ import "os"
 const (
 	RequireHAProxyEnv = "PUSHUP_REQUIRE_HAPROXY"
 	RequireNchanEnv   = "PUSHUP_REQUIRE_NCHAN"
+	RequirePerfEnv    = "PUSHUP_REQUIRE_PERF"
 )
 
 // TB is the part of testing.TB the helpers below use.
@@ -39,6 +44,17 @@ func NchanOrSkip(t TB) (nginx, module string) {
 		skipOrFail(t, RequireNchanEnv, err)
 	}
 	return nginx, module
+}
+
+// PerfOrSkip returns the perf binary, or skips t saying how to install
+// it; under PUSHUP_REQUIRE_PERF=1 it fails t instead.
+func PerfOrSkip(t TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("perf")
+	if err != nil {
+		skipOrFail(t, RequirePerfEnv, fmt.Errorf("perf not found (apt-get install linux-perf): %w", err))
+	}
+	return bin
 }
 
 func skipOrFail(t TB, env string, err error) {

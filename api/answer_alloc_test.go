@@ -1,0 +1,80 @@
+//go:build !race
+
+// The race detector changes what allocates: allocation counts are checked
+// without it (go test ./api), like the benchmark they come from.
+
+package api
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/channel"
+)
+
+// answerFixture is one message's answer, as a fan-out of the compare
+// experiment sends it.
+func answerFixture() (*Server, broker.Result) {
+	msg := &channel.Message{ID: "6e2fad29904e2938-1", JSON: []byte(`{"id":"6e2fad29904e2938-1","time":1796159228795,"channels":["compare"],"data":{"p":0,"seq":1,"t":1764600000000000000,"pad":"xxxxxxxxxxxxxxxxxxx"}}`)}
+	return &Server{}, broker.Result{Messages: []*channel.Message{msg}, Reason: broker.ReasonMessages}
+}
+
+// buildAnswer builds one answer the way answerBytes does.
+func buildAnswer(s *Server, res broker.Result) []byte {
+	w := newEventWriter()
+	corsHeaders(w.Header(), "")
+	s.writeResult(w, res)
+	return w.bytes(true)
+}
+
+// TestAnswerBuildAllocations pins what an unshared answer allocates in
+// the event loop: the writer, its header map, the body, the cursor's
+// string and the encoded response. Header values are shared, the body is
+// sized once, and no ResponseController makes an "unsupported" error
+// (13 allocations before issue 12's profile found them).
+func TestAnswerBuildAllocations(t *testing.T) {
+	s, res := answerFixture()
+	allocs := testing.AllocsPerRun(100, func() { buildAnswer(s, res) })
+	if allocs > 8 {
+		t.Fatalf("building an answer allocates %v times, want at most 8", allocs)
+	}
+}
+
+// BenchmarkAnswerBuild is what building one subscribe answer costs the
+// event loop when it is not shared: an answer to a poll that finds its
+// message already there, or the one build a fan-out shares. Allocations
+// here are GC work per delivery (docs/BENCHMARKS.md, issue 12).
+func BenchmarkAnswerBuild(b *testing.B) {
+	s, res := answerFixture()
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(buildAnswer(s, res)) == 0 {
+			b.Fatal("empty answer")
+		}
+	}
+}
+
+// TestObserveAllocations: observing an answer's latency allocates
+// nothing once its label set has been seen (WithLabelValues formatted the
+// status and built a label slice every time).
+func TestObserveAllocations(t *testing.T) {
+	_, m := newMetrics(nil)
+	m.observe(subscribeRoute, http.MethodGet, http.StatusOK, time.Millisecond)
+	allocs := testing.AllocsPerRun(100, func() {
+		m.observe(subscribeRoute, http.MethodGet, http.StatusOK, time.Millisecond)
+	})
+	if allocs != 0 {
+		t.Fatalf("observing allocates %v times, want 0", allocs)
+	}
+}
+
+// BenchmarkObserve is one answer's latency observation.
+func BenchmarkObserve(b *testing.B) {
+	_, m := newMetrics(nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		m.observe(subscribeRoute, http.MethodGet, http.StatusOK, time.Millisecond)
+	}
+}
