@@ -77,15 +77,24 @@ func DefaultCompareConfig() CompareConfig {
 	}
 }
 
+// checkNames reports an empty list of servers to run (what they are:
+// "broker", "target") or one not among known.
+func checkNames(what string, names, known []string) error {
+	if len(names) == 0 {
+		return fmt.Errorf("%w: no %s to run", ErrInvalidConfig, what)
+	}
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			return fmt.Errorf("%w: %s %q: want one of %v", ErrInvalidConfig, what, n, known)
+		}
+	}
+	return nil
+}
+
 // Validate reports a configuration that cannot work.
 func (c CompareConfig) Validate() error {
-	if len(c.Brokers) == 0 {
-		return fmt.Errorf("%w: no broker to run", ErrInvalidConfig)
-	}
-	for _, b := range c.Brokers {
-		if !slices.Contains(Brokers, b) {
-			return fmt.Errorf("%w: broker %q: want one of %v", ErrInvalidConfig, b, Brokers)
-		}
+	if err := checkNames("broker", c.Brokers, Brokers); err != nil {
+		return err
 	}
 	switch {
 	case c.Transport != TransportLongPoll && c.Transport != TransportSSE:

@@ -51,13 +51,8 @@ func DefaultFloorConfig() FloorConfig {
 
 // Validate reports a configuration that cannot work.
 func (c FloorConfig) Validate() error {
-	if len(c.Targets) == 0 {
-		return fmt.Errorf("%w: no target to run", ErrInvalidConfig)
-	}
-	for _, t := range c.Targets {
-		if !slices.Contains(FloorTargets, t) {
-			return fmt.Errorf("%w: target %q: want one of %v", ErrInvalidConfig, t, FloorTargets)
-		}
+	if err := checkNames("target", c.Targets, FloorTargets); err != nil {
+		return err
 	}
 	cc := c.CompareConfig
 	cc.Brokers = []string{"pushup", "nchan"} // the fan-out's fields are checked as Compare's, on long polling
