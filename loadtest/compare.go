@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -76,15 +77,24 @@ func DefaultCompareConfig() CompareConfig {
 	}
 }
 
+// checkNames reports an empty list of servers to run (what they are:
+// "broker", "target") or one not among known.
+func checkNames(what string, names, known []string) error {
+	if len(names) == 0 {
+		return fmt.Errorf("%w: no %s to run", ErrInvalidConfig, what)
+	}
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			return fmt.Errorf("%w: %s %q: want one of %v", ErrInvalidConfig, what, n, known)
+		}
+	}
+	return nil
+}
+
 // Validate reports a configuration that cannot work.
 func (c CompareConfig) Validate() error {
-	if len(c.Brokers) == 0 {
-		return fmt.Errorf("%w: no broker to run", ErrInvalidConfig)
-	}
-	for _, b := range c.Brokers {
-		if !slices.Contains(Brokers, b) {
-			return fmt.Errorf("%w: broker %q: want one of %v", ErrInvalidConfig, b, Brokers)
-		}
+	if err := checkNames("broker", c.Brokers, Brokers); err != nil {
+		return err
 	}
 	switch {
 	case c.Transport != TransportLongPoll && c.Transport != TransportSSE:
@@ -163,18 +173,62 @@ func Compare(ctx context.Context, cfg CompareConfig) (CompareReport, error) {
 		return rep, err
 	}
 	rep.Machine = DescribeMachine()
-	for _, b := range cfg.Brokers {
-		res, err := compareOne(ctx, cfg, b)
-		res.Broker = b
-		if err != nil {
-			res.Error = err.Error()
-		}
-		rep.Results = append(rep.Results, res)
+	var err error
+	rep.Results, err = inTurn(ctx, cfg.Brokers, func(b string) (CompareResult, error) { return compareOne(ctx, cfg, b) })
+	return rep, err
+}
+
+// turn is a pointer to one row of a side-by-side run: one server's
+// result.
+type turn[R any] interface {
+	*R
+	// done names the row and keeps the turn's error, if any.
+	done(name string, err error)
+}
+
+// inTurn runs one for each name in order. A turn that fails keeps its
+// row, with its error, and the others still run; only ctx's end stops
+// early.
+func inTurn[R any, P turn[R]](ctx context.Context, names []string, one func(name string) (R, error)) ([]R, error) {
+	var rows []R
+	for _, name := range names {
+		res, err := one(name)
+		P(&res).done(name, err)
+		rows = append(rows, res)
 		if ctx.Err() != nil {
-			return rep, ctx.Err()
+			return rows, ctx.Err()
 		}
 	}
-	return rep, nil
+	return rows, nil
+}
+
+// rowResult is a turn's result as a report's table shows it.
+type rowResult interface {
+	// failed reports a turn that ended in an error: no figures.
+	failed() bool
+}
+
+// tableRow is a report's row: name, then cell of each result, or
+// "failed" for a turn that failed.
+func tableRow[R rowResult](name string, results []R, cell func(R) string) []string {
+	row := []string{name}
+	for _, res := range results {
+		if res.failed() {
+			row = append(row, "failed")
+			continue
+		}
+		row = append(row, cell(res))
+	}
+	return row
+}
+
+func (r CompareResult) failed() bool { return r.Error != "" }
+
+func (r *CompareResult) done(broker string, err error) {
+	r.Broker = broker
+	if err != nil {
+		r.Error = err.Error()
+	}
 }
 
 // brokerUnderTest is a running broker, as a comparison sees it.
@@ -190,6 +244,28 @@ type brokerUnderTest struct {
 	log     func() string // the server's last log lines
 }
 
+// release stops b, keeping its error in *err unless *err holds one
+// already.
+func (b *brokerUnderTest) release(err *error) {
+	if serr := b.stop(); serr != nil && *err == nil {
+		*err = serr
+	}
+}
+
+// watch returns ctx, ended also when b exits: the server exiting ends the
+// run. cancel ends the watching goroutine; the caller must call it.
+func (b *brokerUnderTest) watch(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-b.exited:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
 // compareOne runs one broker's turn: start it, then the phases of a
 // comparison in order. The result so far is returned with an error.
 func compareOne(ctx context.Context, cfg CompareConfig, broker string) (res CompareResult, err error) {
@@ -199,20 +275,9 @@ func compareOne(ctx context.Context, cfg CompareConfig, broker string) (res Comp
 	if err != nil {
 		return res, err
 	}
-	defer func() {
-		if serr := b.stop(); serr != nil && err == nil {
-			err = serr
-		}
-	}()
-	ctx, cancel := context.WithCancel(ctx)
+	defer b.release(&err)
+	ctx, cancel := b.watch(ctx)
 	defer cancel()
-	go func() { // ends with the run: the broker exiting ends the run
-		select {
-		case <-b.exited:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	c := &comparison{ctx: ctx, cfg: cfg, name: broker, b: b, res: CompareResult{Version: b.version}}
 	defer c.stopSubscribers()
 	if err := inOrder(c.baseline, c.park, c.publish, c.drain); err != nil {
@@ -577,28 +642,68 @@ func (s *compareSubscribers) trips() []time.Duration {
 	return slices.Clone(s.tripsAll)
 }
 
+// received is one subscriber's record: the sequence numbers it has had
+// and their trip times, kept apart from the others' until it ends.
+type received struct {
+	seen  map[int64]bool
+	trips []time.Duration
+}
+
+func (s *compareSubscribers) newReceived() *received {
+	return &received{seen: make(map[int64]bool, s.cfg.Messages)}
+}
+
+// take counts one message that reached r's subscriber at now (Unix
+// nanoseconds): fresh, duplicate or unreadable.
+func (s *compareSubscribers) take(r *received, m []byte, now int64) {
+	p, ok := parsePayload(m)
+	switch {
+	case !ok:
+		s.errors.add(KindProtocol)
+	case r.seen[p.Seq]:
+		s.duplicates.Add(1)
+	default:
+		r.seen[p.Seq] = true
+		s.fresh.Add(1)
+		r.trips = append(r.trips, time.Duration(now-p.SentAt))
+	}
+}
+
+// keep adds r's trip times to the run's, when its subscriber ends.
+func (s *compareSubscribers) keep(r *received) {
+	s.mu.Lock()
+	s.tripsAll = append(s.tripsAll, r.trips...)
+	s.mu.Unlock()
+}
+
+// connect dials the broker for one subscriber and arranges for ctx's end
+// to unblock the connection. After a failed dial it counts the error and
+// waits a second (unless ctx ended); conn is then nil.
+func (s *compareSubscribers) connect(ctx context.Context) (conn net.Conn, stop func() bool) {
+	conn, err := s.dialer.dial(ctx, s.target.addr)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.errors.add(classify(KindDial, err))
+			sleep(ctx, time.Second)
+		}
+		return nil, nil
+	}
+	return conn, context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+}
+
 // run is one subscriber: connect, then long-poll until ctx ends,
 // reconnecting after an error.
 func (s *compareSubscribers) run(ctx context.Context) {
-	seen := make(map[int64]bool, s.cfg.Messages)
-	var trips []time.Duration
-	defer func() {
-		s.mu.Lock()
-		s.tripsAll = append(s.tripsAll, trips...)
-		s.mu.Unlock()
-	}()
+	got := s.newReceived()
+	defer s.keep(got)
 	position := ""
 	var req []byte
 	for ctx.Err() == nil {
-		conn, err := s.dialer.dial(ctx, s.target.addr)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.errors.add(classify(KindDial, err))
-				sleep(ctx, time.Second)
-			}
+		conn, stop := s.connect(ctx)
+		if conn == nil {
 			continue
 		}
-		stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+		var err error
 		br := bufio.NewReaderSize(conn, 4096)
 		for ctx.Err() == nil {
 			req = s.proto.request(req[:0], s.target.host, position)
@@ -629,17 +734,7 @@ func (s *compareSubscribers) run(ctx context.Context) {
 				break
 			}
 			for _, m := range msgs {
-				p, ok := parsePayload(m)
-				switch {
-				case !ok:
-					s.errors.add(KindProtocol)
-				case seen[p.Seq]:
-					s.duplicates.Add(1)
-				default:
-					seen[p.Seq] = true
-					s.fresh.Add(1)
-					trips = append(trips, time.Duration(now-p.SentAt))
-				}
+				s.take(got, m, now)
 			}
 			if resp.Close {
 				break
@@ -705,15 +800,7 @@ func (r CompareReport) WriteText(w io.Writer) error {
 	}
 	rows := [][]string{{""}}
 	add := func(name string, cell func(CompareResult) string) {
-		row := []string{name}
-		for _, res := range r.Results {
-			if res.Error != "" {
-				row = append(row, "failed")
-				continue
-			}
-			row = append(row, cell(res))
-		}
-		rows = append(rows, row)
+		rows = append(rows, tableRow(name, r.Results, cell))
 	}
 	for _, res := range r.Results {
 		rows[0] = append(rows[0], res.Broker)

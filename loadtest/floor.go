@@ -51,13 +51,8 @@ func DefaultFloorConfig() FloorConfig {
 
 // Validate reports a configuration that cannot work.
 func (c FloorConfig) Validate() error {
-	if len(c.Targets) == 0 {
-		return fmt.Errorf("%w: no target to run", ErrInvalidConfig)
-	}
-	for _, t := range c.Targets {
-		if !slices.Contains(FloorTargets, t) {
-			return fmt.Errorf("%w: target %q: want one of %v", ErrInvalidConfig, t, FloorTargets)
-		}
+	if err := checkNames("target", c.Targets, FloorTargets); err != nil {
+		return err
 	}
 	cc := c.CompareConfig
 	cc.Brokers = []string{"pushup", "nchan"} // the fan-out's fields are checked as Compare's, on long polling
@@ -151,18 +146,18 @@ func Floor(ctx context.Context, cfg FloorConfig) (FloorReport, error) {
 		}
 	}
 	rep.Machine = DescribeMachine()
-	for _, t := range cfg.Targets {
-		res, err := floorOne(ctx, cfg, t)
-		res.Target = t
-		if err != nil {
-			res.Error = err.Error()
-		}
-		rep.Results = append(rep.Results, res)
-		if ctx.Err() != nil {
-			return rep, ctx.Err()
-		}
+	var err error
+	rep.Results, err = inTurn(ctx, cfg.Targets, func(t string) (FloorResult, error) { return floorOne(ctx, cfg, t) })
+	return rep, err
+}
+
+func (r FloorResult) failed() bool { return r.Error != "" }
+
+func (r *FloorResult) done(target string, err error) {
+	r.Target = target
+	if err != nil {
+		r.Error = err.Error()
 	}
-	return rep, nil
 }
 
 func floorOne(ctx context.Context, cfg FloorConfig, name string) (res FloorResult, err error) {
@@ -182,21 +177,10 @@ func floorOne(ctx context.Context, cfg FloorConfig, name string) (res FloorResul
 	if err != nil {
 		return res, err
 	}
-	defer func() {
-		if serr := b.stop(); serr != nil && err == nil {
-			err = serr
-		}
-	}()
+	defer b.release(&err)
 	res.Version = b.version
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := b.watch(ctx)
 	defer cancel()
-	go func() { // ends with the run: the server exiting ends the run
-		select {
-		case <-b.exited:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 
 	if !sleep(ctx, cfg.Settle) {
 		return res, ctx.Err()
@@ -426,15 +410,7 @@ func (r FloorReport) WriteText(w io.Writer) error {
 		rows[0] = append(rows[0], res.Target)
 	}
 	add := func(name string, cell func(FloorResult) string) {
-		row := []string{name}
-		for _, res := range r.Results {
-			if res.Error != "" {
-				row = append(row, "failed")
-				continue
-			}
-			row = append(row, cell(res))
-		}
-		rows = append(rows, row)
+		rows = append(rows, tableRow(name, r.Results, cell))
 	}
 	cpu := func(x FloorResult) float64 { return float64(x.CPUPerDelivery()) / 1e3 }
 	add("received, duplicates", func(x FloorResult) string { return fmt.Sprintf("%d/%d, %d", x.Received, x.Expected, x.Duplicates) })

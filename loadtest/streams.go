@@ -128,26 +128,16 @@ func (p centrifugoProtocol) publish(ctx context.Context, client *http.Client, _ 
 // runStream is one stream subscriber: open a stream, read its events
 // until ctx ends, reopen (resuming from the last id) after an error.
 func (s *compareSubscribers) runStream(ctx context.Context) {
-	seen := make(map[int64]bool, s.cfg.Messages)
-	var trips []time.Duration
-	defer func() {
-		s.mu.Lock()
-		s.tripsAll = append(s.tripsAll, trips...)
-		s.mu.Unlock()
-	}()
+	got := s.newReceived()
+	defer s.keep(got)
 	lastID := ""
 	var req []byte
 	for ctx.Err() == nil {
-		conn, err := s.dialer.dial(ctx, s.target.addr)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.errors.add(classify(KindDial, err))
-				sleep(ctx, time.Second)
-			}
+		conn, stop := s.connect(ctx)
+		if conn == nil {
 			continue
 		}
-		stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-		err = func() error {
+		err := func() error {
 			req = s.stream.request(req[:0], s.target.host, lastID)
 			if _, err := conn.Write(req); err != nil {
 				return err
@@ -174,17 +164,7 @@ func (s *compareSubscribers) runStream(ctx context.Context) {
 				if !ok {
 					continue
 				}
-				p, ok := parsePayload(data)
-				switch {
-				case !ok:
-					s.errors.add(KindProtocol)
-				case seen[p.Seq]:
-					s.duplicates.Add(1)
-				default:
-					seen[p.Seq] = true
-					s.fresh.Add(1)
-					trips = append(trips, time.Duration(now-p.SentAt))
-				}
+				s.take(got, data, now)
 			}
 		}()
 		stop()

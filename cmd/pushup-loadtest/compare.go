@@ -20,17 +20,9 @@ func parseCompare(args []string, stderr io.Writer) (cfg loadtest.CompareConfig, 
 	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "what subscribers do: longpoll, or sse (one server-sent event stream each; needed for centrifugo)")
 	fs.StringVar(&cfg.Centrifugo, "centrifugo", "", "centrifugo binary (default: $"+testbed.CentrifugoEnv+", the PATH, or $(go env GOPATH)/bin; `go install github.com/centrifugal/centrifugo/v6@v6.9.1`)")
 	fs.IntVar(&cfg.Subscribers, "n", cfg.Subscribers, "subscribers on one channel, one connection each (within the open-file limit)")
-	fs.IntVar(&cfg.Messages, "messages", cfg.Messages, "messages to publish")
-	fs.DurationVar(&cfg.Interval, "interval", cfg.Interval, "time between messages")
-	fs.IntVar(&cfg.PayloadSize, "payload", cfg.PayloadSize, fmt.Sprintf("bytes per message (at least %d)", loadtest.MinPayloadSize))
 	fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "long-poll hold on every broker")
-	fs.StringVar(&cfg.Pushupd, "pushupd", "", "pushupd binary (default: go build ./cmd/pushupd into a temporary directory)")
-	fs.StringVar(&cfg.Nginx, "nginx", "", "nginx binary (default: $"+testbed.NginxEnv+" or /usr/sbin/nginx)")
-	fs.StringVar(&cfg.NchanModule, "nchan-module", "", "Nchan dynamic module (default: $"+testbed.NchanModuleEnv+" or Debian's libnginx-mod-nchan)")
 	fs.IntVar(&cfg.Workers, "nginx-workers", cfg.Workers, "nginx worker_processes (pushupd uses every core; Debian's Nchan crashed with 2 here, see docs/BENCHMARKS.md)")
-	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "how long connecting and parking every subscriber may take")
-	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "after the last publish, how long to wait for every delivery")
-	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "pause before each memory reading")
+	fanOutFlags(fs, &cfg)
 	fs.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	fs.Usage = func() {
@@ -54,6 +46,21 @@ func parseCompare(args []string, stderr io.Writer) (cfg loadtest.CompareConfig, 
 		cfg.Log = stderr
 	}
 	return cfg, jsonPath, cfg.Validate()
+}
+
+// fanOutFlags registers the fan-out flags compare and floor share: the
+// messages, the servers' binaries and the run's timing. Each command
+// registers -n, -hold and -nginx-workers itself, as their help differs.
+func fanOutFlags(fs *flag.FlagSet, cfg *loadtest.CompareConfig) {
+	fs.IntVar(&cfg.Messages, "messages", cfg.Messages, "messages to publish")
+	fs.DurationVar(&cfg.Interval, "interval", cfg.Interval, "time between messages")
+	fs.IntVar(&cfg.PayloadSize, "payload", cfg.PayloadSize, fmt.Sprintf("bytes per message (at least %d)", loadtest.MinPayloadSize))
+	fs.StringVar(&cfg.Pushupd, "pushupd", "", "pushupd binary (default: go build ./cmd/pushupd into a temporary directory)")
+	fs.StringVar(&cfg.Nginx, "nginx", "", "nginx binary (default: $"+testbed.NginxEnv+" or /usr/sbin/nginx)")
+	fs.StringVar(&cfg.NchanModule, "nchan-module", "", "Nchan dynamic module (default: $"+testbed.NchanModuleEnv+" or Debian's libnginx-mod-nchan)")
+	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "how long connecting and parking every subscriber may take")
+	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "after the last publish, how long to wait for every delivery")
+	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "pause before each memory reading")
 }
 
 func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) error {

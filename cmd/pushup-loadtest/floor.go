@@ -19,17 +19,9 @@ func parseFloor(args []string, stderr io.Writer) (cfg loadtest.FloorConfig, json
 	fs.SetOutput(stderr)
 	targets := fs.String("targets", strings.Join(cfg.Targets, ","), "servers to run in turn: "+strings.Join(loadtest.FloorTargets, ", "))
 	fs.IntVar(&cfg.Subscribers, "n", cfg.Subscribers, "long-poll subscribers on one channel, one connection each (within the open-file limit)")
-	fs.IntVar(&cfg.Messages, "messages", cfg.Messages, "messages to publish")
-	fs.DurationVar(&cfg.Interval, "interval", cfg.Interval, "time between messages")
-	fs.IntVar(&cfg.PayloadSize, "payload", cfg.PayloadSize, fmt.Sprintf("bytes per message (at least %d)", loadtest.MinPayloadSize))
 	fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "long-poll hold on the brokers (the floor holds until the next publish)")
-	fs.StringVar(&cfg.Pushupd, "pushupd", "", "pushupd binary (default: go build ./cmd/pushupd into a temporary directory)")
-	fs.StringVar(&cfg.Nginx, "nginx", "", "nginx binary (default: $"+testbed.NginxEnv+" or /usr/sbin/nginx)")
-	fs.StringVar(&cfg.NchanModule, "nchan-module", "", "Nchan dynamic module (default: $"+testbed.NchanModuleEnv+" or Debian's libnginx-mod-nchan)")
 	fs.IntVar(&cfg.Workers, "nginx-workers", cfg.Workers, "nginx worker_processes")
-	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "how long connecting and parking every subscriber may take")
-	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "after the last publish, how long to wait for every delivery")
-	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "pause before each memory reading")
+	fanOutFlags(fs, &cfg.CompareConfig)
 	fs.BoolVar(&cfg.Syscalls, "syscalls", cfg.Syscalls, "count each target's system calls during the fan-out with perf stat (apt-get install linux-perf)")
 	fs.StringVar(&cfg.ProfileDir, "perf-record", "", "also sample each target's stacks (user and kernel) during the fan-out into DIR/<target>.perf.data; costs CPU, so compare CPU figures only between runs without it")
 	fs.StringVar(&jsonPath, "json", "", "also write the report as JSON to this file")
@@ -73,13 +65,8 @@ func runFloor(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Pushupd = bin
 	}
 	rep, err := loadtest.Floor(ctx, cfg)
-	if werr := rep.WriteText(stdout); werr != nil {
+	if werr := writeResult(stdout, rep.WriteText, jsonPath, rep); werr != nil {
 		return werr
-	}
-	if jsonPath != "" {
-		if werr := writeJSONFile(jsonPath, rep); werr != nil {
-			return werr
-		}
 	}
 	if err != nil {
 		return err

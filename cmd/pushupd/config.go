@@ -125,7 +125,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.DurationVar(&c.API.SSE.MaxLifetime, "sse-max-lifetime", ac.SSE.MaxLifetime, "an event stream ends after a random 80-100% of this; the client resumes from its last id, and a load balancer may move it")
 	fs.DurationVar(&c.API.SSE.Retry, "sse-retry", ac.SSE.Retry, "the retry: field of event streams: how long a browser waits before reconnecting")
 	fs.IntVar(&c.API.MaxConns, "max-conns", ac.MaxConns, "open client connections after which new ones are served only for /healthz (503 + Retry-After otherwise); 0: the open-file limit less a tenth")
-	fs.BoolVar(&c.Demo, "demo", false, "serve the Q&A demo at /demo/; anyone can then post questions to author:* and tag:* channels, publisher key or not")
+	fs.BoolVar(&c.Demo, "demo", false, "serve the Q&A demo at /demo/; anyone can then post questions to author:* and tag:* channels, publisher key or not. It also makes user:* private and mints their tokens with the first -subscriber-key (with none, a random key of this process: set one for a cluster)")
 
 	fs.StringVar(&c.HealthCheck, "healthcheck", "", "do not serve: GET this URL, or this path on -listen (e.g. /healthz/ready), and exit 0 if it answers 200, 1 otherwise; for container health checks in images without a shell or curl")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "on SIGTERM/SIGINT, how long to wait for answers to be written before closing connections")

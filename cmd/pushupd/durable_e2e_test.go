@@ -153,19 +153,11 @@ func TestE2EWholeClusterRestartKeepsHistory(t *testing.T) {
 		for range ms {
 			<-done
 		}
-		require.Eventually(t, func() bool {
-			for _, m := range ms {
-				resp, err := c.Get(m.d.URL + "/healthz/ready")
-				if err != nil {
-					return false
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					return false
-				}
-			}
-			return true
-		}, 30*time.Second, 20*time.Millisecond, "every node ready")
+		var urls []string
+		for _, m := range ms {
+			urls = append(urls, m.d.URL)
+		}
+		require.Eventually(t, func() bool { return testbed.Ready(c, urls...) }, 30*time.Second, 20*time.Millisecond, "every node ready")
 	}
 	startAll()
 	const n = 300

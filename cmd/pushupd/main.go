@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"syscall"
 
@@ -89,8 +91,14 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 		return err
 	}
 	demoPlugin := demo.Off() // says how to turn it on
+	generatedKey := false
 	if cfg.Demo {
-		if demoPlugin, err = demo.NewPlugin(demo.DefaultConfig()); err != nil {
+		var dc demo.Config
+		dc, generatedKey, err = demoConfig(&cfg.API)
+		if err == nil {
+			demoPlugin, err = demo.NewPlugin(dc)
+		}
+		if err != nil {
 			b.Close()
 			ln.Close()
 			return err
@@ -123,6 +131,9 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 		// operator who set one will look.
 		log.Warn("demo mode: anyone who can reach this server can post questions to author:* and tag:* channels",
 			"page", "/demo/", "publisher_key_set", len(cfg.API.PublisherKeys) > 0)
+		if generatedKey {
+			log.Warn("demo mode: no -subscriber-key, so the demo signs the tokens of its private user:* channels with a random key of this process; give every node of a cluster the same -subscriber-key")
+		}
 	}
 	if ready != nil {
 		ready(ln.Addr())
@@ -196,6 +207,31 @@ func run(ctx context.Context, cfg config, logOut io.Writer, ready func(net.Addr)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// demoConfig is the demo's configuration, and what -demo changes in the
+// API's: the demo shows a private channel per person, user:<name>, so
+// user:* becomes private, and the demo mints its tokens with the first
+// -subscriber-key (the new one while rotating). With no HS256 key it makes
+// a random one for this process and adds it to the keys the API verifies
+// with (generated reports that): `pushupd -demo` then works on one
+// machine with no setup, while a cluster, whose nodes must accept each
+// other's tokens, needs -subscriber-key.
+func demoConfig(ac *api.Config) (dc demo.Config, generated bool, err error) {
+	dc = demo.DefaultConfig()
+	if !slices.Contains(ac.PrivateChannels, demo.UserPrefix+"*") && !slices.Contains(ac.PrivateChannels, "*") {
+		ac.PrivateChannels = append(ac.PrivateChannels, demo.UserPrefix+"*")
+	}
+	if len(ac.SubscriberKeys) == 0 {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return dc, false, fmt.Errorf("demo: generating a subscriber key: %w", err)
+		}
+		ac.SubscriberKeys = append(ac.SubscriberKeys, key)
+		generated = true
+	}
+	dc.TokenKey = ac.SubscriberKeys[0]
+	return dc, generated, nil
 }
 
 // autoHTTP is the -advertise-http value that makes pushupd work out its

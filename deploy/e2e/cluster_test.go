@@ -186,25 +186,7 @@ func testKill(t *testing.T, c *testCluster) {
 	for i := range 6 {
 		subs = append(subs, c.subscribe(fmt.Sprintf("sub%d", i), ch, fixed(c.lb)))
 	}
-	var pubs []*publisher
-	for _, n := range c.nodes {
-		pubs = append(pubs, c.publishN("pub@"+n.name, ch, perPublisher, n.url, false))
-	}
-	viaLB := c.publishN("pub@haproxy", ch, perPublisher, c.lb, true)
-
-	// Mid-stream: once the survivors' publishers are a third through.
-	require.Eventually(t, func() bool {
-		return pubs[0].progress() >= perPublisher/3 && pubs[1].progress() >= perPublisher/3
-	}, 20*time.Second, time.Millisecond)
-	c.kill(victim)
-	for _, s := range subs {
-		s.mu.Lock()
-		s.killed = true
-		s.mu.Unlock()
-	}
-	for _, p := range append(pubs, viaLB) {
-		<-p.done
-	}
+	pubs, viaLB := c.killMidStream(t, ch, perPublisher, victim, subs)
 	require.Less(t, pubs[2].progress(), perPublisher, "the victim's publisher should have failed")
 
 	// Everything a survivor acknowledged reaches every subscriber.
@@ -262,6 +244,37 @@ func testKill(t *testing.T, c *testCluster) {
 	subs[0].mu.Lock()
 	c.resume, c.resumeGot = subs[0].cursor, slices.Clone(subs[0].got)
 	subs[0].mu.Unlock()
+}
+
+// killMidStream runs publishers of perPublisher messages on ch, one on
+// each node (in c.nodes' order) and viaLB through haproxy, which goes on
+// after errors; kills victim mid-stream, once every other node's
+// publisher is a third through; tells subs a node was killed; and waits
+// for every publisher to finish.
+func (c *testCluster) killMidStream(t *testing.T, ch string, perPublisher int, victim *node, subs []*subscriber) (pubs []*publisher, viaLB *publisher) {
+	t.Helper()
+	for _, n := range c.nodes {
+		pubs = append(pubs, c.publishN("pub@"+n.name, ch, perPublisher, n.url, false))
+	}
+	viaLB = c.publishN("pub@haproxy", ch, perPublisher, c.lb, true)
+	require.Eventually(t, func() bool {
+		for i, n := range c.nodes {
+			if n != victim && pubs[i].progress() < perPublisher/3 {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, time.Millisecond)
+	c.kill(victim)
+	for _, s := range subs {
+		s.mu.Lock()
+		s.killed = true
+		s.mu.Unlock()
+	}
+	for _, p := range append(pubs, viaLB) {
+		<-p.done
+	}
+	return pubs, viaLB
 }
 
 // (d) The killed node, restarted with the same name and ports, copies a

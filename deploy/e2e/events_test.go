@@ -51,23 +51,7 @@ func TestEventsResumeThroughHAProxyAfterKill(t *testing.T) {
 	}
 	require.Positive(t, onVictim, "haproxy (leastconn) put some streams on the victim")
 
-	var pubs []*publisher
-	for _, n := range c.nodes {
-		pubs = append(pubs, c.publishN("pub@"+n.name, ch, perPublisher, n.url, false))
-	}
-	viaLB := c.publishN("pub@haproxy", ch, perPublisher, c.lb, true)
-	require.Eventually(t, func() bool {
-		return pubs[0].progress() >= perPublisher/3 && pubs[1].progress() >= perPublisher/3
-	}, 20*time.Second, time.Millisecond)
-	c.kill(victim)
-	for _, s := range streams {
-		s.mu.Lock()
-		s.killed = true
-		s.mu.Unlock()
-	}
-	for _, p := range append(pubs, viaLB) {
-		<-p.done
-	}
+	pubs, viaLB := c.killMidStream(t, ch, perPublisher, victim, streams)
 
 	var keys []msgKey
 	for i, n := range survivors {

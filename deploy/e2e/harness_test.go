@@ -177,19 +177,11 @@ func (c *testCluster) healthCheck(n *node) error {
 // waitReady waits until the nodes answer /healthz/ready with 200.
 func (c *testCluster) waitReady(nodes ...*node) {
 	c.t.Helper()
-	require.Eventually(c.t, func() bool {
-		for _, n := range nodes {
-			resp, err := c.client.Get(n.url + "/healthz/ready")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return false
-			}
-		}
-		return true
-	}, 20*time.Second, 20*time.Millisecond, "nodes not ready")
+	var urls []string
+	for _, n := range nodes {
+		urls = append(urls, n.url)
+	}
+	require.Eventually(c.t, func() bool { return testbed.Ready(c.client, urls...) }, 20*time.Second, 20*time.Millisecond, "nodes not ready")
 }
 
 // waitServers waits until haproxy shows each server in the given state.

@@ -5,8 +5,8 @@
 // configuration) and Nginx with the Nchan module (Nchan). It also owns
 // what every such run needs around them: free loopback ports
 // (FreeLoopbackAddr), the open-file limit (RaiseFileLimit,
-// CheckFileBudget) and death signals, so that a killed test leaves no
-// server behind.
+// CheckFileBudget), waiting for nodes to be ready (Ready) and death
+// signals, so that a killed test leaves no server behind.
 //
 // It links nothing but the standard library and deploy/haproxy, so a
 // test of a cluster does not pull in the load tester's reports and plots.

@@ -38,8 +38,10 @@ func startDemoCluster(t *testing.T) *demoCluster {
 	for i, name := range []string{"n1", "n2", "n3"} {
 		bind, err := testbed.FreeLoopbackAddr(true)
 		require.NoError(t, err)
+		// One subscriber key for all: a token the demo mints on one node
+		// must open user:<name> on the others.
 		args := []string{"-demo", "-node-name", name, "-cluster-bind", bind, "-cluster-key", "browser-test",
-			"-join-timeout", "3s"}
+			"-join-timeout", "3s", "-subscriber-key", "the-browser-test-cluster-subscriber-key"}
 		if i == 0 {
 			first = bind
 		} else {
@@ -178,5 +180,26 @@ func TestDemoAgainstClusterBehindHAProxy(t *testing.T) {
 		}
 	}
 	assert.Equal(t, "live", eval[string](t, alice, `document.getElementById("status").dataset.state`))
+
+	// Alice's private channel: a token the demo minted on one node opens
+	// user:alice on every node, so her page reads it whichever node polls.
+	resp, err := http.Get(c.nodes[0].URL + "/demo/api/token?name=alice")
+	require.NoError(t, err)
+	var tok struct{ Token string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&tok))
+	resp.Body.Close()
+	for _, d := range c.nodes {
+		resp, err := http.Get(d.URL + "/v1/subscribe?timeout=0&channels=user:alice&token=" + tok.Token)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "%s accepts a token minted by %s", d.URL, c.nodes[0].URL)
+	}
+	resp, err = http.Post(c.nodes[2].URL+"/v1/publish", "application/json",
+		strings.NewReader(`{"channels":["user:alice"],"data":{"text":"frank answered your question"}}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	waitFor(t, alice, "alice's private notification", `document.querySelectorAll("#inbox li").length === 1`, 10*time.Second)
+	assert.Equal(t, "live", eval[string](t, alice, `document.getElementById("inbox-status").dataset.state`))
 	screenshot(t, bob, "demo-cluster-bob")
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,10 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pushuphq/pushup/api"
+	"github.com/pushuphq/pushup/broker"
+	"github.com/pushuphq/pushup/web/demo"
 )
 
 // feedItem is one entry of a demo page's feed.
@@ -160,4 +165,75 @@ func TestDemoResumesAfterNetworkCut(t *testing.T) {
 	t.Logf("caught up %s after the network came back", time.Since(cut).Round(time.Millisecond))
 	assert.Equal(t, []string{during[2], during[1], during[0], first}, ids(feed(t, page)),
 		"all three posted during the cut, each once, in order, and the first not again")
+}
+
+// inboxJS lists the ids of a demo page's private notifications, newest first.
+const inboxJS = `[...document.querySelectorAll("#inbox li")].map((li) => li.dataset.id)`
+
+// TestDemoPrivateChannelPerUser: each demo page follows its person's
+// private channel, user:<name>, with a token the demo mints: Alice's page
+// shows what is published to user:alice and Bob's does not, and Bob's
+// token cannot open Alice's channel. When the token expires, the page's
+// getToken fetches a new one and nothing is missed.
+func TestDemoPrivateChannelPerUser(t *testing.T) {
+	key := []byte("the-browser-test-demo-token-key-of-32+")
+	var skew atomic.Int64 // moves the token clocks, not the broker's
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	srv := startPushup(t, func(c *api.Config) {
+		dc := demo.DefaultConfig()
+		dc.TokenKey, dc.Now = key, now
+		p, err := demo.NewPlugin(dc)
+		require.NoError(t, err)
+		c.Plugins = []api.Plugin{p}
+		c.PrivateChannels = []string{demo.UserPrefix + "*"}
+		c.SubscriberKeys = [][]byte{key}
+		c.Now = now
+	})
+	alice := newPage(t, "alice")
+	bob := newPage(t, "bob")
+	run(t, alice, chromedp.Navigate(srv.URL+"/demo/?name=alice&tags=go"))
+	run(t, bob, chromedp.Navigate(srv.URL+"/demo/?name=bob&tags=go"))
+	require.Eventually(t, func() bool { return waiting(srv, "user:alice") == 1 && waiting(srv, "user:bob") == 1 },
+		5*time.Second, 5*time.Millisecond, "each page waits on its own private channel")
+
+	notify := func(user, text string) string {
+		msgs, err := srv.B.Publish(broker.Publication{Channels: []string{demo.UserPrefix + user},
+			Data: json.RawMessage(`{"type":"notification","text":` + jsString(text) + `}`)})
+		require.NoError(t, err)
+		return msgs[0].ID
+	}
+	inboxShows := func(id string) string {
+		return `document.querySelector('#inbox li[data-id=' + JSON.stringify(` + jsString(id) + `) + ']') !== null`
+	}
+	n1 := notify("alice", "bob answered your question")
+	waitFor(t, alice, "alice's notification", inboxShows(n1), 5*time.Second)
+	// Published after n1: had Bob's page been given n1, it would show it
+	// before n2.
+	n2 := notify("bob", "carol answered your question")
+	waitFor(t, bob, "bob's notification", inboxShows(n2), 5*time.Second)
+	assert.Equal(t, []string{n2}, eval[[]string](t, bob, inboxJS), "bob sees his own only")
+	assert.Equal(t, []string{n1}, eval[[]string](t, alice, inboxJS), "alice sees hers only")
+	assert.Equal(t, "live", eval[string](t, alice, `document.getElementById("inbox-status").dataset.state`))
+	assert.Empty(t, feed(t, alice), "notifications stay out of the public feed")
+
+	// Bob's own token does not open Alice's channel.
+	status := eval[int](t, bob, `(async () => {
+		const tok = (await (await fetch("api/token?name=bob")).json()).token;
+		return (await fetch("../v1/subscribe?channels=user:alice&timeout=0&token=" + tok)).status;
+	})()`)
+	assert.Equal(t, http.StatusForbidden, status)
+
+	// Alice's token expires while her poll waits. The poll is not cut; the
+	// next one is refused, and the page fetches a new token and polls on
+	// from its cursor.
+	tokenFetches := `performance.getEntriesByType("resource").filter((e) => e.name.includes("/demo/api/token")).length`
+	require.Equal(t, 1, eval[int](t, alice, tokenFetches))
+	skew.Store(int64(demo.DefaultConfig().TokenTTL + time.Second))
+	n3 := notify("alice", "dave commented on your answer")
+	n4 := notify("alice", "erin upvoted your question")
+	waitFor(t, alice, "the notification after the renewal", inboxShows(n4), 5*time.Second)
+	assert.Equal(t, []string{n4, n3, n1}, eval[[]string](t, alice, inboxJS), "each once, in order, none lost")
+	assert.Equal(t, 2, eval[int](t, alice, tokenFetches), "one new token")
+	assert.Equal(t, "live", eval[string](t, alice, `document.getElementById("inbox-status").dataset.state`))
+	screenshot(t, alice, "demo-private-alice")
 }

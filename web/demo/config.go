@@ -2,6 +2,7 @@ package demo
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/pushuphq/pushup/broker"
 )
@@ -24,6 +25,17 @@ type Config struct {
 	// (a 200-character title is at most 800 bytes of UTF-8) and rejects
 	// anything larger before reading it.
 	MaxBodyBytes int64
+	// TokenKey is the HS256 secret GET /demo/api/token signs subscriber
+	// tokens with: one of the keys the server verifies them with
+	// (api.Config.SubscriberKeys). Empty: the endpoint answers 404 and the
+	// page shows no private channel.
+	TokenKey []byte
+	// TokenTTL is how long a minted token is valid. Five minutes: short,
+	// so the page shows pushup.js renewing it with getToken, and long
+	// enough that a renewal is rare next to the polls it covers.
+	TokenTTL time.Duration
+	// Now is the clock tokens are dated by; nil means time.Now. Tests set it.
+	Now func() time.Time
 }
 
 // DefaultConfig returns the limits pushupd -demo uses.
@@ -34,6 +46,7 @@ func DefaultConfig() Config {
 		MaxTags:      5,
 		MaxTagLen:    32,
 		MaxBodyBytes: 4 << 10,
+		TokenTTL:     5 * time.Minute,
 	}
 }
 
@@ -51,6 +64,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("demo: MaxTags must be positive, got %d", c.MaxTags)
 	case c.MaxBodyBytes < 1:
 		return fmt.Errorf("demo: MaxBodyBytes must be positive, got %d", c.MaxBodyBytes)
+	case len(c.TokenKey) > 0 && len(c.TokenKey) < 32:
+		return fmt.Errorf("demo: TokenKey must be at least 32 bytes, as the server's subscriber keys, got %d", len(c.TokenKey))
+	case c.TokenTTL <= 0:
+		return fmt.Errorf("demo: TokenTTL must be positive, got %s", c.TokenTTL)
 	}
 	return nil
 }

@@ -13,8 +13,15 @@
 // HTTP front (NewPlugin, an api.Plugin; Off for a server without it). Posting
 // goes through pushupd because browsers must never hold the publisher key:
 // the endpoint publishes only well-formed questions, only to author: and
-// tag: channels, within Config's limits. Nothing here keeps state between
-// requests, and the page subscribes with pushup.js and resumes from
-// cursors, so the demo works unchanged against a cluster behind a load
-// balancer.
+// tag: channels, within Config's limits.
+//
+// Each person also follows a private channel, "user:<name>" (UserPrefix),
+// for notifications. The plug-in plays the application's backend there:
+// GET /demo/api/token mints a short-lived subscriber token granting that
+// one channel, signed with Config.TokenKey, and the page hands it to
+// pushup.js through getToken, which fetches a new one when it expires.
+//
+// Nothing here keeps state between requests, and the page subscribes with
+// pushup.js and resumes from cursors, so the demo works unchanged against
+// a cluster behind a load balancer, provided its nodes share the token key.
 package demo

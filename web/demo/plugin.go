@@ -65,7 +65,9 @@ func loadStatic(fsys fs.FS) (map[string]staticFile, error) {
 }
 
 // Plugin serves the demo beside the API (an api.Plugin): its page under
-// /demo/ and its question endpoint, POST /demo/api/questions. That
+// /demo/, its question endpoint, POST /demo/api/questions, and its token
+// endpoint, GET /demo/api/token, which mints the subscriber token of the
+// page's private channel, user:<name>, when Config.TokenKey is set. The question
 // endpoint publishes without the publisher key (browsers must not hold
 // it), but only validated questions, only to author:<name> and tag:<t>
 // channels, within its Config. It holds no state between requests and is
@@ -105,6 +107,7 @@ func (p *Plugin) Mount(r chi.Router, front api.Front) {
 		r.Head("/demo/"+name, p.serveAsset)
 	}
 	r.Post("/demo/api/questions", front.Handle(p.postQuestion))
+	r.Get("/demo/api/token", front.Handle(p.getToken))
 }
 
 // redirectToPage sends /demo to /demo/, so the page's relative URLs

@@ -100,6 +100,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.MaxTitleLen = 0 }, "MaxTitleLen"},
 		{func(c *Config) { c.MaxTags = 0 }, "MaxTags"},
 		{func(c *Config) { c.MaxBodyBytes = 0 }, "MaxBodyBytes"},
+		{func(c *Config) { c.TokenKey = []byte("short") }, "TokenKey"},
+		{func(c *Config) { c.TokenTTL = 0 }, "TokenTTL"},
 	} {
 		c := DefaultConfig()
 		tc.change(&c)

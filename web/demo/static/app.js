@@ -129,3 +129,78 @@ $("follow-authors").value = params.get("authors") ?? "";
 if (params.get("tags") || params.get("authors")) {
   follow(words($("follow-tags").value), words($("follow-authors").value));
 }
+
+// The private channel. user:<name> carries this person's notifications,
+// and only they may read it: the server makes user:* private, and this
+// demo's own server plays the application's backend, minting a token that
+// grants that one channel for a few minutes (GET api/token). pushup.js
+// calls getToken for the first poll and again when the token expires,
+// then polls from the same cursor, so nothing is missed across renewals.
+// A real backend mints only for the person signed in; the demo has no
+// sign-in, so it shows the mechanism, not a login.
+
+/** @type {import("../pushup.js").Subscription | null} */
+let inbox = null;
+
+/** inboxToken fetches a fresh token for name's private channel. */
+async function inboxToken(name) {
+  const res = await fetch(`api/token?name=${encodeURIComponent(name)}`, { cache: "no-store" });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw Object.assign(new Error(body.message ?? `HTTP ${res.status}`), { status: res.status });
+  return body.token;
+}
+
+function setInboxStatus(state, text) {
+  const el = $("inbox-status");
+  el.dataset.state = state;
+  el.textContent = text;
+}
+
+/** showNotification adds a private message to the top of the inbox. */
+function showNotification(message) {
+  const li = element("li", "notification");
+  li.dataset.id = message.id;
+  const d = message.data;
+  const text = d && typeof d.text === "string" ? d.text : JSON.stringify(d);
+  li.append(element("span", "title", text), element("span", "meta", `at ${new Date(message.time).toLocaleTimeString()}`));
+  $("inbox").prepend(li);
+}
+
+/** followInbox replaces the inbox's subscription with one to user:<name>. */
+function followInbox(name) {
+  inbox?.unsubscribe();
+  inbox = null;
+  $("inbox").replaceChildren();
+  if (!name) {
+    setInboxStatus("idle", "Enter your name to follow your private channel.");
+    return;
+  }
+  const channel = `user:${name}`;
+  setInboxStatus("listening", `Listening on ${channel} (private)`);
+  // Long polls, not shared with other tabs: pushup.js keeps a token to
+  // its own tab, and long-polls it so a 401 says when to renew.
+  inbox = subscribe([channel], showNotification, {
+    getToken: () => inboxToken(name),
+    onAnswer: () => setInboxStatus("live", `Live on ${channel}, with a token only you get`),
+    onError: (err) => {
+      if (err.cause?.status === 404) {
+        // A server with no key to mint tokens: no private channel here.
+        inbox?.unsubscribe();
+        setInboxStatus("off", err.cause.message);
+        $("inbox-section").hidden = true;
+        return;
+      }
+      setInboxStatus("retrying", `Problem (${err.message}); retrying in ${(err.retryIn / 1000).toFixed(1)} s`);
+    },
+    onClosed: (err) => setInboxStatus("closed", `Stopped: ${err.message} (${err.code})`),
+  });
+}
+
+$("ask-author").addEventListener("change", () => {
+  const name = $("ask-author").value.trim();
+  const params = new URLSearchParams(location.search);
+  params.set("name", name);
+  history.replaceState(null, "", `?${params}`);
+  followInbox(name);
+});
+followInbox(($("ask-author").value ?? "").trim());
