@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,15 +18,7 @@ import (
 // openRawStreams opens n GET /v1/events streams on raw connections.
 func openRawStreams(t testing.TB, ts *testServer, n int, query string) []net.Conn {
 	t.Helper()
-	conns := make([]net.Conn, n)
-	for i := range conns {
-		c, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
-		require.NoError(t, err)
-		_, err = fmt.Fprintf(c, "GET /v1/events?%s HTTP/1.1\r\nHost: pushup\r\n\r\n", query)
-		require.NoError(t, err)
-		conns[i] = c
-	}
-	return conns
+	return rawGets(t, ts, n, "/v1/events?"+query)
 }
 
 // In the event model an open stream is a record in the engine between

@@ -199,34 +199,29 @@ func appendEvent(b []byte, name, id string, data []byte) []byte {
 		b = append(b, id...)
 		b = append(b, '\n')
 	}
-	for {
-		line, rest, more := cutLine(data)
-		b = append(b, "data: "...)
-		b = append(b, line...)
-		b = append(b, '\n')
-		if !more {
-			break
-		}
-		data = rest
-	}
-	return append(b, '\n')
+	return append(appendLines(b, "data: ", data), '\n')
 }
 
 // appendComment appends text as comment lines, one per line of text.
 // EventSource ignores comments; proxies see a connection in use.
 func appendComment(b []byte, text string) []byte {
-	data := []byte(text)
+	return append(appendLines(b, ": ", []byte(text)), '\n')
+}
+
+// appendLines appends each line of data, whatever its line ending, as a
+// field line that starts with prefix: a line break inside a field would
+// end it.
+func appendLines(b []byte, prefix string, data []byte) []byte {
 	for {
 		line, rest, more := cutLine(data)
-		b = append(b, ": "...)
+		b = append(b, prefix...)
 		b = append(b, line...)
 		b = append(b, '\n')
 		if !more {
-			break
+			return b
 		}
 		data = rest
 	}
-	return append(b, '\n')
 }
 
 // cutLine splits b at its first line ending: CRLF, LF or CR, all of which

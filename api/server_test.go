@@ -170,11 +170,17 @@ func TestSlowHeadersAreCutOff(t *testing.T) {
 // parkRaw opens n raw connections, each a waiting subscribe.
 func parkRaw(t testing.TB, ts *testServer, n int, query string) []net.Conn {
 	t.Helper()
+	return rawGets(t, ts, n, "/v1/subscribe?"+query)
+}
+
+// rawGets opens n raw connections, each sending one GET of target.
+func rawGets(t testing.TB, ts *testServer, n int, target string) []net.Conn {
+	t.Helper()
 	conns := make([]net.Conn, n)
 	for i := range conns {
 		c, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
 		require.NoError(t, err)
-		_, err = fmt.Fprintf(c, "GET /v1/subscribe?%s HTTP/1.1\r\nHost: pushup\r\n\r\n", query)
+		_, err = fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: pushup\r\n\r\n", target)
 		require.NoError(t, err)
 		conns[i] = c
 	}
