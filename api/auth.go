@@ -37,25 +37,12 @@ const tokenCacheSize = 1 << 16
 // algorithm confusion ("alg":"none", or an HMAC keyed with a public key).
 var tokenMethods = []string{"HS256", "RS256", "ES256", "EdDSA"}
 
-// grant is what a verified token allows.
+// grant is what a verified token allows: its channels claim, read as
+// names and prefixes ending in "*", like -private-channels.
 type grant struct {
-	exact    map[string]struct{}
-	prefixes []string
-	exp      time.Time
-	nbf      time.Time
-}
-
-// allows reports whether the grant covers channel name.
-func (g *grant) allows(name string) bool {
-	if _, ok := g.exact[name]; ok {
-		return true
-	}
-	for _, p := range g.prefixes {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
+	channelPatterns
+	exp time.Time
+	nbf time.Time
 }
 
 // subscriberClaims are the claims of a subscriber token.
@@ -173,16 +160,9 @@ func (v *tokenVerifier) verify(token string) (*grant, error) {
 	case err != nil:
 		return nil, tokenInvalid(strings.TrimPrefix(err.Error(), "token has invalid claims: "))
 	}
-	g = &grant{exact: make(map[string]struct{}, len(claims.Channels)), exp: claims.ExpiresAt.Time}
+	g = &grant{channelPatterns: newChannelPatterns(claims.Channels), exp: claims.ExpiresAt.Time}
 	if claims.NotBefore != nil {
 		g.nbf = claims.NotBefore.Time
-	}
-	for _, c := range claims.Channels {
-		if p, ok := strings.CutSuffix(c, "*"); ok {
-			g.prefixes = append(g.prefixes, p)
-		} else {
-			g.exact[c] = struct{}{}
-		}
 	}
 	v.store(token, g, now)
 	return g, nil
@@ -281,7 +261,7 @@ func (s *Server) authorizeSubscribe(r *http.Request, channels []string) error {
 		return err
 	}
 	for _, c := range channels {
-		if s.private.match(c) && !g.allows(c) {
+		if s.private.match(c) && !g.match(c) {
 			return &apiError{status: http.StatusForbidden, code: "channel_forbidden",
 				msg: fmt.Sprintf("the subscriber token does not grant channel %q", c)}
 		}

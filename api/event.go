@@ -142,7 +142,7 @@ func (m *eventModel) ServeFast(c *eventConn, h evhttp.Head) {
 			return
 		}
 		req, err := parseSubscribeQuery(h.Query, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
-		if err == nil && s.cfg.Cluster != nil && !s.cfg.Cluster.Ready() && !s.b.Closed() {
+		if err == nil && s.clusterNotReady() {
 			err = errNotReady
 		}
 		if err == nil {

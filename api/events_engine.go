@@ -110,7 +110,7 @@ func (m *eventModel) serveStreamFast(c *eventConn, h evhttp.Head, acao string) (
 		return fail(errOverloaded)
 	}
 	req, err := s.parseEventsRequest(h.Query, h.LastEventID)
-	if err == nil && s.cfg.Cluster != nil && !s.cfg.Cluster.Ready() && !s.b.Closed() {
+	if err == nil && s.clusterNotReady() {
 		err = errNotReady
 	}
 	var st *sseStream

@@ -93,18 +93,15 @@ func (s *Server) subscribeAndWait(w http.ResponseWriter, r *http.Request, req br
 	return nil
 }
 
-// threadModel is ModelThread: as ModelGoroutine, with an OS thread held
-// for each waiting request (see threadGate).
+// threadModel is ModelThread: as ModelGoroutine (whose listen and
+// shutdown it keeps), with an OS thread held for each waiting request (see
+// threadGate).
 type threadModel struct {
-	s    *Server
+	goroutineModel
 	gate *threadGate
 }
 
 func (m *threadModel) model() Model { return ModelThread }
-func (m *threadModel) listen(ln net.Listener) (net.Listener, error) {
-	return m.s.conns.Listener(ln), nil
-}
-func (m *threadModel) shutdown(context.Context) error { return nil }
 
 func (m *threadModel) subscribe(w http.ResponseWriter, r *http.Request, req broker.SubscribeRequest) error {
 	return m.s.subscribeAndWait(w, r, req, m.gate.await)

@@ -67,7 +67,7 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	switch {
 	case cfg.Model == ModelThread:
 		raiseMaxThreads(cfg.MaxThreads)
-		m := &threadModel{s: s, gate: newThreadGate(cfg.MaxThreads, osThreadLimits())}
+		m := &threadModel{goroutineModel: goroutineModel{s}, gate: newThreadGate(cfg.MaxThreads, osThreadLimits())}
 		s.holder = m
 		s.reg.MustRegister(newThreadCollector(m.gate))
 		s.log.Info("thread model: each waiting request holds an OS thread", "bounds", m.gate.describe())
@@ -257,6 +257,12 @@ func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, healthBody{Status: "ok", Live: true, Ready: s.notReady() == ""})
 }
 
+// clusterNotReady reports a node still joining its cluster: API
+// requests wait for it, unless the node is closing anyway.
+func (s *Server) clusterNotReady() bool {
+	return s.cfg.Cluster != nil && !s.cfg.Cluster.Ready() && !s.b.Closed()
+}
+
 // errNotReady answers API requests while the node joins its cluster.
 var errNotReady = &apiError{status: http.StatusServiceUnavailable, code: "not_ready",
 	msg: "this node is joining its cluster and does not serve yet; retry, or use another node"}
@@ -264,7 +270,7 @@ var errNotReady = &apiError{status: http.StatusServiceUnavailable, code: "not_re
 // requireReady refuses API requests while the node is not ready.
 func (s *Server) requireReady(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.Cluster != nil && !s.cfg.Cluster.Ready() && !s.b.Closed() {
+		if s.clusterNotReady() {
 			s.writeError(w, r, errNotReady)
 			return
 		}

@@ -50,7 +50,7 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 
 // LocalState is this node's push/pull state: every position it holds.
 func (d *delegate) LocalState(join bool) []byte {
-	return encodePositions(msgDigest, d.n.cfg.NodeName, d.n.positions(false))
+	return encodePositions(msgDigest, d.n.cfg.NodeName, d.n.positions())
 }
 
 // MergeRemoteState takes a peer's push/pull state.

@@ -108,5 +108,5 @@ func (n *Node) servePositions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Write(encodePositions(msgDigest, n.cfg.NodeName, n.positions(false)))
+	w.Write(encodePositions(msgDigest, n.cfg.NodeName, n.positions()))
 }

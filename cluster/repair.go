@@ -13,15 +13,14 @@ import (
 	"github.com/pushuphq/pushup/broker"
 )
 
-// positions returns what this node holds of each origin (only its own
-// origin when own is true).
-func (n *Node) positions(own bool) []position {
+// positions returns what this node holds of each origin.
+func (n *Node) positions() []position {
 	if n.b == nil {
 		return nil
 	}
 	var ps []position
 	for _, p := range n.b.Positions() {
-		if (!own || p.Local) && p.Seq > 0 {
+		if p.Seq > 0 {
 			ps = append(ps, position{Origin: p.Origin, Seq: p.Seq})
 		}
 	}

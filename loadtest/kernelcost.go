@@ -101,6 +101,7 @@ func parseProcStatUserSys(stat []byte) (user, sys float64, err error) {
 		return 0, 0, fmt.Errorf("no command name")
 	}
 	fields := bytes.Fields(stat[i+1:])
+	// fields[0] is field 3 (state); utime and stime are fields 14 and 15.
 	if len(fields) < 13 {
 		return 0, 0, fmt.Errorf("%d fields after the command name, want at least 13", len(fields))
 	}

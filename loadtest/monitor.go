@@ -129,21 +129,8 @@ func parseThreads(status []byte) (int64, error) {
 // The command name (field 2) may hold spaces and parentheses, so fields
 // are counted from the last ')'.
 func parseProcStatCPU(stat []byte) (float64, error) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("no command name")
-	}
-	fields := bytes.Fields(stat[i+1:])
-	// fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("%d fields after the command name, want at least 13", len(fields))
-	}
-	utime, err1 := strconv.ParseUint(string(fields[11]), 10, 64)
-	stime, err2 := strconv.ParseUint(string(fields[12]), 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("utime %q, stime %q", fields[11], fields[12])
-	}
-	return float64(utime+stime) / userHZ, nil
+	u, s, err := parseProcStatUserSys(stat)
+	return u + s, err
 }
 
 // MetricsProbe reads a node's figures from its /metrics

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -60,11 +58,7 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			r.PeakRate, r.Peak10ms, r.Ramp.Round(time.Millisecond))
 	}
 	if *jsonPath != "" {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(*jsonPath, append(b, '\n'), 0o644)
+		return writeJSONFile(*jsonPath, rep)
 	}
 	return nil
 }

@@ -163,15 +163,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		return c, fmt.Errorf("unexpected arguments %q (flags start with -)", fs.Args())
 	}
 
-	c.API.CORSOrigins = nil
-	for _, o := range strings.Split(*cors, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			c.API.CORSOrigins = append(c.API.CORSOrigins, o)
-		}
-	}
-	for _, k := range splitList(*publisherKeys) {
-		c.API.PublisherKeys = append(c.API.PublisherKeys, k)
-	}
+	c.API.CORSOrigins = splitList(*cors)
+	c.API.PublisherKeys = splitList(*publisherKeys)
 	for _, k := range splitList(*subscriberKeys) {
 		c.API.SubscriberKeys = append(c.API.SubscriberKeys, []byte(k))
 	}

@@ -113,11 +113,15 @@ func parseFastHead(head []byte, path string) (h Head, ok bool) {
 			}
 			h.LastEventID = string(value)
 		case asciiEqualFold(name, "connection"):
-			for _, tok := range strings.Split(string(value), ",") {
-				switch strings.ToLower(strings.TrimSpace(tok)) {
-				case "close":
+			// Browsers send this on every poll: read it in place.
+			for v := value; len(v) > 0; {
+				var tok []byte
+				tok, v, _ = bytes.Cut(v, []byte(","))
+				tok = bytes.TrimSpace(tok)
+				switch {
+				case asciiEqualFold(tok, "close"):
 					h.KeepAlive = false
-				case "upgrade":
+				case asciiEqualFold(tok, "upgrade"):
 					return h, false
 				}
 			}

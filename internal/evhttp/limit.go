@@ -33,9 +33,6 @@ func NewLimit(maxConns int) *Limit {
 	return &Limit{soft: soft, hard: soft + max(8, soft/20)}
 }
 
-// Max is the bound after which new connections are marked.
-func (l *Limit) Max() int64 { return l.soft }
-
 // Refused counts connections and requests refused for being over the
 // limit (Refuse counts those the server answers itself).
 func (l *Limit) Refused() uint64 {
