@@ -14,8 +14,9 @@ import (
 const recordVersion = 1
 
 // encodeEvent appends ev's record to b: version, kind, commit order,
-// origin, seq, time, then the kind's fields (a publication's channels and
-// payload; a renewal's channel and ttl; a close's channel). Integers are
+// origin, seq, time, then the kind's fields (a publication's channels,
+// payload and, if it has one, idempotency key; a renewal's channel and
+// ttl; a close's channel). Integers are
 // varints except the origin and time, which are random-looking or large.
 func encodeEvent(b []byte, ev broker.Event, order uint64) []byte {
 	b = append(b, recordVersion, byte(ev.Kind))
@@ -31,6 +32,11 @@ func encodeEvent(b []byte, ev broker.Event, order uint64) []byte {
 			b = appendBytes(b, []byte(c))
 		}
 		b = appendBytes(b, m.Data)
+		if ev.IdempotencyKey != "" {
+			// Last and optional, so records written without it still
+			// read: a replayed publication keeps answering its retries.
+			b = appendBytes(b, []byte(ev.IdempotencyKey))
+		}
 	case broker.EventRenew:
 		b = appendBytes(b, []byte(ev.Channel))
 		b = binary.AppendUvarint(b, uint64(ev.TTL))
@@ -111,6 +117,9 @@ func decodeEvent(rec []byte) (broker.Event, uint64, error) {
 			chans = append(chans, string(d.bytes()))
 		}
 		data := d.bytes()
+		if d.err == nil && len(d.b) > 0 {
+			ev.IdempotencyKey = string(d.bytes())
+		}
 		if d.err != nil {
 			return broker.Event{}, 0, d.err
 		}
