@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,60 +21,90 @@ import (
 	"github.com/pushuphq/pushup/internal/testbed"
 )
 
-// Brokers are the servers Compare can run side by side. Centrifugo is
-// measured on server-sent events only (its unidirectional SSE).
-var Brokers = []string{"pushup", "nchan", "centrifugo"}
+// CompareTargets are the servers Compare can run side by side: the floor
+// server (only what the kernel must do per delivery, see
+// floorserver_linux.go), pushupd, Nginx + Nchan, and Centrifugo (measured
+// on server-sent events only, its unidirectional SSE).
+var CompareTargets = []string{"floor", "pushup", "nchan", "centrifugo"}
 
 // CompareConfig configures a side-by-side run: the same subscribers, the
-// same publisher and the same measurements against each broker in turn,
-// each started fresh on this machine. Every broker is measured through
+// same publisher and the same measurements against each target in turn,
+// each started fresh on this machine. Every target is measured through
 // one small client (a goroutine and a bufio.Reader per subscriber, over
 // raw HTTP/1.1), so what differs between the rows is the server.
 type CompareConfig struct {
-	// Brokers to run, in order (see Brokers).
-	Brokers []string
+	// Targets to run, in order (see CompareTargets).
+	Targets []string `json:"targets"`
 	// Transport is what the subscribers do: TransportLongPoll (long
 	// polls; the default) or TransportSSE (one server-sent event stream
 	// each: PushUp's /v1/events, Nchan's EventSource, Centrifugo's uni
-	// SSE; see streams.go).
-	Transport string
+	// SSE; see streams.go). The floor serves long polls only.
+	Transport string `json:"transport"`
 	// Centrifugo is the centrifugo binary (empty: testbed.FindCentrifugo).
-	Centrifugo string
+	Centrifugo string `json:"centrifugo,omitempty"`
 	// Subscribers long-poll one channel, one connection each.
-	Subscribers int
+	Subscribers int `json:"subscribers"`
 	// Messages are published Interval apart, PayloadSize bytes each (the
 	// publisher's timestamp inside).
-	Messages    int
-	Interval    time.Duration
-	PayloadSize int
+	Messages    int           `json:"messages"`
+	Interval    time.Duration `json:"interval_ns"`
+	PayloadSize int           `json:"payload_bytes"`
 	// Hold is the long poll's wait before an empty answer, on every
-	// broker.
-	Hold time.Duration
+	// broker (the floor holds a poll until the next publish).
+	Hold time.Duration `json:"hold_ns"`
 	// Pushupd is the pushupd binary (run with -model=event); Nginx and
 	// NchanModule Nchan's (empty: Debian's, see testbed.FindNchan).
-	Pushupd            string
-	Nginx, NchanModule string
+	Pushupd     string `json:"pushupd,omitempty"`
+	Nginx       string `json:"nginx,omitempty"`
+	NchanModule string `json:"nchan_module,omitempty"`
 	// Workers is nginx's worker_processes. pushupd uses every core
 	// (GOMAXPROCS), but Debian's Nchan 1.3.6 with 2 workers crashed a
 	// worker (SIGSEGV, or glibc's "double free detected") in 3 of 8 small
 	// runs here as subscribers connected, and never with 1 in 10: so 1 by
 	// default.
-	Workers int
+	Workers int `json:"nginx_workers"`
 	// ConnectTimeout bounds connecting and parking every subscriber;
-	// Drain the wait for deliveries after the last publish; Settle the
-	// pause before each memory reading.
-	ConnectTimeout, Drain, Settle time.Duration
+	// Drain the wait for deliveries after the last publish.
+	ConnectTimeout time.Duration `json:"connect_timeout_ns"`
+	Drain          time.Duration `json:"drain_ns"`
+	// Settle says when memory counts as settled, for the baseline and
+	// for the parked figure (see settledMemory): RSS steady for its
+	// Window, at most its Timeout.
+	Settle SettleConfig `json:"settle"`
+	// ParkedWait is how long every subscriber has waited before the
+	// parked memory is read: longer than the servers' per-connection
+	// timers (pushupd's 10 s head and write deadlines), because RSS read
+	// before they fire misses what they cost. With pushupd of 2026-12-01
+	// RSS rose by ~370 B per subscriber 10 s after each parked, while
+	// nothing was sent: a 1-second steady window right after parking (as
+	// fanout's) does not see it.
+	ParkedWait time.Duration `json:"parked_wait_ns"`
+	// Syscalls counts every target's system calls during the fan-out
+	// with perf stat (tracepoints: counting costs a little CPU per call,
+	// the same for every target).
+	Syscalls bool `json:"syscalls"`
+	// ProfileDir, if not empty, receives perf record -g samples of each
+	// target during the fan-out, <target>.perf.data (user and kernel
+	// stacks; read with perf report -i). Sampling costs CPU: the run's
+	// CPU figures are then not comparable with a run without it.
+	ProfileDir string `json:"profile_dir,omitempty"`
+	// Cached is the cached-subscribe phase (wrk), after the fan-out, on
+	// the brokers that have one (pushup, nchan).
+	Cached CachedConfig `json:"cached"`
 	// Log receives a line per phase; nil for none.
-	Log io.Writer
+	Log io.Writer `json:"-"`
 }
 
-// DefaultCompareConfig returns issue 3's fan-out shape: 15,000
-// subscribers on one channel, 5 messages of 64 bytes 2 s apart, holds of
-// 60 s, pushupd and Nchan.
+// DefaultCompareConfig returns issue 12's run: the floor, pushupd and
+// Nginx + Nchan, each with 15,000 long-poll subscribers on one channel, 5
+// messages of 64 bytes 2 s apart, holds of 60 s, system calls counted,
+// then wrk's cached-subscribe rate.
 func DefaultCompareConfig() CompareConfig {
 	return CompareConfig{
-		Brokers: []string{"pushup", "nchan"}, Transport: TransportLongPoll, Subscribers: 15_000, Messages: 5, Interval: 2 * time.Second, PayloadSize: 64,
-		Hold: time.Minute, Workers: 1, ConnectTimeout: time.Minute, Drain: 30 * time.Second, Settle: 2 * time.Second,
+		Targets: []string{"floor", "pushup", "nchan"}, Transport: TransportLongPoll, Subscribers: 15_000, Messages: 5, Interval: 2 * time.Second, PayloadSize: 64,
+		Hold: time.Minute, Workers: 1, ConnectTimeout: time.Minute, Drain: 30 * time.Second, Settle: DefaultSettleConfig(),
+		ParkedWait: 15 * time.Second,
+		Syscalls:   true, Cached: DefaultCachedConfig(),
 	}
 }
 
@@ -93,62 +124,126 @@ func checkNames(what string, names, known []string) error {
 
 // Validate reports a configuration that cannot work.
 func (c CompareConfig) Validate() error {
-	if err := checkNames("broker", c.Brokers, Brokers); err != nil {
+	if err := checkNames("target", c.Targets, CompareTargets); err != nil {
 		return err
 	}
 	switch {
 	case c.Transport != TransportLongPoll && c.Transport != TransportSSE:
 		return fmt.Errorf("%w: transport %q: want %q or %q", ErrInvalidConfig, c.Transport, TransportLongPoll, TransportSSE)
-	case c.Transport != TransportSSE && slices.Contains(c.Brokers, "centrifugo"):
+	case c.Transport != TransportSSE && slices.Contains(c.Targets, "centrifugo"):
 		return fmt.Errorf("%w: centrifugo is compared on -transport=sse only", ErrInvalidConfig)
+	case c.Transport == TransportSSE && slices.Contains(c.Targets, "floor"):
+		return fmt.Errorf("%w: the floor serves long polls only", ErrInvalidConfig)
 	case c.Subscribers < 1:
 		return fmt.Errorf("%w: %d subscribers", ErrInvalidConfig, c.Subscribers)
 	case c.Messages < 1 || c.Messages > MaxMessages:
 		return fmt.Errorf("%w: %d messages", ErrInvalidConfig, c.Messages)
-	case c.Interval <= 0, c.Hold < time.Second, c.ConnectTimeout <= 0, c.Drain <= 0, c.Settle < 0:
+	case c.Interval <= 0, c.Hold < time.Second, c.ConnectTimeout <= 0, c.Drain <= 0, c.ParkedWait < 0:
 		return fmt.Errorf("%w: intervals must be positive and the hold at least 1s", ErrInvalidConfig)
+	case c.Settle.Window < 0 || c.Settle.Timeout < 0 || c.Settle.Tolerance < 0:
+		return fmt.Errorf("%w: the settle window, timeout and tolerance must not be negative", ErrInvalidConfig)
 	case c.PayloadSize < MinPayloadSize:
 		return fmt.Errorf("%w: payload of %d bytes is below the minimum, %d", ErrInvalidConfig, c.PayloadSize, MinPayloadSize)
 	}
-	return nil
+	return c.Cached.Validate()
 }
 
-// CompareResult is one broker's row.
+// CompareResult is one target's row: its costs over the fan-out, from
+// just before the first publish until every long-poll subscriber has its
+// last message and is parked again (or the drain's end), and its memory
+// before and after parking.
 type CompareResult struct {
-	Broker  string `json:"broker"`
+	Target  string `json:"target"`
 	Version string `json:"version"`
-	// Memory is summed over the broker's processes (nginx's master and
+	// Subscribers is how many were parked (the configuration's).
+	Subscribers int `json:"subscribers"`
+	// LoadAverage is the machine's 1-minute load average as the fan-out
+	// started (/proc/loadavg): the cores are shared with whatever else
+	// runs.
+	LoadAverage float64 `json:"load_average"`
+	// Processes and Threads are the target's, once parked and at the end.
+	Processes int `json:"processes"`
+	Threads   int `json:"threads"`
+	// Memory is summed over the target's processes (nginx's master and
 	// workers): RSS counts shared memory once per process, PSS shares it
 	// out, so PSS is the fair sum; for one process they are equal but for
-	// rounding.
+	// rounding. Baseline is before the subscribers connect, Parked once
+	// they all wait (each settled, see settledMemory), Peak the highest
+	// sample during the fan-out.
+	BaselineRSS int64 `json:"baseline_rss_bytes"`
+	ParkedRSS   int64 `json:"parked_rss_bytes"`
+	PeakRSS     int64 `json:"peak_rss_bytes"`
 	BaselinePSS int64 `json:"baseline_pss_bytes"`
 	ParkedPSS   int64 `json:"parked_pss_bytes"`
 	PeakPSS     int64 `json:"peak_pss_bytes"`
-	ParkedRSS   int64 `json:"parked_rss_bytes"`
-	Processes   int   `json:"processes"`
-	// PerSubscriber is (ParkedPSS - BaselinePSS) / subscribers.
-	PerSubscriber float64 `json:"pss_per_subscriber_bytes"`
-	// TripTime is from the publisher's timestamp to a subscriber reading
-	// the message, over every first receipt.
-	TripTime LatencySummary `json:"trip_time"`
+	// Settled reports whether both memory figures settled within the
+	// configured timeout (if not they are the last window's mean).
+	Settled bool `json:"settled"`
+	// SocketMemBefore and SocketMemParked are the kernel's TCP buffer
+	// memory, machine wide (/proc/net/sockstat), at the same two moments.
+	SocketMemBefore int64 `json:"socket_mem_before_bytes"`
+	SocketMemParked int64 `json:"socket_mem_parked_bytes"`
+	// SlabBefore and SlabParked are the kernel's slab memory, machine
+	// wide (/proc/meminfo), at the same two moments: the sockets' own
+	// records, both ends of each connection.
+	SlabBefore int64 `json:"slab_before_bytes"`
+	SlabParked int64 `json:"slab_parked_bytes"`
 	// Expected is subscribers x messages; Received counts first receipts,
 	// Duplicates the rest; RMP is Received / Expected in percent.
 	Expected   int64   `json:"expected"`
 	Received   int64   `json:"received"`
 	Duplicates int64   `json:"duplicates"`
 	RMP        float64 `json:"rmp_percent"`
+	// TripTime is from the publisher's timestamp to a subscriber reading
+	// the message, over every first receipt.
+	TripTime LatencySummary `json:"trip_time"`
 	// PublishLatencyMax is the slowest publish request's answer time.
 	PublishLatencyMax time.Duration `json:"publish_latency_max_ns"`
-	// CPUSeconds is the broker's CPU time from the first publish to the
-	// last delivery, summed over its processes.
-	CPUSeconds float64 `json:"cpu_seconds"`
+	// UserSeconds and SysSeconds are the target's CPU time over the
+	// fan-out, summed over its processes.
+	UserSeconds float64 `json:"user_cpu_seconds"`
+	SysSeconds  float64 `json:"sys_cpu_seconds"`
 	// ClientCPUSeconds is the load tester's CPU time over the same
 	// window: it shares the cores, and decoding differs by protocol.
 	ClientCPUSeconds float64 `json:"client_cpu_seconds"`
+	// BytesWritten and BytesRead are what its read- and write-type system
+	// calls moved (wchar and rchar of /proc/<pid>/io): the answers and
+	// the re-polls, plus the few publish requests.
+	BytesWritten int64 `json:"bytes_written"`
+	BytesRead    int64 `json:"bytes_read"`
+	// Syscalls counts system calls by name, every one under "all"; empty
+	// without CompareConfig.Syscalls.
+	Syscalls map[string]int64 `json:"syscalls,omitempty"`
+	// Cached is the cached-subscribe phase's result; nil where there is
+	// none (the floor, SSE, or Cached off).
+	Cached *CachedResult `json:"cached,omitempty"`
 	// Errors counts subscriber errors by kind.
 	Errors map[string]int64 `json:"errors"`
+	// Profile is the perf record file, if one was asked for.
+	Profile string `json:"profile,omitempty"`
 	// Error says why the run failed; empty if it did not.
 	Error string `json:"error,omitempty"`
+}
+
+// CPUPerDelivery is the target's CPU time per first receipt.
+func (r CompareResult) CPUPerDelivery() time.Duration {
+	return time.Duration((r.UserSeconds + r.SysSeconds) * 1e9 / float64(max(r.Received, 1)))
+}
+
+// perDelivery divides n by the deliveries.
+func (r CompareResult) perDelivery(n int64) float64 { return float64(n) / float64(max(r.Received, 1)) }
+
+// perSubscriber divides the growth from a to b by the subscribers.
+func (r CompareResult) perSubscriber(a, b int64) float64 {
+	return float64(b-a) / float64(max(r.Subscribers, 1))
+}
+
+// RSSPerSubscriber is (ParkedRSS - BaselineRSS) / Subscribers, in bytes.
+func (r CompareResult) RSSPerSubscriber() float64 { return r.perSubscriber(r.BaselineRSS, r.ParkedRSS) }
+
+// PeakToParked is the peak RSS during the fan-out over the parked RSS.
+func (r CompareResult) PeakToParked() float64 {
+	return float64(r.PeakRSS) / float64(max(r.ParkedRSS, 1))
 }
 
 // CompareReport is a side-by-side run.
@@ -157,24 +252,32 @@ type CompareReport struct {
 	Machine Machine         `json:"machine"`
 	Config  CompareConfig   `json:"config"`
 	Results []CompareResult `json:"results"`
+	// Verdicts are issue 12's targets checked on Results (see Verdicts).
+	Verdicts []Verdict `json:"verdicts"`
 }
 
 // compareChannel is the channel every subscriber long-polls.
 const compareChannel = "compare"
 
-// Compare runs each broker of cfg in turn. A broker that fails gets a row
-// with its Error; the others still run.
+// Compare runs each target of cfg in turn. A target that fails gets a
+// row with its Error; the others still run.
 func Compare(ctx context.Context, cfg CompareConfig) (CompareReport, error) {
 	rep := CompareReport{Started: time.Now(), Config: cfg}
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
-	if _, err := fileLimit("the load tester", cfg.Subscribers+8); err != nil {
+	if _, err := fileLimit("the load tester", cfg.Subscribers+cfg.Cached.Connections+8); err != nil {
 		return rep, err
+	}
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+			return rep, err
+		}
 	}
 	rep.Machine = DescribeMachine()
 	var err error
-	rep.Results, err = inTurn(ctx, cfg.Brokers, func(b string) (CompareResult, error) { return compareOne(ctx, cfg, b) })
+	rep.Results, err = inTurn(ctx, cfg.Targets, func(t string) (CompareResult, error) { return compareOne(ctx, cfg, t) })
+	rep.Verdicts = Verdicts(rep.Results)
 	return rep, err
 }
 
@@ -224,14 +327,14 @@ func tableRow[R rowResult](name string, results []R, cell func(R) string) []stri
 
 func (r CompareResult) failed() bool { return r.Error != "" }
 
-func (r *CompareResult) done(broker string, err error) {
-	r.Broker = broker
+func (r *CompareResult) done(target string, err error) {
+	r.Target = target
 	if err != nil {
 		r.Error = err.Error()
 	}
 }
 
-// brokerUnderTest is a running broker, as a comparison sees it.
+// brokerUnderTest is a running target, as a comparison sees it.
 type brokerUnderTest struct {
 	url     string
 	pid     int // the process whose tree is measured
@@ -266,28 +369,39 @@ func (b *brokerUnderTest) watch(ctx context.Context) (context.Context, context.C
 	return ctx, cancel
 }
 
-// compareOne runs one broker's turn: start it, then the phases of a
+// compareOne runs one target's turn: start it, then the phases of a
 // comparison in order. The result so far is returned with an error.
-func compareOne(ctx context.Context, cfg CompareConfig, broker string) (res CompareResult, err error) {
+func compareOne(ctx context.Context, cfg CompareConfig, name string) (res CompareResult, err error) {
 	scraper := &http.Client{Timeout: 10 * time.Second}
 	defer scraper.CloseIdleConnections()
-	b, err := startBroker(ctx, cfg, broker, scraper)
+	b, err := startTarget(ctx, cfg, name, scraper)
 	if err != nil {
 		return res, err
 	}
 	defer b.release(&err)
 	ctx, cancel := b.watch(ctx)
 	defer cancel()
-	c := &comparison{ctx: ctx, cfg: cfg, name: broker, b: b, res: CompareResult{Version: b.version}}
-	defer c.stopSubscribers()
-	if err := inOrder(c.baseline, c.park, c.publish, c.drain); err != nil {
+	c := &comparison{ctx: ctx, cfg: cfg, name: name, b: b, res: CompareResult{Version: b.version, Subscribers: cfg.Subscribers}}
+	defer c.stopMeasuring()
+	if err := inOrder(c.baseline, c.park, c.startCounting, c.publish, c.drain, c.stopCounting); err != nil {
 		return c.res, err
 	}
 	c.figures()
+	if err := c.cached(); err != nil {
+		return c.res, err
+	}
 	return c.res, nil
 }
 
-// comparison is one broker's turn in Compare, in progress: what each
+// startTarget starts one target as a child process.
+func startTarget(ctx context.Context, cfg CompareConfig, name string, scraper *http.Client) (*brokerUnderTest, error) {
+	if name == "floor" {
+		return startFloor(scraper)
+	}
+	return startBroker(ctx, cfg, name, scraper)
+}
+
+// comparison is one target's turn in Compare, in progress: what each
 // phase leaves for the next. Its methods run one after the other on
 // compareOne's goroutine.
 type comparison struct {
@@ -297,11 +411,12 @@ type comparison struct {
 	b    *brokerUnderTest
 	res  CompareResult
 
-	base, parked, cpuFrom processMemory
-	subs                  *compareSubscribers
-	peak                  *peakSampler
-	selfFrom              ServerSample
-	selfErr               error
+	subs              *compareSubscribers
+	peak              *peakSampler
+	counter, recorder *perfProcess
+	costFrom          procCost
+	selfFrom          ServerSample
+	selfErr           error
 }
 
 func (c *comparison) logf(format string, args ...any) {
@@ -310,31 +425,60 @@ func (c *comparison) logf(format string, args ...any) {
 	}
 }
 
-func (c *comparison) stopSubscribers() {
+// stopMeasuring ends whatever still runs when a turn ends early: the
+// peak sampler, perf and the subscribers. It is safe to call more than
+// once.
+func (c *comparison) stopMeasuring() {
 	if c.peak != nil {
 		c.peak.stop()
+	}
+	for _, p := range []**perfProcess{&c.counter, &c.recorder} {
+		if *p != nil {
+			_, _ = (*p).stop()
+			*p = nil
+		}
 	}
 	if c.subs != nil {
 		c.subs.stop()
 	}
 }
 
-// baseline takes the broker's memory once settled, before any
-// subscriber.
+// warmUps is how many times baseline asks the target how many wait
+// before taking its memory: the same request park repeats every 100 ms,
+// so that what answering it first costs (a registry warming up, buffers
+// the first requests grow) is in the baseline rather than charged to the
+// subscribers.
+const warmUps = 10
+
+// baseline asks the target how many wait warmUps times, then takes its
+// memory and the kernel's once settled, before any subscriber.
 func (c *comparison) baseline() (err error) {
-	if !sleep(c.ctx, c.cfg.Settle) {
-		return c.ctx.Err()
+	for range warmUps {
+		if _, err := c.b.waiting(c.ctx); err != nil {
+			return fmt.Errorf("asking how many wait: %w; server log:\n%s", err, c.b.log())
+		}
+		if !sleep(c.ctx, 100*time.Millisecond) {
+			return c.ctx.Err()
+		}
 	}
-	if c.base, err = treeMemory(c.b.pid); err != nil {
+	base, settled, err := settledMemory(c.ctx, c.b.pid, c.cfg.Settle)
+	if err != nil {
 		return err
 	}
-	c.res.BaselinePSS = c.base.PSS
-	c.logf("baseline %s PSS in %d processes", mib(c.base.PSS), c.base.Processes)
+	c.res.BaselineRSS, c.res.BaselinePSS, c.res.Settled = base.RSS, base.PSS, settled
+	if c.res.SocketMemBefore, err = readSocketMemory(); err != nil {
+		return err
+	}
+	if c.res.SlabBefore, err = readSlab(); err != nil {
+		return err
+	}
+	c.logf("baseline RSS %s, PSS %s in %d processes", mib(base.RSS), mib(base.PSS), base.Processes)
 	return nil
 }
 
-// park starts the subscribers, waits until the broker reports every one
-// waiting, and takes its memory once settled.
+// park starts the subscribers, waits until the target reports every one
+// waiting, then ParkedWait, and takes its memory and the kernel's once
+// settled.
 func (c *comparison) park() error {
 	tgt, err := resolveTarget(c.ctx, c.b.url)
 	if err != nil {
@@ -348,29 +492,56 @@ func (c *comparison) park() error {
 	if err := waitParked(c.ctx, c.b, c.cfg.Subscribers, c.cfg.ConnectTimeout, c.subs); err != nil {
 		return err
 	}
-	if !sleep(c.ctx, c.cfg.Settle) {
+	if !sleep(c.ctx, c.cfg.ParkedWait) {
 		return c.ctx.Err()
 	}
-	if c.parked, err = treeMemory(c.b.pid); err != nil {
+	parked, settled, err := settledMemory(c.ctx, c.b.pid, c.cfg.Settle)
+	if err != nil {
 		return err
 	}
-	c.res.ParkedPSS, c.res.ParkedRSS, c.res.Processes = c.parked.PSS, c.parked.RSS, c.parked.Processes
-	c.res.PerSubscriber = float64(c.parked.PSS-c.base.PSS) / float64(c.cfg.Subscribers)
-	c.logf("%d waiting: %s PSS, %.0f B per subscriber", c.cfg.Subscribers, mib(c.parked.PSS), c.res.PerSubscriber)
+	c.res.ParkedRSS, c.res.ParkedPSS, c.res.Processes = parked.RSS, parked.PSS, parked.Processes
+	c.res.Settled = c.res.Settled && settled
+	if c.res.SocketMemParked, err = readSocketMemory(); err != nil {
+		return err
+	}
+	if c.res.SlabParked, err = readSlab(); err != nil {
+		return err
+	}
+	c.logf("%d waiting: RSS %s -> %s (%.0f B each), kernel TCP buffers %s -> %s, slab %s -> %s", c.cfg.Subscribers,
+		mib(c.res.BaselineRSS), mib(c.res.ParkedRSS), c.res.RSSPerSubscriber(),
+		mib(c.res.SocketMemBefore), mib(c.res.SocketMemParked), mib(c.res.SlabBefore), mib(c.res.SlabParked))
 	return nil
 }
 
-// publish sends the messages on schedule, sampling the broker's memory
-// for its peak until every delivery is in (see drain).
-func (c *comparison) publish() (err error) {
-	c.peak = startPeakSampler(c.ctx, c.b.pid, c.parked.PSS)
-	pub := &http.Client{Timeout: time.Minute}
-	defer pub.CloseIdleConnections()
-	c.res.Expected = int64(c.cfg.Subscribers) * int64(c.cfg.Messages)
-	if c.cpuFrom, err = treeMemory(c.b.pid); err != nil {
+// startCounting starts what measures the fan-out: the peak sampler, perf
+// (system calls, stacks) if asked, and the CPU and byte counters.
+func (c *comparison) startCounting() (err error) {
+	c.res.LoadAverage = loadAverage()
+	c.peak = startPeakSampler(c.ctx, c.b.pid, processMemory{RSS: c.res.ParkedRSS, PSS: c.res.ParkedPSS})
+	pids := treePIDs(c.b.pid)
+	if c.cfg.Syscalls {
+		if c.counter, err = startSyscallCount(pids); err != nil {
+			return err
+		}
+	}
+	if c.cfg.ProfileDir != "" {
+		c.res.Profile = filepath.Join(c.cfg.ProfileDir, c.name+".perf.data")
+		if c.recorder, err = startPerf([]string{"record", "-F", "999", "-g", "-o", c.res.Profile}, pids); err != nil {
+			return err
+		}
+	}
+	if c.costFrom, err = readTreeCost(c.b.pid); err != nil {
 		return err
 	}
 	c.selfFrom, c.selfErr = ProcProbe{PID: os.Getpid()}.Probe(c.ctx)
+	return nil
+}
+
+// publish sends the messages on schedule.
+func (c *comparison) publish() (err error) {
+	pub := &http.Client{Timeout: time.Minute}
+	defer pub.CloseIdleConnections()
+	c.res.Expected = int64(c.cfg.Subscribers) * int64(c.cfg.Messages)
 	var payload []byte
 	for k := range c.cfg.Messages {
 		if k > 0 && !sleep(c.ctx, c.cfg.Interval) {
@@ -390,8 +561,9 @@ func (c *comparison) publish() (err error) {
 	return nil
 }
 
-// drain waits until every delivery is in or Drain passed, then takes the
-// CPU time spent publishing.
+// drain waits until every delivery is in or Drain passed, then, if every
+// one is in, until every subscriber waits again: each delivery's cost
+// includes reading its re-poll.
 func (c *comparison) drain() error {
 	drainBy := time.Now().Add(c.cfg.Drain)
 	for c.subs.fresh.Load() < c.res.Expected && time.Now().Before(drainBy) {
@@ -399,13 +571,41 @@ func (c *comparison) drain() error {
 			return c.ctx.Err()
 		}
 	}
-	c.res.PeakPSS = c.peak.stop()
-	if end, err := treeMemory(c.b.pid); err == nil {
-		c.res.CPUSeconds = end.CPUSeconds - c.cpuFrom.CPUSeconds
+	if c.subs.fresh.Load() >= c.res.Expected {
+		if err := waitParked(c.ctx, c.b, c.cfg.Subscribers, c.cfg.Drain, c.subs); err != nil {
+			return fmt.Errorf("after the fan-out: %w", err)
+		}
 	}
+	return nil
+}
+
+// stopCounting reads the counters started by startCounting.
+func (c *comparison) stopCounting() error {
+	to, err := readTreeCost(c.b.pid)
+	if err != nil {
+		return err
+	}
+	peak := c.peak.stop()
+	c.res.PeakRSS, c.res.PeakPSS = peak.RSS, peak.PSS
 	if selfEnd, err := (ProcProbe{PID: os.Getpid()}).Probe(c.ctx); err == nil && c.selfErr == nil {
 		c.res.ClientCPUSeconds = selfEnd.CPUSeconds - c.selfFrom.CPUSeconds
 	}
+	if c.counter != nil {
+		out, _ := c.counter.stop()
+		c.counter = nil
+		if c.res.Syscalls, err = parsePerfStatCSV(out); err != nil {
+			return err
+		}
+	}
+	if c.recorder != nil {
+		out, err := c.recorder.stop()
+		c.recorder = nil
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+	}
+	cost := to.sub(c.costFrom)
+	c.res.UserSeconds, c.res.SysSeconds, c.res.BytesWritten, c.res.BytesRead, c.res.Threads = cost.User, cost.Sys, cost.WChar, cost.RChar, to.Threads
 	return nil
 }
 
@@ -413,41 +613,128 @@ func (c *comparison) drain() error {
 func (c *comparison) figures() {
 	c.subs.stop()
 	c.res.Received, c.res.Duplicates = c.subs.fresh.Load(), c.subs.duplicates.Load()
-	c.res.RMP = 100 * float64(c.res.Received) / float64(c.res.Expected)
+	c.res.RMP = 100 * float64(c.res.Received) / float64(max(c.res.Expected, 1))
 	c.res.TripTime = Summarize(c.subs.trips())
 	c.res.Errors = c.subs.errors.snapshot()
-	c.logf("received %d of %d (%d duplicates), trip time p50 %s p99 %s",
-		c.res.Received, c.res.Expected, c.res.Duplicates, c.res.TripTime.P50, c.res.TripTime.P99)
+	c.logf("received %d of %d (%d duplicates): CPU %s per delivery, %.2f syscalls, %.0f B written, trip time p50 %s p99 %s",
+		c.res.Received, c.res.Expected, c.res.Duplicates, c.res.CPUPerDelivery(), c.res.perDelivery(c.res.Syscalls[syscallTotal]),
+		c.res.perDelivery(c.res.BytesWritten), c.res.TripTime.P50, c.res.TripTime.P99)
 }
 
-// peakSampler samples a process tree's PSS every 50 ms, keeping the
-// highest. Its goroutine ends on stop.
+// cached runs the cached-subscribe phase on the brokers that have one.
+func (c *comparison) cached() error {
+	if c.cfg.Cached.Duration <= 0 || c.cfg.Transport != TransportLongPoll || !slices.Contains(cachedTargets, c.name) {
+		return nil
+	}
+	res, err := runCached(c.ctx, c.cfg.Cached, c.name, c.b.url, c.b.pid)
+	if err != nil {
+		return fmt.Errorf("cached subscribe: %w", err)
+	}
+	c.res.Cached = &res
+	if res.Skipped != "" {
+		c.logf("cached subscribe skipped: %s", res.Skipped)
+	} else {
+		c.logf("cached subscribe: %.0f requests/s (%d requests, %d not 200, %d socket errors)", res.RequestsPerSecond, res.Requests, res.Non2xx, res.SocketErrors)
+	}
+	return nil
+}
+
+// settledMemory samples pid's tree every 100 ms until its RSS has held
+// steady for cfg.Window (spread within cfg.Tolerance, or cfg.MinSpread),
+// and returns the means over that window; settled is false if
+// cfg.Timeout passed first, and the figures are then the last window's.
+// One reading right after parking catches whatever garbage the Go
+// collector has not yet collected, or the scavenger not yet returned,
+// at that moment: steady is what a parked server holds.
+func settledMemory(ctx context.Context, pid int, cfg SettleConfig) (m processMemory, settled bool, err error) {
+	const every = 100 * time.Millisecond
+	by := time.Now().Add(cfg.Timeout)
+	var window []processMemory
+	keep := max(int(cfg.Window/every), 1)
+	for {
+		s, err := treeMemory(pid)
+		if err != nil {
+			return m, false, err
+		}
+		window = append(window, s)
+		if len(window) > keep {
+			window = window[1:]
+		}
+		m, settled = steadyMemory(window, keep, cfg)
+		if settled || time.Now().After(by) {
+			return m, settled, nil
+		}
+		if !sleep(ctx, every) {
+			return m, false, ctx.Err()
+		}
+	}
+}
+
+// steadyMemory returns the mean of samples and whether they are want
+// samples whose RSS spread is within cfg's tolerance.
+func steadyMemory(samples []processMemory, want int, cfg SettleConfig) (mean processMemory, ok bool) {
+	if len(samples) == 0 {
+		return mean, false
+	}
+	lo, hi := samples[0].RSS, samples[0].RSS
+	for _, s := range samples {
+		lo, hi = min(lo, s.RSS), max(hi, s.RSS)
+		mean.RSS += s.RSS
+		mean.PSS += s.PSS
+	}
+	n := int64(len(samples))
+	mean.RSS, mean.PSS = mean.RSS/n, mean.PSS/n
+	last := samples[len(samples)-1]
+	mean.Processes, mean.CPUSeconds = last.Processes, last.CPUSeconds
+	return mean, len(samples) >= want && hi-lo <= max(cfg.MinSpread, int64(cfg.Tolerance*float64(hi)))
+}
+
+// loadAverage reads the machine's 1-minute load average; 0 if it cannot.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// peakSampler samples a process tree's memory every 50 ms, keeping the
+// highest RSS and PSS. Its goroutine ends on stop.
 type peakSampler struct {
-	peak   atomic.Int64
+	mu     sync.Mutex
+	peak   processMemory
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-func startPeakSampler(ctx context.Context, pid int, from int64) *peakSampler {
-	p := &peakSampler{}
-	p.peak.Store(from)
+func startPeakSampler(ctx context.Context, pid int, from processMemory) *peakSampler {
+	p := &peakSampler{peak: from}
 	ctx, p.cancel = context.WithCancel(ctx)
 	p.wg.Go(func() {
 		for sleep(ctx, 50*time.Millisecond) {
-			if m, err := treeMemory(pid); err == nil && m.PSS > p.peak.Load() {
-				p.peak.Store(m.PSS)
+			if m, err := treeMemory(pid); err == nil {
+				p.mu.Lock()
+				p.peak.RSS, p.peak.PSS = max(p.peak.RSS, m.RSS), max(p.peak.PSS, m.PSS)
+				p.mu.Unlock()
 			}
 		}
 	})
 	return p
 }
 
-// stop ends the sampling and returns the peak. It is safe to call more
+// stop ends the sampling and returns the peaks. It is safe to call more
 // than once.
-func (p *peakSampler) stop() int64 {
+func (p *peakSampler) stop() processMemory {
 	p.cancel()
 	p.wg.Wait()
-	return p.peak.Load()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peak
 }
 
 // startBroker starts one broker as a child process.
@@ -784,68 +1071,6 @@ func treeMemory(pid int) (processMemory, error) {
 		}
 	}
 	return m, nil
-}
-
-// WriteText writes the report as a table, a column per broker.
-func (r CompareReport) WriteText(w io.Writer) error {
-	var b strings.Builder
-	c := r.Config
-	fmt.Fprintf(&b, "PushUp compare, %s\nmachine: %s\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), r.Machine)
-	if c.Transport == TransportSSE {
-		fmt.Fprintf(&b, "%d server-sent event streams on one channel, %d messages of %d B %s apart; one client for every broker\n\n",
-			c.Subscribers, c.Messages, c.PayloadSize, c.Interval)
-	} else {
-		fmt.Fprintf(&b, "%d long-poll subscribers on one channel, %d messages of %d B %s apart, holds of %s; one client for every broker\n\n",
-			c.Subscribers, c.Messages, c.PayloadSize, c.Interval, c.Hold)
-	}
-	rows := [][]string{{""}}
-	add := func(name string, cell func(CompareResult) string) {
-		rows = append(rows, tableRow(name, r.Results, cell))
-	}
-	for _, res := range r.Results {
-		rows[0] = append(rows[0], res.Broker)
-	}
-	add("version", func(x CompareResult) string { return x.Version })
-	add("processes", func(x CompareResult) string { return strconv.Itoa(x.Processes) })
-	add("baseline -> waiting PSS", func(x CompareResult) string { return mib(x.BaselinePSS) + " -> " + mib(x.ParkedPSS) })
-	add("PSS per waiting subscriber", func(x CompareResult) string { return fmt.Sprintf("%.0f B", x.PerSubscriber) })
-	add("peak PSS in fan-out / waiting", func(x CompareResult) string {
-		return fmt.Sprintf("%s = %.2fx", mib(x.PeakPSS), float64(x.PeakPSS)/float64(max(x.ParkedPSS, 1)))
-	})
-	add("trip time p50/p95/p99/max", func(x CompareResult) string {
-		t := x.TripTime
-		return fmt.Sprintf("%s / %s / %s / %s", ms(t.P50), ms(t.P95), ms(t.P99), ms(t.Max))
-	})
-	add("mean trip time (MPT)", func(x CompareResult) string { return ms(x.TripTime.Mean) })
-	add("received (RMP), duplicates", func(x CompareResult) string {
-		return fmt.Sprintf("%.2f%% (%d/%d), %d", x.RMP, x.Received, x.Expected, x.Duplicates)
-	})
-	add("slowest publish answer", func(x CompareResult) string { return ms(x.PublishLatencyMax) })
-	add("CPU, first publish to drained", func(x CompareResult) string { return fmt.Sprintf("%.2f s", x.CPUSeconds) })
-	add("CPU per delivery", func(x CompareResult) string {
-		return fmt.Sprintf("%.1f µs", 1e6*x.CPUSeconds/float64(max(x.Received, 1)))
-	})
-	add("load tester CPU, same window", func(x CompareResult) string { return fmt.Sprintf("%.2f s", x.ClientCPUSeconds) })
-	add("subscriber errors", func(x CompareResult) string { return fmt.Sprint(x.Errors) })
-	widths := make([]int, len(rows[0]))
-	for _, row := range rows {
-		for i, cell := range row {
-			widths[i] = max(widths[i], len(cell))
-		}
-	}
-	for _, row := range rows {
-		for i, cell := range row {
-			fmt.Fprintf(&b, "%-*s  ", widths[i], cell)
-		}
-		b.WriteString("\n")
-	}
-	for _, res := range r.Results {
-		if res.Error != "" {
-			fmt.Fprintf(&b, "FAILED %s: %s\n", res.Broker, res.Error)
-		}
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

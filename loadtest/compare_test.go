@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +20,17 @@ import (
 func TestCompareConfigValidate(t *testing.T) {
 	require.NoError(t, DefaultCompareConfig().Validate())
 	for name, mutate := range map[string]func(*CompareConfig){
-		"no broker":      func(c *CompareConfig) { c.Brokers = nil },
-		"unknown broker": func(c *CompareConfig) { c.Brokers = []string{"pushpin"} },
-		"no subscribers": func(c *CompareConfig) { c.Subscribers = 0 },
-		"no messages":    func(c *CompareConfig) { c.Messages = 0 },
-		"short hold":     func(c *CompareConfig) { c.Hold = 100 * time.Millisecond },
-		"small payload":  func(c *CompareConfig) { c.PayloadSize = 8 },
+		"no target":               func(c *CompareConfig) { c.Targets = nil },
+		"unknown target":          func(c *CompareConfig) { c.Targets = []string{"pushpin"} },
+		"no subscribers":          func(c *CompareConfig) { c.Subscribers = 0 },
+		"no messages":             func(c *CompareConfig) { c.Messages = 0 },
+		"short hold":              func(c *CompareConfig) { c.Hold = 100 * time.Millisecond },
+		"small payload":           func(c *CompareConfig) { c.PayloadSize = 8 },
+		"negative parked wait":    func(c *CompareConfig) { c.ParkedWait = -time.Second },
+		"negative settle":         func(c *CompareConfig) { c.Settle.Window = -time.Second },
+		"wrk without a thread":    func(c *CompareConfig) { c.Cached.Threads = 0 },
+		"more threads than conns": func(c *CompareConfig) { c.Cached.Threads, c.Cached.Connections = 4, 2 },
+		"wrk required, no phase":  func(c *CompareConfig) { c.Cached.Require, c.Cached.Duration = true, 0 },
 	} {
 		c := DefaultCompareConfig()
 		mutate(&c)
@@ -109,33 +115,68 @@ func TestTreeMemory(t *testing.T) {
 	assert.Equal(t, 77, ppid)
 }
 
-// TestE2ECompare runs both brokers with a few subscribers: every message
-// reaches every subscriber once, and the figures are filled in.
-func TestE2ECompare(t *testing.T) {
-	testbed.NchanOrSkip(t)
+// smallCompareConfig is a fan-out small enough for a unit test, on
+// targets, without perf or wrk.
+func smallCompareConfig(targets ...string) CompareConfig {
 	cfg := DefaultCompareConfig()
+	cfg.Targets = targets
+	cfg.Subscribers, cfg.Messages, cfg.Interval = 40, 3, 50*time.Millisecond
+	// Generous waits: each ends as soon as its condition holds, and a
+	// loaded machine (or -race) can be slow to deliver 120 answers.
+	cfg.Hold, cfg.Drain, cfg.ConnectTimeout = 10*time.Second, time.Minute, time.Minute
+	cfg.ParkedWait, cfg.Settle.Window, cfg.Settle.Timeout = 0, 200*time.Millisecond, 2*time.Second
+	cfg.Syscalls, cfg.Cached.Duration = false, 0
+	return cfg
+}
+
+// TestE2ECompare runs the floor, pushupd and Nginx + Nchan with the same
+// client, and the cached-subscribe phase when wrk is installed: every
+// message reaches every subscriber once, every figure is filled in, and
+// the report has a column for each target, the ratios and the verdicts.
+func TestE2ECompare(t *testing.T) {
+	requireLinux(t)
+	testbed.NchanOrSkip(t)
+	cfg := smallCompareConfig("floor", "pushup", "nchan")
 	cfg.Pushupd = pushupd.For(t)
-	cfg.Subscribers, cfg.Messages, cfg.Interval = 40, 3, 200*time.Millisecond
-	cfg.Settle, cfg.Hold, cfg.ConnectTimeout, cfg.Drain = 100*time.Millisecond, 5*time.Second, 20*time.Second, 10*time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	_, wrkErr := exec.LookPath("wrk")
+	if wrkErr == nil {
+		cfg.Cached.Duration, cfg.Cached.Connections = time.Second, 4
+	} else {
+		t.Logf("without wrk: %v", wrkErr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	rep, err := Compare(ctx, cfg)
 	require.NoError(t, err)
-	require.Len(t, rep.Results, 2)
+	require.Len(t, rep.Results, 3)
 	for _, r := range rep.Results {
-		require.Empty(t, r.Error, r.Broker)
-		assert.Equal(t, int64(120), r.Expected, r.Broker)
-		assert.Equal(t, int64(120), r.Received, r.Broker)
-		assert.Zero(t, r.Duplicates, r.Broker)
-		assert.Equal(t, 100.0, r.RMP, r.Broker)
-		assert.Equal(t, 120, r.TripTime.Count, r.Broker)
-		assert.Positive(t, r.ParkedPSS, r.Broker)
-		assert.Empty(t, r.Errors, r.Broker)
+		require.Empty(t, r.Error, r.Target)
+		assert.Equal(t, int64(120), r.Expected, r.Target)
+		assert.Equal(t, int64(120), r.Received, r.Target)
+		assert.Zero(t, r.Duplicates, r.Target)
+		assert.Equal(t, 100.0, r.RMP, r.Target)
+		assert.Equal(t, 120, r.TripTime.Count, r.Target)
+		assert.Positive(t, r.ParkedRSS, r.Target)
+		assert.GreaterOrEqual(t, r.PeakRSS, r.ParkedRSS, r.Target)
+		assert.Positive(t, r.BytesWritten, r.Target)
+		assert.Positive(t, r.SlabParked, r.Target)
+		assert.Empty(t, r.Errors, r.Target)
 	}
-	assert.Equal(t, 1, rep.Results[0].Processes, "pushupd is one process")
-	assert.Equal(t, 1+cfg.Workers, rep.Results[1].Processes, "nginx's master and its workers")
+	assert.Equal(t, 1, rep.Results[1].Processes, "pushupd is one process")
+	assert.Equal(t, 1+cfg.Workers, rep.Results[2].Processes, "nginx's master and its workers")
+	assert.Nil(t, rep.Results[0].Cached, "the floor has no cache")
+	if wrkErr == nil {
+		for _, r := range rep.Results[1:] {
+			require.NotNil(t, r.Cached, r.Target)
+			assert.Positive(t, r.Cached.Requests, r.Target)
+			assert.Zero(t, r.Cached.Non2xx, "%s: every cached read answered 200", r.Target)
+			assert.Positive(t, r.Cached.CPUSeconds, r.Target)
+		}
+	}
+	require.Len(t, rep.Verdicts, 7)
 	var text bytes.Buffer
 	require.NoError(t, rep.WriteText(&text))
-	assert.Contains(t, text.String(), "PSS per waiting subscriber")
-	assert.Contains(t, text.String(), "nchan")
+	for _, want := range []string{"floor", "pushup", "nchan", "RSS per parked subscriber", "PushUp / Nchan", "Nchan / floor", "100% received, 0 duplicates"} {
+		assert.Contains(t, text.String(), want)
+	}
 }

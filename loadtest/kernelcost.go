@@ -325,3 +325,10 @@ func parsePerfStatCSV(out []byte) (map[string]int64, error) {
 	}
 	return counts, nil
 }
+
+// PerfAvailable reports whether perf(1) is on the PATH, to count system
+// calls with.
+func PerfAvailable() bool {
+	_, err := exec.LookPath("perf")
+	return err == nil
+}

@@ -42,10 +42,12 @@ func TestCompareTransportValidate(t *testing.T) {
 	c.Transport = "websocket"
 	assert.ErrorIs(t, c.Validate(), ErrInvalidConfig)
 	c = DefaultCompareConfig()
-	c.Brokers = []string{"centrifugo"}
+	c.Targets = []string{"centrifugo"}
 	assert.ErrorIs(t, c.Validate(), ErrInvalidConfig, "centrifugo has no long polling here")
 	c.Transport = TransportSSE
 	assert.NoError(t, c.Validate())
+	c.Targets = []string{"floor", "pushup"}
+	assert.ErrorIs(t, c.Validate(), ErrInvalidConfig, "the floor serves long polls only")
 }
 
 // TestE2ECompareStreams runs PushUp's and Nchan's event streams with a few
@@ -53,25 +55,23 @@ func TestCompareTransportValidate(t *testing.T) {
 // every stream once.
 func TestE2ECompareStreams(t *testing.T) {
 	testbed.NchanOrSkip(t)
-	cfg := DefaultCompareConfig()
+	cfg := smallCompareConfig("pushup", "nchan")
 	cfg.Transport = TransportSSE
 	if _, err := testbed.FindCentrifugo(); err == nil {
-		cfg.Brokers = append(cfg.Brokers, "centrifugo")
+		cfg.Targets = append(cfg.Targets, "centrifugo")
 	} else {
 		t.Logf("without centrifugo: %v", err)
 	}
 	cfg.Pushupd = pushupd.For(t)
-	cfg.Subscribers, cfg.Messages, cfg.Interval = 40, 3, 200*time.Millisecond
-	cfg.Settle, cfg.ConnectTimeout, cfg.Drain = 100*time.Millisecond, 20*time.Second, 10*time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	rep, err := Compare(ctx, cfg)
 	require.NoError(t, err)
-	require.Len(t, rep.Results, len(cfg.Brokers))
+	require.Len(t, rep.Results, len(cfg.Targets))
 	for _, r := range rep.Results {
-		require.Empty(t, r.Error, r.Broker)
-		assert.Equal(t, int64(120), r.Received, r.Broker)
-		assert.Zero(t, r.Duplicates, r.Broker)
-		assert.Empty(t, r.Errors, r.Broker)
+		require.Empty(t, r.Error, r.Target)
+		assert.Equal(t, int64(120), r.Received, r.Target)
+		assert.Zero(t, r.Duplicates, r.Target)
+		assert.Empty(t, r.Errors, r.Target)
 	}
 }

@@ -29,8 +29,8 @@ var commands = []command{
 	{"event-vs-thread", "server memory, trip time and RMP of the event, goroutine and thread models as cc grows (Figs 9-11)", runEventVsThread},
 	{"scale-out", "trip time and RMP with 1 to 4 nodes in a cluster behind HAProxy, as cc grows (Figs 12-13)", runScaleOut},
 	{"drain", "requests per second a node's SIGTERM sends to the node its subscribers move to, with and without -drain-spread", runDrain},
-	{"compare", "PushUp side by side with Nginx+Nchan: memory per waiting subscriber, fan-out trip time, RMP", runCompare},
-	{"floor", "what one delivery costs (CPU, syscalls, bytes, memory) for the kernel-only floor server, PushUp and Nchan", runFloor},
+	{"compare", "PushUp, Nginx+Nchan and the kernel-only floor in one run: CPU, syscalls and bytes per delivery, trip time, memory, wrk cached-subscribe rate, ratios and issue 12 targets", runCompare},
+	{"floor", "compare without the wrk phase: what one delivery costs for the floor server, PushUp and Nchan", runFloor},
 	{"replot", "redraw the tables and figures of committed push-vs-pull, event-vs-thread or scale-out results from their JSON", runReplot},
 }
 
