@@ -176,7 +176,12 @@ type CompareResult struct {
 	BaselinePSS int64 `json:"baseline_pss_bytes"`
 	ParkedPSS   int64 `json:"parked_pss_bytes"`
 	PeakPSS     int64 `json:"peak_pss_bytes"`
-	// Settled reports whether both memory figures settled within the
+	// HalfRSS and HalfPSS are the same once half the subscribers wait
+	// (Subscribers / 2, rounded down), read the same way as the parked
+	// figures.
+	HalfRSS int64 `json:"half_parked_rss_bytes"`
+	HalfPSS int64 `json:"half_parked_pss_bytes"`
+	// Settled reports whether every memory figure settled within the
 	// configured timeout (if not they are the last window's mean).
 	Settled bool `json:"settled"`
 	// SocketMemBefore and SocketMemParked are the kernel's TCP buffer
@@ -238,8 +243,23 @@ func (r CompareResult) perSubscriber(a, b int64) float64 {
 	return float64(b-a) / float64(max(r.Subscribers, 1))
 }
 
-// RSSPerSubscriber is (ParkedRSS - BaselineRSS) / Subscribers, in bytes.
+// RSSPerSubscriber is (ParkedRSS - BaselineRSS) / Subscribers, in bytes:
+// what the subscribers added to the server as it was before them,
+// including whatever its first requests cost once.
 func (r CompareResult) RSSPerSubscriber() float64 { return r.perSubscriber(r.BaselineRSS, r.ParkedRSS) }
+
+// MarginalRSSPerSubscriber is what the second half of the subscribers
+// added, per subscriber: (ParkedRSS - HalfRSS) / (Subscribers -
+// Subscribers/2). Costs paid once (heap the first requests grew,
+// runtime structures) are in both readings and cancel out, and so does
+// the baseline's timing; what is left is what one more parked subscriber
+// costs. 0 when no half was read.
+func (r CompareResult) MarginalRSSPerSubscriber() float64 {
+	if r.HalfRSS == 0 {
+		return 0
+	}
+	return float64(r.ParkedRSS-r.HalfRSS) / float64(max(r.Subscribers-r.Subscribers/2, 1))
+}
 
 // PeakToParked is the peak RSS during the fan-out over the parked RSS.
 func (r CompareResult) PeakToParked() float64 {
@@ -476,9 +496,12 @@ func (c *comparison) baseline() (err error) {
 	return nil
 }
 
-// park starts the subscribers, waits until the target reports every one
-// waiting, then ParkedWait, and takes its memory and the kernel's once
-// settled.
+// park starts half the subscribers, waits until the target reports
+// every one waiting and then ParkedWait, and takes its memory once
+// settled; then the same for the other half, with the kernel's memory.
+// The second half's growth is the marginal cost of a subscriber, free of
+// whatever the server's first requests cost once (see
+// CompareResult.MarginalRSSPerSubscriber).
 func (c *comparison) park() error {
 	tgt, err := resolveTarget(c.ctx, c.b.url)
 	if err != nil {
@@ -488,29 +511,43 @@ func (c *comparison) park() error {
 	if c.cfg.Transport == TransportSSE {
 		c.subs.stream = c.b.stream
 	}
-	c.subs.start(c.ctx)
-	if err := waitParked(c.ctx, c.b, c.cfg.Subscribers, c.cfg.ConnectTimeout, c.subs); err != nil {
-		return err
+	half := c.cfg.Subscribers / 2
+	var m processMemory
+	for _, n := range []int{half, c.cfg.Subscribers - half} {
+		c.subs.start(c.ctx, n)
+		if m, err = c.parkedMemory(c.subs.started); err != nil {
+			return err
+		}
+		if c.res.HalfRSS == 0 {
+			c.res.HalfRSS, c.res.HalfPSS = m.RSS, m.PSS
+			c.logf("%d waiting: RSS %s", half, mib(m.RSS))
+		}
 	}
-	if !sleep(c.ctx, c.cfg.ParkedWait) {
-		return c.ctx.Err()
-	}
-	parked, settled, err := settledMemory(c.ctx, c.b.pid, c.cfg.Settle)
-	if err != nil {
-		return err
-	}
-	c.res.ParkedRSS, c.res.ParkedPSS, c.res.Processes = parked.RSS, parked.PSS, parked.Processes
-	c.res.Settled = c.res.Settled && settled
+	c.res.ParkedRSS, c.res.ParkedPSS, c.res.Processes = m.RSS, m.PSS, m.Processes
 	if c.res.SocketMemParked, err = readSocketMemory(); err != nil {
 		return err
 	}
 	if c.res.SlabParked, err = readSlab(); err != nil {
 		return err
 	}
-	c.logf("%d waiting: RSS %s -> %s (%.0f B each), kernel TCP buffers %s -> %s, slab %s -> %s", c.cfg.Subscribers,
-		mib(c.res.BaselineRSS), mib(c.res.ParkedRSS), c.res.RSSPerSubscriber(),
+	c.logf("%d waiting: RSS %s -> %s (%.0f B each from the baseline, %.0f B each in the second half), kernel TCP buffers %s -> %s, slab %s -> %s",
+		c.cfg.Subscribers, mib(c.res.BaselineRSS), mib(c.res.ParkedRSS), c.res.RSSPerSubscriber(), c.res.MarginalRSSPerSubscriber(),
 		mib(c.res.SocketMemBefore), mib(c.res.SocketMemParked), mib(c.res.SlabBefore), mib(c.res.SlabParked))
 	return nil
+}
+
+// parkedMemory waits until the target reports n subscribers waiting,
+// then ParkedWait, and returns its memory once settled.
+func (c *comparison) parkedMemory(n int) (processMemory, error) {
+	if err := waitParked(c.ctx, c.b, n, c.cfg.ConnectTimeout, c.subs); err != nil {
+		return processMemory{}, err
+	}
+	if !sleep(c.ctx, c.cfg.ParkedWait) {
+		return processMemory{}, c.ctx.Err()
+	}
+	m, settled, err := settledMemory(c.ctx, c.b.pid, c.cfg.Settle)
+	c.res.Settled = c.res.Settled && settled
+	return m, err
 }
 
 // startCounting starts what measures the fan-out: the peak sampler, perf
@@ -889,8 +926,10 @@ type compareSubscribers struct {
 	stream streamProtocol // set: each subscriber reads a stream instead
 	dialer *dialer
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx     context.Context // the subscribers', set by the first start
+	cancel  context.CancelFunc
+	started int // subscribers started so far; only start's caller touches it
+	wg      sync.WaitGroup
 
 	fresh, duplicates atomic.Int64
 	errors            errorCounter
@@ -903,15 +942,20 @@ func newCompareSubscribers(cfg CompareConfig, tgt target, proto longPollProtocol
 	return &compareSubscribers{cfg: cfg, target: tgt, proto: proto, dialer: newDialer(tgt.addr, nil, 10*time.Second, 64)}
 }
 
-func (s *compareSubscribers) start(ctx context.Context) {
-	ctx, s.cancel = context.WithCancel(ctx)
+// start starts n more subscribers, until stop or ctx's end (the first
+// call's ctx).
+func (s *compareSubscribers) start(ctx context.Context, n int) {
+	if s.cancel == nil {
+		s.ctx, s.cancel = context.WithCancel(ctx)
+	}
 	run := s.run
 	if s.stream != nil {
 		run = s.runStream
 	}
-	for range s.cfg.Subscribers {
-		s.wg.Go(func() { run(ctx) })
+	for range n {
+		s.wg.Go(func() { run(s.ctx) })
 	}
+	s.started += n
 }
 
 // stop ends every subscriber and waits for them. It is safe to call more

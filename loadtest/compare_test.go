@@ -157,6 +157,7 @@ func TestE2ECompare(t *testing.T) {
 		assert.Equal(t, 100.0, r.RMP, r.Target)
 		assert.Equal(t, 120, r.TripTime.Count, r.Target)
 		assert.Positive(t, r.ParkedRSS, r.Target)
+		assert.Positive(t, r.HalfRSS, r.Target)
 		assert.GreaterOrEqual(t, r.PeakRSS, r.ParkedRSS, r.Target)
 		assert.Positive(t, r.BytesWritten, r.Target)
 		assert.Positive(t, r.SlabParked, r.Target)

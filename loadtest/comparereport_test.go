@@ -17,7 +17,7 @@ func fakeRow(target string, cpu float64, p99 time.Duration, rss int64, peak floa
 		Target: target, Subscribers: 1000, Expected: 5000, Received: 5000,
 		UserSeconds: cpu * 5000 / 1e6 / 4, SysSeconds: cpu * 5000 / 1e6 * 3 / 4,
 		TripTime:    LatencySummary{Count: 5000, P50: p99 / 2, P99: p99},
-		BaselineRSS: 10 << 20, ParkedRSS: 10<<20 + rss*1000,
+		BaselineRSS: 10 << 20, HalfRSS: 11<<20 + rss*500, ParkedRSS: 11<<20 + rss*1000,
 		BytesWritten: 5000 * 300, Syscalls: map[string]int64{syscallTotal: 10000, "write": 5000},
 	}
 	r.PeakRSS = int64(peak * float64(r.ParkedRSS))
@@ -57,7 +57,7 @@ func TestVerdicts(t *testing.T) {
 	}, verdictStatus(vs))
 	assert.Equal(t, "0.85x (850.0 ms / 1000 ms)", vs[2].Measured)
 	assert.Equal(t, "1.25x (100000 req/s / 80000 req/s)", vs[3].Measured)
-	assert.Equal(t, "610 B", vs[4].Measured)
+	assert.Equal(t, "610 B (from the baseline: 1659 B)", vs[4].Measured, "the marginal figure is checked, the other shown")
 	assert.Equal(t, "4999/5000, 0 duplicates", vs[6].Measured)
 
 	// The other side of each line.
@@ -105,7 +105,7 @@ func TestRatioTable(t *testing.T) {
 	assert.Equal(t, []string{"2.00x", "2.50x", "1.25x"}, byName["CPU per delivery"])
 	assert.Equal(t, []string{"2.00x", "2.00x", "1.00x"}, byName["system calls per delivery"])
 	assert.Equal(t, []string{"0.50x", "2.00x", "4.00x"}, byName["trip time p99"])
-	assert.Equal(t, []string{"0.09x", "3.00x", "33.33x"}, byName["RSS per parked subscriber"])
+	assert.Equal(t, []string{"0.09x", "3.00x", "33.33x"}, byName["RSS per parked subscriber (marginal)"])
 	assert.Equal(t, []string{"0.75x", "-", "-"}, byName["cached subscribe rate (higher is better)"], "the floor has no cached rate")
 
 	rows = ratioTable([]CompareResult{pushup})
@@ -129,7 +129,7 @@ func TestCompareReportText(t *testing.T) {
 	text := out.String()
 	for _, want := range []string{
 		"CPU per delivery", "50.00 µs", "  user / sys", "12.50 / 37.50 µs", "system calls per delivery", "  write",
-		"RSS per parked subscriber", "900 B", "PushUp / floor", "2.50x",
+		"RSS per parked subscriber", "1949 B", "marginal: second half's growth", "900 B", "PushUp / floor", "2.50x",
 		"cached subscribe on pushup skipped: wrk not found",
 		"CPU per delivery <= 1.5x floor", "2.50x (50.0 µs / 20.0 µs)", "MISS", "n/a",
 		"FAILED nchan: nginx: exited",
