@@ -6,7 +6,6 @@ import (
 	"context"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -130,20 +129,14 @@ func smallCompareConfig(targets ...string) CompareConfig {
 }
 
 // TestE2ECompare runs the floor, pushupd and Nginx + Nchan with the same
-// client, and the cached-subscribe phase when wrk is installed: every
-// message reaches every subscriber once, every figure is filled in, and
-// the report has a column for each target, the ratios and the verdicts.
+// client: every message reaches every subscriber once, every figure is
+// filled in, and the report has a column for each target, the ratios and
+// the verdicts.
 func TestE2ECompare(t *testing.T) {
 	requireLinux(t)
 	testbed.NchanOrSkip(t)
 	cfg := smallCompareConfig("floor", "pushup", "nchan")
 	cfg.Pushupd = pushupd.For(t)
-	_, wrkErr := exec.LookPath("wrk")
-	if wrkErr == nil {
-		cfg.Cached.Duration, cfg.Cached.Connections = time.Second, 4
-	} else {
-		t.Logf("without wrk: %v", wrkErr)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	rep, err := Compare(ctx, cfg)
@@ -161,23 +154,56 @@ func TestE2ECompare(t *testing.T) {
 		assert.GreaterOrEqual(t, r.PeakRSS, r.ParkedRSS, r.Target)
 		assert.Positive(t, r.BytesWritten, r.Target)
 		assert.Positive(t, r.SlabParked, r.Target)
+		assert.Nil(t, r.Cached, "%s: no cached phase asked for", r.Target)
 		assert.Empty(t, r.Errors, r.Target)
 	}
 	assert.Equal(t, 1, rep.Results[1].Processes, "pushupd is one process")
 	assert.Equal(t, 1+cfg.Workers, rep.Results[2].Processes, "nginx's master and its workers")
-	assert.Nil(t, rep.Results[0].Cached, "the floor has no cache")
-	if wrkErr == nil {
-		for _, r := range rep.Results[1:] {
-			require.NotNil(t, r.Cached, r.Target)
-			assert.Positive(t, r.Cached.Requests, r.Target)
-			assert.Zero(t, r.Cached.Non2xx, "%s: every cached read answered 200", r.Target)
-			assert.Positive(t, r.Cached.CPUSeconds, r.Target)
-		}
-	}
 	require.Len(t, rep.Verdicts, 7)
 	var text bytes.Buffer
 	require.NoError(t, rep.WriteText(&text))
 	for _, want := range []string{"floor", "pushup", "nchan", "RSS per parked subscriber", "PushUp / Nchan", "Nchan / floor", "100% received, 0 duplicates"} {
 		assert.Contains(t, text.String(), want)
 	}
+}
+
+// TestE2ECompareCached runs the cached-subscribe phase with wrk on both
+// brokers: every read is answered 200 with the one cached message, and
+// the rate and the broker's CPU are filled in.
+func TestE2ECompareCached(t *testing.T) {
+	testbed.NchanOrSkip(t)
+	cfg := smallCompareConfig("pushup", "nchan")
+	cfg.Cached.Wrk = testbed.WrkOrSkip(t)
+	cfg.Pushupd = pushupd.For(t)
+	cfg.Subscribers, cfg.Messages = 4, 1
+	cfg.Cached.Duration, cfg.Cached.Connections, cfg.Cached.Require = time.Second, 4, true
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Compare(ctx, cfg)
+	require.NoError(t, err)
+	require.Len(t, rep.Results, 2)
+	for _, r := range rep.Results {
+		require.Empty(t, r.Error, r.Target)
+		require.NotNil(t, r.Cached, r.Target)
+		assert.Empty(t, r.Cached.Skipped, r.Target)
+		assert.Positive(t, r.Cached.Requests, r.Target)
+		assert.Positive(t, r.Cached.RequestsPerSecond, r.Target)
+		assert.Zero(t, r.Cached.Non2xx, "%s: every cached read answered 200", r.Target)
+		assert.Positive(t, r.Cached.CPUSeconds, r.Target)
+		assert.Positive(t, r.Cached.BytesWritten, r.Target)
+	}
+	assert.NotEqual(t, VerdictUnknown, rep.Verdicts[3].Status, "the cached verdict has its two rates")
+}
+
+// TestCachedSkippedWithoutWrk: a missing wrk skips the phase with a
+// reason, or fails it when required.
+func TestCachedSkippedWithoutWrk(t *testing.T) {
+	cfg := DefaultCachedConfig()
+	cfg.Wrk = "/nonexistent/wrk"
+	res, err := runCached(context.Background(), cfg, "pushup", "http://127.0.0.1:1", os.Getpid())
+	require.NoError(t, err)
+	assert.Contains(t, res.Skipped, "wrk not found")
+	cfg.Require = true
+	_, err = runCached(context.Background(), cfg, "pushup", "http://127.0.0.1:1", os.Getpid())
+	assert.ErrorIs(t, err, ErrWrk)
 }

@@ -13,6 +13,7 @@ const (
 	RequireHAProxyEnv = "PUSHUP_REQUIRE_HAPROXY"
 	RequireNchanEnv   = "PUSHUP_REQUIRE_NCHAN"
 	RequirePerfEnv    = "PUSHUP_REQUIRE_PERF"
+	RequireWrkEnv     = "PUSHUP_REQUIRE_WRK"
 )
 
 // TB is the part of testing.TB the helpers below use.
@@ -53,6 +54,17 @@ func PerfOrSkip(t TB) string {
 	bin, err := exec.LookPath("perf")
 	if err != nil {
 		skipOrFail(t, RequirePerfEnv, fmt.Errorf("perf not found (apt-get install linux-perf): %w", err))
+	}
+	return bin
+}
+
+// WrkOrSkip returns the wrk binary, or skips t saying how to install it;
+// under PUSHUP_REQUIRE_WRK=1 it fails t instead.
+func WrkOrSkip(t TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("wrk")
+	if err != nil {
+		skipOrFail(t, RequireWrkEnv, fmt.Errorf("wrk not found (apt-get install wrk): %w", err))
 	}
 	return bin
 }
