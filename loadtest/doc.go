@@ -34,10 +34,14 @@
 // its cores, which its report says first. ReadReport and Report.Redraw
 // draw a committed sweep again from its JSON.
 //
-// Compare runs PushUp and other brokers side by side (Nginx with the
-// Nchan module) with one deliberately plain client, a
-// goroutine per subscriber, so that only the server differs; memory is
-// PSS summed over each broker's processes.
+// Compare runs PushUp, other brokers (Nginx with the Nchan module,
+// Centrifugo on event streams) and the floor server (floorserver_linux.go:
+// only what the kernel must do per delivery) side by side with one
+// deliberately plain client, a goroutine per subscriber, so that only the
+// server differs; memory is summed over each target's processes, CPU,
+// system calls (perf) and bytes are counted per delivery, and wrk
+// measures the cached-subscribe rate (cached.go). comparereport.go turns
+// the rows into ratios and issue 12's verdicts.
 //
 // # Layers
 //
@@ -50,10 +54,11 @@
 //   - Runs and experiments: run.go (RunConfig) and runner.go (Run, a run
 //     state whose phases are methods), fleet.go (a run's servers, started
 //     through internal/testbed), experiment.go, fanout.go, cluster.go,
-//     compare.go, sweep.go and the sweeps (pushvspull.go, eventvsthread.go,
-//     scaleout.go), machine.go.
-//   - Reports and figures: report.go, table.go, plot.go (the only file
-//     that draws, with gonum/plot), replot.go.
+//     compare.go, floor.go, floorserver_linux.go, kernelcost.go,
+//     cached.go, sweep.go and the sweeps (pushvspull.go,
+//     eventvsthread.go, scaleout.go), machine.go.
+//   - Reports and figures: report.go, comparereport.go, table.go,
+//     plot.go (the only file that draws, with gonum/plot), replot.go.
 //
 // They are files rather than packages because they share unexported
 // types (a sweep's points are made from run results, a report's figures
