@@ -676,6 +676,27 @@ func (c *comparison) cached() error {
 	return nil
 }
 
+// waitParked waits until b says n subscribers wait.
+func waitParked(ctx context.Context, b *brokerUnderTest, n int, timeout time.Duration, subs *compareSubscribers) error {
+	by := time.Now().Add(timeout)
+	for {
+		waiting, err := b.waiting(ctx)
+		if err != nil {
+			return fmt.Errorf("asking how many wait: %w; server log:\n%s", err, b.log())
+		}
+		if waiting >= int64(n) {
+			return nil
+		}
+		if time.Now().After(by) {
+			return fmt.Errorf("%w: %d of %d waiting after %s (errors %v); server log:\n%s",
+				ErrNotParked, waiting, n, timeout, subs.errors.snapshot(), b.log())
+		}
+		if !sleep(ctx, 100*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
 // settledMemory samples pid's tree every 100 ms until its RSS has held
 // steady for cfg.Window (spread within cfg.Tolerance, or cfg.MinSpread),
 // and returns the means over that window; settled is false if

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"runtime"
 	"strconv"
-	"time"
 
 	"github.com/pushuphq/pushup/internal/testbed"
 )
@@ -15,27 +14,6 @@ import (
 // ErrFloor: the floor server could not be started or stopped cleanly
 // (testbed's).
 var ErrFloor = testbed.ErrFloor
-
-// waitParked waits until b says n subscribers wait.
-func waitParked(ctx context.Context, b *brokerUnderTest, n int, timeout time.Duration, subs *compareSubscribers) error {
-	by := time.Now().Add(timeout)
-	for {
-		waiting, err := b.waiting(ctx)
-		if err != nil {
-			return fmt.Errorf("asking how many wait: %w; server log:\n%s", err, b.log())
-		}
-		if waiting >= int64(n) {
-			return nil
-		}
-		if time.Now().After(by) {
-			return fmt.Errorf("%w: %d of %d waiting after %s (errors %v); server log:\n%s",
-				ErrNotParked, waiting, n, timeout, subs.errors.snapshot(), b.log())
-		}
-		if !sleep(ctx, 100*time.Millisecond) {
-			return ctx.Err()
-		}
-	}
-}
 
 // startFloor starts the floor server: this executable again (see
 // floorserver_linux.go and testbed.StartFloor).
