@@ -184,15 +184,10 @@ type CompareResult struct {
 	// Settled reports whether every memory figure settled within the
 	// configured timeout (if not they are the last window's mean).
 	Settled bool `json:"settled"`
-	// SocketMemBefore and SocketMemParked are the kernel's TCP buffer
-	// memory, machine wide (/proc/net/sockstat), at the same two moments.
-	SocketMemBefore int64 `json:"socket_mem_before_bytes"`
-	SocketMemParked int64 `json:"socket_mem_parked_bytes"`
-	// SlabBefore and SlabParked are the kernel's slab memory, machine
-	// wide (/proc/meminfo), at the same two moments: the sockets' own
-	// records, both ends of each connection.
-	SlabBefore int64 `json:"slab_before_bytes"`
-	SlabParked int64 `json:"slab_parked_bytes"`
+	// KernelBefore and KernelParked are the kernel's memory, machine
+	// wide, at the same moments as BaselineRSS and ParkedRSS.
+	KernelBefore KernelMemory `json:"kernel_before"`
+	KernelParked KernelMemory `json:"kernel_parked"`
 	// Expected is subscribers x messages; Received counts first receipts,
 	// Duplicates the rest; RMP is Received / Expected in percent.
 	Expected   int64   `json:"expected"`
@@ -486,10 +481,7 @@ func (c *comparison) baseline() (err error) {
 		return err
 	}
 	c.res.BaselineRSS, c.res.BaselinePSS, c.res.Settled = base.RSS, base.PSS, settled
-	if c.res.SocketMemBefore, err = readSocketMemory(); err != nil {
-		return err
-	}
-	if c.res.SlabBefore, err = readSlab(); err != nil {
+	if c.res.KernelBefore, err = readKernelMemory(); err != nil {
 		return err
 	}
 	c.logf("baseline RSS %s, PSS %s in %d processes", mib(base.RSS), mib(base.PSS), base.Processes)
@@ -524,15 +516,13 @@ func (c *comparison) park() error {
 		}
 	}
 	c.res.ParkedRSS, c.res.ParkedPSS, c.res.Processes = m.RSS, m.PSS, m.Processes
-	if c.res.SocketMemParked, err = readSocketMemory(); err != nil {
+	if c.res.KernelParked, err = readKernelMemory(); err != nil {
 		return err
 	}
-	if c.res.SlabParked, err = readSlab(); err != nil {
-		return err
-	}
-	c.logf("%d waiting: RSS %s -> %s (%.0f B each from the baseline, %.0f B each in the second half), kernel TCP buffers %s -> %s, slab %s -> %s",
+	kb, kp := c.res.KernelBefore, c.res.KernelParked
+	c.logf("%d waiting: RSS %s -> %s (%.0f B each from the baseline, %.0f B each in the second half); kernel: TCP sockets %d -> %d, TCP buffers %s -> %s, slab %s -> %s, socket slab caches %s -> %s",
 		c.cfg.Subscribers, mib(c.res.BaselineRSS), mib(c.res.ParkedRSS), c.res.RSSPerSubscriber(), c.res.MarginalRSSPerSubscriber(),
-		mib(c.res.SocketMemBefore), mib(c.res.SocketMemParked), mib(c.res.SlabBefore), mib(c.res.SlabParked))
+		kb.TCPSockets, kp.TCPSockets, mib(kb.TCPBuffers), mib(kp.TCPBuffers), mib(kb.Slab), mib(kp.Slab), mib(kb.SocketSlab), mib(kp.SocketSlab))
 	return nil
 }
 

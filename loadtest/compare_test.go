@@ -153,7 +153,7 @@ func TestE2ECompare(t *testing.T) {
 		assert.Positive(t, r.HalfRSS, r.Target)
 		assert.GreaterOrEqual(t, r.PeakRSS, r.ParkedRSS, r.Target)
 		assert.Positive(t, r.BytesWritten, r.Target)
-		assert.Positive(t, r.SlabParked, r.Target)
+		assert.Positive(t, r.KernelParked.Slab, r.Target)
 		assert.Nil(t, r.Cached, "%s: no cached phase asked for", r.Target)
 		assert.Empty(t, r.Errors, r.Target)
 	}

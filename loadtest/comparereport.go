@@ -271,8 +271,19 @@ func (r CompareReport) WriteText(w io.Writer) error {
 	})
 	add("PSS per parked subscriber", func(x CompareResult) string { return perSub(x, x.BaselinePSS, x.ParkedPSS) })
 	add("peak RSS in fan-out / parked", func(x CompareResult) string { return fmt.Sprintf("%s = %.2fx", mib(x.PeakRSS), x.PeakToParked()) })
-	add("kernel TCP buffers per subscriber", func(x CompareResult) string { return perSub(x, x.SocketMemBefore, x.SocketMemParked) })
-	add("kernel slab per subscriber", func(x CompareResult) string { return perSub(x, x.SlabBefore, x.SlabParked) })
+	add("kernel: TCP sockets per subscriber", func(x CompareResult) string {
+		return fmt.Sprintf("%.2f", x.perSubscriber(x.KernelBefore.TCPSockets, x.KernelParked.TCPSockets))
+	})
+	add("  TCP buffers (sockstat) per subscriber", func(x CompareResult) string {
+		return perSub(x, x.KernelBefore.TCPBuffers, x.KernelParked.TCPBuffers)
+	})
+	add("  socket slab caches per subscriber", func(x CompareResult) string {
+		if x.KernelParked.SocketSlab == 0 {
+			return "n/a (no /proc/slabinfo)"
+		}
+		return perSub(x, x.KernelBefore.SocketSlab, x.KernelParked.SocketSlab)
+	})
+	add("  all slab per subscriber", func(x CompareResult) string { return perSub(x, x.KernelBefore.Slab, x.KernelParked.Slab) })
 	add("processes / threads", func(x CompareResult) string { return fmt.Sprintf("%d / %d", x.Processes, x.Threads) })
 	if c.Cached.Duration > 0 && c.Transport == TransportLongPoll {
 		add(fmt.Sprintf("cached subscribe (wrk -t%d -c%d -d%s)", c.Cached.Threads, c.Cached.Connections, c.Cached.Duration), func(x CompareResult) string {
@@ -300,7 +311,7 @@ func (r CompareReport) WriteText(w io.Writer) error {
 	}
 	add("subscriber errors", func(x CompareResult) string { return fmt.Sprint(x.Errors) })
 	b.WriteString(alignColumns(rows))
-	b.WriteString("kernel memory is machine wide (TCP buffers: /proc/net/sockstat; slab: /proc/meminfo): both ends of each loopback connection, and whatever else runs\n")
+	b.WriteString("kernel memory is machine wide (sockstat, /proc/slabinfo: TCP, sock_inode_cache, filp, eventpoll_epi; /proc/meminfo Slab): both ends of each loopback connection, and whatever else runs\n")
 	for _, res := range r.Results {
 		if res.Cached != nil && res.Cached.Skipped != "" {
 			fmt.Fprintf(&b, "cached subscribe on %s skipped: %s\n", res.Target, res.Cached.Skipped)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -140,48 +141,105 @@ func parseProcIO(text []byte) (rchar, wchar int64, err error) {
 	return rchar, wchar, nil
 }
 
-// readSocketMemory returns the kernel's memory for TCP buffers, machine
-// wide, in bytes: the "mem" pages of the TCP line of /proc/net/sockstat.
-// Both ends of every loopback connection count, and so does every other
-// process's TCP traffic on the machine.
-func readSocketMemory() (int64, error) {
+// KernelMemory is what the kernel holds, machine wide, at one moment:
+// both ends of every loopback connection count, and so does every other
+// process's, so compare two readings taken close together.
+type KernelMemory struct {
+	// TCPBuffers is the memory of TCP socket buffers: the "mem" pages of
+	// the TCP line of /proc/net/sockstat, in bytes. An idle connection
+	// holds none.
+	TCPBuffers int64 `json:"tcp_buffer_bytes"`
+	// TCPSockets is that line's "inuse": open TCP sockets in this network
+	// namespace (a loopback connection is two).
+	TCPSockets int64 `json:"tcp_sockets"`
+	// Slab is Slab: of /proc/meminfo, in bytes: every kernel object cache.
+	Slab int64 `json:"slab_bytes"`
+	// SocketSlab is the part of the slab a socket's own records take:
+	// active objects times object size of the caches in socketSlabCaches
+	// (/proc/slabinfo, readable by root; 0 if it cannot be read).
+	SocketSlab int64 `json:"socket_slab_bytes"`
+}
+
+// socketSlabCaches are the slab caches each TCP socket of a server or
+// client adds an object to: the socket (TCP: struct tcp_sock), its inode
+// (sock_inode_cache), its open file (filp) and its epoll registration
+// (eventpoll_epi). Its dentry (192 B) is left out: the dentry cache also
+// moves with every file any process opens, which would drown it.
+var socketSlabCaches = []string{"TCP", "sock_inode_cache", "filp", "eventpoll_epi"}
+
+// readKernelMemory reads KernelMemory now.
+func readKernelMemory() (KernelMemory, error) {
+	var k KernelMemory
 	b, err := os.ReadFile("/proc/net/sockstat")
 	if err != nil {
-		return 0, err
+		return k, err
 	}
-	pages, err := parseSockstatTCPMem(b)
-	return pages * int64(os.Getpagesize()), err
-}
-
-// readSlab returns the kernel's slab memory, machine wide (Slab: of
-// /proc/meminfo), in bytes: where each socket's own records live (struct
-// tcp_sock, its inode, file and dentry, epoll's entry), which sockstat's
-// buffer pages do not count.
-func readSlab() (int64, error) {
-	b, err := os.ReadFile("/proc/meminfo")
+	pages, inuse, err := parseSockstatTCP(b)
 	if err != nil {
-		return 0, err
+		return k, err
 	}
-	return parseKBLine(b, "Slab:")
+	k.TCPBuffers, k.TCPSockets = pages*int64(os.Getpagesize()), inuse
+	if b, err = os.ReadFile("/proc/meminfo"); err != nil {
+		return k, err
+	}
+	if k.Slab, err = parseKBLine(b, "Slab:"); err != nil {
+		return k, err
+	}
+	if b, err = os.ReadFile("/proc/slabinfo"); err == nil {
+		k.SocketSlab = parseSlabinfo(b, socketSlabCaches)
+	}
+	return k, nil
 }
 
-// parseSockstatTCPMem returns the mem field of sockstat's "TCP:" line, in
-// pages.
-func parseSockstatTCPMem(text []byte) (int64, error) {
+// parseSockstatTCP returns the mem (pages) and inuse fields of
+// sockstat's "TCP:" line.
+func parseSockstatTCP(text []byte) (pages, inuse int64, err error) {
 	for line := range bytes.Lines(text) {
 		rest, ok := bytes.CutPrefix(line, []byte("TCP:"))
 		if !ok {
 			continue
 		}
 		f := bytes.Fields(rest)
+		found := 0
 		for i := 0; i+1 < len(f); i += 2 {
-			if string(f[i]) == "mem" {
-				return strconv.ParseInt(string(f[i+1]), 10, 64)
+			v, perr := strconv.ParseInt(string(f[i+1]), 10, 64)
+			switch string(f[i]) {
+			case "mem":
+				pages, err = v, perr
+				found++
+			case "inuse":
+				inuse, err = v, perr
+				found++
+			}
+			if err != nil {
+				return 0, 0, err
 			}
 		}
-		return 0, fmt.Errorf("sockstat: TCP line without mem: %q", bytes.TrimSpace(line))
+		if found != 2 {
+			return 0, 0, fmt.Errorf("sockstat: TCP line without mem and inuse: %q", bytes.TrimSpace(line))
+		}
+		return pages, inuse, nil
 	}
-	return 0, fmt.Errorf("sockstat: no TCP line")
+	return 0, 0, fmt.Errorf("sockstat: no TCP line")
+}
+
+// parseSlabinfo sums active objects times object size over the named
+// caches of /proc/slabinfo (version 2.1: name, active_objs, num_objs,
+// objsize, ...). Caches it does not list count 0.
+func parseSlabinfo(text []byte, caches []string) int64 {
+	var sum int64
+	for line := range bytes.Lines(text) {
+		f := bytes.Fields(line)
+		if len(f) < 4 || !slices.Contains(caches, string(f[0])) {
+			continue
+		}
+		active, err1 := strconv.ParseInt(string(f[1]), 10, 64)
+		size, err2 := strconv.ParseInt(string(f[3]), 10, 64)
+		if err1 == nil && err2 == nil {
+			sum += active * size
+		}
+	}
+	return sum
 }
 
 // countedSyscalls are the system calls counted one by one; the total

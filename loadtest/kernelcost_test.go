@@ -21,13 +21,34 @@ func TestParsePerfStatCSV(t *testing.T) {
 	assert.ErrorIs(t, err, ErrPerf)
 }
 
-func TestParseSockstatTCPMem(t *testing.T) {
+func TestParseSockstatTCP(t *testing.T) {
 	text := []byte("sockets: used 27\nTCP: inuse 9 orphan 0 tw 743 alloc 9 mem 12\nUDP: inuse 1 mem 3\n")
-	n, err := parseSockstatTCPMem(text)
+	pages, inuse, err := parseSockstatTCP(text)
 	require.NoError(t, err)
-	assert.Equal(t, int64(12), n, "TCP's pages, not UDP's")
-	_, err = parseSockstatTCPMem([]byte("UDP: inuse 1 mem 3\n"))
+	assert.Equal(t, int64(12), pages, "TCP's pages, not UDP's")
+	assert.Equal(t, int64(9), inuse)
+	_, _, err = parseSockstatTCP([]byte("UDP: inuse 1 mem 3\n"))
 	assert.Error(t, err)
+	_, _, err = parseSockstatTCP([]byte("TCP: inuse 9\n"))
+	assert.Error(t, err)
+}
+
+func TestParseSlabinfo(t *testing.T) {
+	text := []byte(`slabinfo - version: 2.1
+# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>
+TCPv6                 26     26   2496   13    8 : tunables    0    0    0 : slabdata      2      2      0
+TCP                17139  17199   2368   13    8 : tunables    0    0    0 : slabdata   1323   1323      0
+sock_inode_cache   13414  13414    832   19    4 : tunables    0    0    0 : slabdata    706    706      0
+dentry            207198 209391    192   21    1 : tunables    0    0    0 : slabdata   9971   9971      0
+`)
+	assert.Equal(t, int64(17139*2368+13414*832), parseSlabinfo(text, socketSlabCaches), "TCPv6 and dentry are not counted")
+}
+
+func TestReadKernelMemory(t *testing.T) {
+	k, err := readKernelMemory()
+	require.NoError(t, err)
+	assert.Positive(t, k.Slab)
+	assert.GreaterOrEqual(t, k.TCPSockets, int64(0))
 }
 
 func TestParseProcIO(t *testing.T) {
