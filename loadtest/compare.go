@@ -281,7 +281,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (CompareReport, error) {
 	if err := cfg.Validate(); err != nil {
 		return rep, err
 	}
-	if _, err := fileLimit("the load tester", cfg.Subscribers+cfg.Cached.Connections+8); err != nil {
+	if _, err := fileLimit("the load tester", cfg.Subscribers+8); err != nil {
 		return rep, err
 	}
 	if cfg.ProfileDir != "" {
