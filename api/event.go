@@ -20,14 +20,15 @@ const subscribeRoute = "/v1/subscribe"
 // subscribers as records in its epoll set, and hands everything else to
 // http.Server. It is the engine's Handler; answers are broker Results.
 type eventModel struct {
-	s *Server
-	e *evhttp.Engine[broker.Result]
+	s       *Server
+	e       *evhttp.Engine[broker.Result]
+	workers *streamWorkers // write the answers of engine-held streams
 }
 
 type eventConn = evhttp.Conn[broker.Result]
 
 func newEventModel(s *Server) (*eventModel, error) {
-	m := &eventModel{s: s}
+	m := &eventModel{s: s, workers: newStreamWorkers(0)}
 	fast, stream := subscribeRoute, eventsRoute
 	if s.subscribeNeedsRequest() {
 		// tokens and per-client caps need headers the fast path does not keep
@@ -52,7 +53,14 @@ func newEventModel(s *Server) (*eventModel, error) {
 
 func (m *eventModel) model() Model                                 { return ModelEvent }
 func (m *eventModel) listen(ln net.Listener) (net.Listener, error) { return m.e.Listen(ln) }
-func (m *eventModel) shutdown(ctx context.Context) error           { return m.e.Shutdown(ctx) }
+
+// shutdown stops the engine, which ends every stream, then the stream
+// workers, which write what the broker's last answers left queued.
+func (m *eventModel) shutdown(ctx context.Context) error {
+	err := m.e.Shutdown(ctx)
+	m.workers.stop()
+	return err
+}
 
 // subscribe serves a subscribe that came through http.Server (the engine's
 // own requests take ServeFast). An answer that is ready is written at

@@ -83,7 +83,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 
 	s.sse.opened()
 	why := sseEndClient
-	if err := write(st.open(nil)); err == nil {
+	if err := write(st.open(nil, s.cfg.SSE.Retry)); err == nil {
 		if m, ok := s.holder.(*threadModel); ok {
 			why, err = m.gate.run(func() string { return s.driveStream(r.Context(), st, write) })
 			if err != nil {
@@ -153,7 +153,7 @@ func (s *Server) driveStream(ctx context.Context, st *sseStream, write func([]by
 	deliver := func(r broker.Result) { answer <- r }
 	var buf []byte
 	for {
-		req, ok := st.request(time.Now())
+		req, ok := st.request(time.Now(), s.cfg.SSE.Heartbeat)
 		if !ok {
 			return sseEndLifetime
 		}

@@ -11,33 +11,44 @@ import (
 )
 
 // engineStream is a GET /v1/events stream held by the event engine: the
-// handler checked the request in net/http, then the connection was taken
-// from http.Server and became an evhttp.Stream. Between events nothing
-// waits for it: the broker holds a subscription whose deliver callback is
-// the stream's, and the engine holds the socket (hang-up only). The
-// broker's wait timeout, the same shared schedule that ends a long poll,
-// is the stream's heartbeat and lifetime clock, so no timer is kept per
-// stream either.
+// engine validated its head (or the handler checked the request in
+// net/http and the connection was taken from http.Server), and the
+// connection became an evhttp.Stream. Between events nothing waits for
+// it: the broker holds a subscription whose deliver callback is the
+// stream's, and the engine holds the socket (hang-up only). The broker's
+// wait timeout, the same shared schedule that ends a long poll, is the
+// stream's heartbeat and lifetime clock, so no timer is kept per stream
+// either.
 //
-// Each delivery runs step on a goroutine of its own (deliver must not
+// Each delivery is queued to the model's stream workers (deliver must not
 // block, and a publisher fanning out to thousands of streams must not
-// write to them one after the other): it writes the events, subscribes
-// again from the new cursor and returns. At most one step runs at a time,
-// since a stream has at most one subscription.
+// write to them one after the other): a worker writes the events,
+// subscribes again from the new cursor and moves on (step). At most one
+// step runs at a time, since a stream has at most one subscription.
 //
-// Lock order: engineStream.mu is taken alone; Cancel of the broker's
-// subscription and Stream.Write run with it released.
+// It is the one record an idle stream keeps besides the engine's and the
+// broker's, 15,000 of them at a time in the comparisons, so it holds only
+// what differs per stream (TestIdleStreamRecordSize pins its size): the
+// settings every stream shares are read from the Server, "ended" is a
+// value of sub, and the deliver callback is made per wait.
+//
+// Lock order: es.mu, then the broker's locks (Subscribe runs under es.mu,
+// so that an answer or an end cannot slip in before the subscription is
+// noted), then streamWorkers.mu. Cancel of the broker's subscription and
+// Stream.Write run with es.mu released.
 type engineStream struct {
-	s         *Server
-	st        sseStream // by value: one record per stream, not two
-	out       *evhttp.Stream[broker.Result]
-	release   func()              // of -max-conns-per-ip, or nil
-	deliverFn func(broker.Result) // es.deliver, made once, not per wait
+	sseStream
+	m       *eventModel
+	out     *evhttp.Stream[broker.Result]
+	release func() // of -max-conns-per-ip, or nil
 
-	mu   sync.Mutex
-	sub  *broker.Subscription // the wait in progress, if any
-	done bool                 // ended and counted
+	mu  sync.Mutex
+	sub *broker.Subscription // the wait in progress, nil, or streamEnded
 }
+
+// streamEnded is engineStream.sub once the stream ended and was counted.
+// It is never subscribed or cancelled.
+var streamEnded = new(broker.Subscription)
 
 // streamOn hands the stream st, whose request the handler checked, to the
 // engine: it takes the connection from http.Server, writes the head and
@@ -69,12 +80,11 @@ func (m *eventModel) streamOn(w http.ResponseWriter, r *http.Request, st *sseStr
 
 // startStream makes c, owned by the caller, the stream st with headers h.
 func (m *eventModel) startStream(c *eventConn, st *sseStream, h http.Header, release func()) {
-	es := &engineStream{s: m.s, st: *st, release: release}
-	es.deliverFn = es.deliver
+	es := &engineStream{sseStream: *st, m: m, release: release}
 	m.s.sse.opened()
 	// StreamEnded may run inside StartStream (the write fails): it does
 	// not touch out, which only next and step use, after this.
-	es.out = c.StartStream(st.open(streamHead(h)), es)
+	es.out = c.StartStream(st.open(streamHead(h), m.s.cfg.SSE.Retry), es)
 	es.next()
 }
 
@@ -150,35 +160,36 @@ func streamHead(h http.Header) []byte {
 // next subscribes from the stream's cursor and handles answers that are
 // ready at once, until one has to be waited for or the stream ends.
 func (es *engineStream) next() {
+	s := es.m.s
 	for {
-		req, ok := es.st.request(time.Now())
+		req, ok := es.request(time.Now(), s.cfg.SSE.Heartbeat)
 		if !ok {
 			es.end(sseEndLifetime)
 			return
 		}
-		res, sub, err := es.s.b.Subscribe(req, es.deliverFn)
+		es.mu.Lock()
+		if es.sub == streamEnded { // the engine ended it meanwhile
+			es.mu.Unlock()
+			return
+		}
+		res, sub, err := s.b.Subscribe(req, es.deliver)
+		if sub != nil {
+			es.sub = sub
+			es.mu.Unlock()
+			return
+		}
+		es.mu.Unlock()
 		switch {
 		case errors.Is(err, broker.ErrShuttingDown):
 			es.end(sseEndShutdown)
 			return
 		case errors.Is(err, broker.ErrChannelNotFound):
-			es.out.Write(es.st.closed(nil, "a channel of this stream no longer exists"))
+			es.out.Write(es.closed(nil, "a channel of this stream no longer exists"))
 			es.end(sseEndClosed)
 			return
 		case err != nil:
-			es.s.log.Error("stream ends", "path", eventsRoute, "err", err)
+			s.log.Error("stream ends", "path", eventsRoute, "err", err)
 			es.end(sseEndError)
-			return
-		}
-		if sub != nil {
-			es.mu.Lock()
-			if es.done { // the engine ended it meanwhile
-				es.mu.Unlock()
-				sub.Cancel()
-				return
-			}
-			es.sub = sub
-			es.mu.Unlock()
 			return
 		}
 		if !es.answer(res) {
@@ -188,30 +199,31 @@ func (es *engineStream) next() {
 }
 
 // deliver is the subscription's callback: it must not block.
-func (es *engineStream) deliver(res broker.Result) {
-	// Owned by the stream; ends once the answer is written and the next
-	// wait is with the broker.
-	go es.step(res)
-}
+func (es *engineStream) deliver(res broker.Result) { es.m.workers.enqueue(es, res) }
 
+// step writes the answer to the stream's wait and waits again; it runs on
+// a stream worker.
 func (es *engineStream) step(res broker.Result) {
 	es.mu.Lock()
+	if es.sub == streamEnded {
+		es.mu.Unlock()
+		return
+	}
 	es.sub = nil
-	done := es.done
 	es.mu.Unlock()
-	if !done && es.answer(res) {
+	if es.answer(res) {
 		es.next()
 	}
 }
 
 // answer writes the events of res and reports whether the stream goes on.
 func (es *engineStream) answer(res broker.Result) bool {
-	b, next, why := es.st.answer(nil, res, time.Now())
+	b, next, why := es.sseStream.answer(nil, res, time.Now())
 	if len(b) > 0 {
 		if !es.out.Write(b) {
 			return false // the engine ended it and told StreamEnded
 		}
-		es.s.sse.wrote(len(res.Messages))
+		es.m.s.sse.wrote(len(res.Messages))
 	}
 	if next == sseEnd {
 		es.end(why)
@@ -232,13 +244,12 @@ func (es *engineStream) end(why string) {
 // whether this call was the one.
 func (es *engineStream) finish(why string) bool {
 	es.mu.Lock()
-	if es.done {
+	sub := es.sub
+	if sub == streamEnded {
 		es.mu.Unlock()
 		return false
 	}
-	es.done = true
-	sub := es.sub
-	es.sub = nil
+	es.sub = streamEnded
 	es.mu.Unlock()
 	if sub != nil {
 		sub.Cancel()
@@ -246,7 +257,7 @@ func (es *engineStream) finish(why string) bool {
 	if es.release != nil {
 		es.release()
 	}
-	es.s.sse.closed(why)
+	es.m.s.sse.closed(why)
 	return true
 }
 

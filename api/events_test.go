@@ -247,8 +247,8 @@ func testStreamInFakeTime(t *testing.T, jitter float64) {
 		b, err := broker.New(bc)
 		require.NoError(t, err)
 		defer b.Close()
-		s := &Server{b: b, sse: newSSEMetrics(), log: discardLogger()}
 		cfg := SSEConfig{Heartbeat: 15 * time.Second, MaxLifetime: 100 * time.Second, Retry: time.Second}
+		s := &Server{b: b, sse: newSSEMetrics(), log: discardLogger(), cfg: Config{SSE: cfg}}
 		start := time.Now()
 		st := newSSEStream(cfg, []string{"a"}, broker.Cursor{}, start, 0)
 
