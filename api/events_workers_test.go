@@ -38,7 +38,7 @@ func (g *gatedStream) step(res broker.Result) {
 // (one per delivery did, each with its stack). What was queued is written
 // once, and stop leaves nothing running. (A real stream has one answer
 // queued at most, its subscription's: order within a stream follows.)
-func TestStreamWorkersAreBoundedAndKeepOrder(t *testing.T) {
+func TestStreamWorkersAreBounded(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	const workers, streams, rounds = 4, 2000, 3
 	p := newStreamWorkers(workers)
