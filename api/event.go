@@ -29,17 +29,12 @@ type eventConn = evhttp.Conn[broker.Result]
 
 func newEventModel(s *Server) (*eventModel, error) {
 	m := &eventModel{s: s, workers: newStreamWorkers(0)}
-	fast, stream := subscribeRoute, eventsRoute
-	if s.subscribeNeedsRequest() {
-		// tokens and per-client caps need headers the fast path does not keep
-		fast, stream = "", ""
-	}
 	e, err := evhttp.New[broker.Result](evhttp.Config{
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		FastPath:          fast,
-		StreamPath:        stream,
+		FastPath:          subscribeRoute,
+		StreamPath:        eventsRoute,
 		StreamBacklog:     streamBacklog(s.cfg.MaxBodyBytes),
 		Limit:             s.conns,
 		Logger:            s.log,
@@ -125,7 +120,7 @@ func (m *eventModel) ServeFast(c *eventConn, h evhttp.Head) {
 	start := time.Now()
 	acao := s.allowOrigin(h.Origin)
 	if h.Stream {
-		if w := m.serveStreamFast(c, h, acao); w != nil {
+		if w := m.serveStreamFast(c, &h, acao); w != nil {
 			corsHeaders(w.Header(), acao)
 			s.metrics.observe(eventsRoute, http.MethodGet, w.status, time.Since(start))
 			c.Reply(w.bytes(false), false)
@@ -154,7 +149,11 @@ func (m *eventModel) ServeFast(c *eventConn, h evhttp.Head) {
 			err = errNotReady
 		}
 		if err == nil {
+			err = m.admitPoll(c, &h, w, &req) // tokens, -max-conns-per-ip
+		}
+		if err == nil {
 			parked, err = m.subscribeOn(c, w, req, acao, h.KeepAlive, start, nil)
+			releaseUnparked(req, parked)
 		}
 		if err != nil {
 			s.writeError(w, nil, err)

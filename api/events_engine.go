@@ -89,12 +89,11 @@ func (m *eventModel) startStream(c *eventConn, st *sseStream, h http.Header, rel
 }
 
 // serveStreamFast serves a GET /v1/events whose head the engine
-// validated, as handleEvents does (the fast path is off when tokens or
-// per-client caps need the whole request): the stream starts in the
-// engine without passing through net/http. Errors get the API's JSON
+// validated, as handleEvents does, tokens and per-client caps included:
+// the stream starts in the engine without passing through net/http. Errors get the API's JSON
 // answer: it returns that answer for the caller to write, or nil once
 // the stream started (and c is no longer the caller's).
-func (m *eventModel) serveStreamFast(c *eventConn, h evhttp.Head, acao string) (w *eventWriter) {
+func (m *eventModel) serveStreamFast(c *eventConn, h *evhttp.Head, acao string) (w *eventWriter) {
 	s := m.s
 	w = newEventWriter()
 	started := false
@@ -123,9 +122,16 @@ func (m *eventModel) serveStreamFast(c *eventConn, h evhttp.Head, acao string) (
 	if err == nil && s.clusterNotReady() {
 		err = errNotReady
 	}
+	var release func()
+	if err == nil {
+		// A stream holds its connection as a waiting poll does.
+		release, err = m.admitHead(c, h, w.Header(), req.Channels, true)
+	}
 	var st *sseStream
 	if err == nil {
-		st, err = s.newStream(req)
+		if st, err = s.newStream(req); err != nil && release != nil {
+			release()
+		}
 	}
 	if err != nil {
 		return fail(err)
@@ -134,7 +140,7 @@ func (m *eventModel) serveStreamFast(c *eventConn, h evhttp.Head, acao string) (
 	corsHeaders(hd, acao)
 	streamHeaders(hd)
 	started = true
-	m.startStream(c, st, hd, nil)
+	m.startStream(c, st, hd, release)
 	return nil
 }
 
