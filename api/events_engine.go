@@ -74,17 +74,22 @@ func (m *eventModel) streamOn(w http.ResponseWriter, r *http.Request, st *sseStr
 		}
 		return true
 	}
-	m.startStream(c, st, w.Header(), release)
+	// The cors middleware set the same headers the fast path sets.
+	m.startStream(c, st, w.Header().Get("Access-Control-Allow-Origin"), release)
 	return true
 }
 
-// startStream makes c, owned by the caller, the stream st with headers h.
-func (m *eventModel) startStream(c *eventConn, st *sseStream, h http.Header, release func()) {
+// startStream makes c, owned by the caller, the stream st, answering a
+// request whose Access-Control-Allow-Origin is acao.
+func (m *eventModel) startStream(c *eventConn, st *sseStream, acao string, release func()) {
 	es := &engineStream{sseStream: *st, m: m, release: release}
 	m.s.sse.opened()
+	// One buffer, sized for the head and the first event: every stream
+	// that opens makes it, so it is not grown in steps.
+	b := make([]byte, 0, 384+len(acao))
 	// StreamEnded may run inside StartStream (the write fails): it does
 	// not touch out, which only next and step use, after this.
-	es.out = c.StartStream(st.open(streamHead(h), m.s.cfg.SSE.Retry), es)
+	es.out = c.StartStream(st.open(appendStreamHead(b, acao), m.s.cfg.SSE.Retry), es)
 	es.next()
 }
 
@@ -127,7 +132,7 @@ func (m *eventModel) serveStreamFast(c *eventConn, h *evhttp.Head, acao string) 
 		// A stream holds its connection as a waiting poll does.
 		release, err = m.admitHead(c, h, w.Header(), req.Channels, true)
 	}
-	var st *sseStream
+	var st sseStream
 	if err == nil {
 		if st, err = s.newStream(req); err != nil && release != nil {
 			release()
@@ -136,27 +141,23 @@ func (m *eventModel) serveStreamFast(c *eventConn, h *evhttp.Head, acao string) 
 	if err != nil {
 		return fail(err)
 	}
-	hd := make(http.Header, 5)
-	corsHeaders(hd, acao)
-	streamHeaders(hd)
 	started = true
-	m.startStream(c, st, hd, release)
+	m.startStream(c, &st, acao, release)
 	return nil
 }
 
-// streamHead is the status line and headers of a stream handed to the
-// engine. The body ends with the connection, as a stream does anyway;
-// without chunked framing each event is written as is, shared bytes
-// included.
-func streamHead(h http.Header) []byte {
-	b := append([]byte(nil), "HTTP/1.1 200 OK\r\n"...)
-	for k, vs := range h {
-		for _, v := range vs {
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, v...)
-			b = append(b, "\r\n"...)
-		}
+// appendStreamHead appends the status line and headers of a stream the
+// engine holds: those streamHeaders and corsHeaders set (for a request
+// whose Access-Control-Allow-Origin is acao), without a map. The body
+// ends with the connection, as a stream does anyway; without chunked
+// framing each event is written as is, shared bytes included.
+func appendStreamHead(b []byte, acao string) []byte {
+	b = append(b, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"+
+		"X-Accel-Buffering: no\r\nVary: Origin\r\n"...)
+	if acao != "" {
+		b = append(b, "Access-Control-Allow-Origin: "...)
+		b = append(b, acao...)
+		b = append(b, "\r\nAccess-Control-Expose-Headers: Retry-After\r\n"...)
 	}
 	b = append(b, "Date: "...)
 	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)

@@ -58,9 +58,9 @@ const (
 // newSSEStream starts a stream on channels from cursor at now. jitter, in
 // [0, 1), picks where in the last lifetimeJitter of cfg.MaxLifetime the
 // stream ends.
-func newSSEStream(cfg SSEConfig, channels []string, cursor broker.Cursor, now time.Time, jitter float64) *sseStream {
+func newSSEStream(cfg SSEConfig, channels []string, cursor broker.Cursor, now time.Time, jitter float64) sseStream {
 	life := cfg.MaxLifetime - time.Duration(jitter*lifetimeJitter*float64(cfg.MaxLifetime))
-	return &sseStream{
+	return sseStream{
 		channels: channels,
 		cursor:   cursor,
 		endAt:    now.Add(life).UnixNano(),

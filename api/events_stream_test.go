@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -144,4 +145,22 @@ func TestStreamLifetimeHasJitterAndBoundsTheWait(t *testing.T) {
 	_, next, why := late.answer(nil, broker.Result{Reason: broker.ReasonTimeout}, now.Add(100*time.Second))
 	assert.Equal(t, sseEnd, next)
 	assert.Equal(t, sseEndLifetime, why)
+}
+
+// An idle stream keeps its channel names, not the query they came in
+// (where a token can be most of the bytes).
+func TestStreamKeepsOnlyItsChannelNames(t *testing.T) {
+	query := "channels=ab,c&token=" + strings.Repeat("t", 300)
+	req, err := parseSubscribeQuery(query, time.Second, time.Minute)
+	require.NoError(t, err)
+	got := compactNames(req.Channels)
+	require.Equal(t, []string{"ab", "c"}, got)
+	q := unsafe.StringData(query)
+	for _, c := range got {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(c)))
+		assert.False(t, p >= uintptr(unsafe.Pointer(q)) && p < uintptr(unsafe.Pointer(q))+uintptr(len(query)),
+			"%q points into the query", c)
+	}
+	assert.Equal(t, 2.0, testing.AllocsPerRun(10, func() { compactNames([]string{"only"}) }),
+		"one string and one slice")
 }

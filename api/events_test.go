@@ -259,7 +259,7 @@ func testStreamInFakeTime(t *testing.T, jitter float64) {
 		var writes []write
 		done := make(chan string)
 		go func() {
-			done <- s.driveStream(context.Background(), st, func(p []byte) error {
+			done <- s.driveStream(context.Background(), &st, func(p []byte) error {
 				writes = append(writes, write{time.Since(start), string(p)})
 				return nil
 			})
