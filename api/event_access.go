@@ -18,8 +18,8 @@ import (
 // when it is to wait (a poll with a timeout, or a stream) and a
 // per-address cap is set, takes a waiting slot for its client. release
 // gives the slot back (nil when none was taken); a 429 sets Retry-After
-// in hdr.
-func (m *eventModel) admitHead(c *eventConn, h *evhttp.Head, hdr http.Header, channels []string, wait bool) (release func(), err error) {
+// in w's headers (made only then).
+func (m *eventModel) admitHead(c *eventConn, h *evhttp.Head, w http.ResponseWriter, channels []string, wait bool) (release func(), err error) {
 	s := m.s
 	if err := s.authorizeHead(h, channels); err != nil {
 		return nil, err
@@ -27,7 +27,7 @@ func (m *eventModel) admitHead(c *eventConn, h *evhttp.Head, hdr http.Header, ch
 	if !wait || s.perIP == nil {
 		return nil, nil
 	}
-	return s.admitAddr(hdr, m.headClientAddr(c, h))
+	return s.admitAddr(w, m.headClientAddr(c, h))
 }
 
 // headClientAddr is clientAddr for a request the engine serves: the peer
@@ -45,7 +45,7 @@ func (m *eventModel) headClientAddr(c *eventConn, h *evhttp.Head) netip.Addr {
 // given back when the poll's wait ends (req.OnEnd), or by releaseUnparked
 // when it did not wait.
 func (m *eventModel) admitPoll(c *eventConn, h *evhttp.Head, w http.ResponseWriter, req *broker.SubscribeRequest) error {
-	release, err := m.admitHead(c, h, w.Header(), req.Channels, req.Timeout > 0)
+	release, err := m.admitHead(c, h, w, req.Channels, req.Timeout > 0)
 	req.OnEnd = release
 	return err
 }

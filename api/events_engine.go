@@ -95,9 +95,10 @@ func (m *eventModel) startStream(c *eventConn, st *sseStream, acao string, relea
 
 // serveStreamFast serves a GET /v1/events whose head the engine
 // validated, as handleEvents does, tokens and per-client caps included:
-// the stream starts in the engine without passing through net/http. Errors get the API's JSON
-// answer: it returns that answer for the caller to write, or nil once
-// the stream started (and c is no longer the caller's).
+// the stream starts in the engine without passing through net/http.
+// Errors get the API's JSON answer: it returns that answer for the caller
+// to write, or nil once the stream started (and c is no longer the
+// caller's).
 func (m *eventModel) serveStreamFast(c *eventConn, h *evhttp.Head, acao string) (w *eventWriter) {
 	s := m.s
 	w = newEventWriter()
@@ -130,7 +131,7 @@ func (m *eventModel) serveStreamFast(c *eventConn, h *evhttp.Head, acao string) 
 	var release func()
 	if err == nil {
 		// A stream holds its connection as a waiting poll does.
-		release, err = m.admitHead(c, h, w.Header(), req.Channels, true)
+		release, err = m.admitHead(c, h, w, req.Channels, true)
 	}
 	var st sseStream
 	if err == nil {

@@ -109,14 +109,14 @@ func (s *Server) admitWaiter(w http.ResponseWriter, r *http.Request) (release fu
 	if s.perIP == nil {
 		return nil, nil
 	}
-	return s.admitAddr(w.Header(), s.clientAddr(r))
+	return s.admitAddr(w, s.clientAddr(r))
 }
 
 // admitAddr takes a waiting slot for client address a, or answers 429
-// with Retry-After in h. s.perIP is not nil.
-func (s *Server) admitAddr(h http.Header, a netip.Addr) (release func(), err error) {
+// with Retry-After in w's headers. s.perIP is not nil.
+func (s *Server) admitAddr(w http.ResponseWriter, a netip.Addr) (release func(), err error) {
 	if !s.perIP.acquire(a) {
-		h.Set("Retry-After", strconv.Itoa(int(limitRetryAfter/time.Second)))
+		w.Header().Set("Retry-After", strconv.Itoa(int(limitRetryAfter/time.Second)))
 		return nil, &apiError{status: http.StatusTooManyRequests, code: "too_many_connections",
 			msg: fmt.Sprintf("this client already has %d subscribe requests waiting, the limit", s.perIP.max)}
 	}
