@@ -48,6 +48,11 @@ type streamWorkers struct {
 // every worker.
 const streamBatch = 32
 
+// maxQueueKept is the most queue entries (about 100 bytes each) kept
+// between fan-outs: a fan-out to 15,000 streams grows the queue to 1.5 MB
+// for a moment, which idle streams should not keep paying for.
+const maxQueueKept = 1024
+
 func newStreamWorkers(n int) *streamWorkers {
 	if n < 1 {
 		n = runtime.GOMAXPROCS(0)
@@ -93,8 +98,8 @@ func (p *streamWorkers) take(dst []streamWork) (n int, more bool) {
 	p.head += n
 	if p.head == len(p.queue) {
 		p.head = 0
-		if cap(p.queue) > 4*streamBatch*p.n && len(p.queue) < cap(p.queue)/4 {
-			p.queue = nil // a fan-out's worth: give it back to the GC
+		if cap(p.queue) > maxQueueKept {
+			p.queue = nil // a big fan-out's worth: give it back to the GC
 		} else {
 			p.queue = p.queue[:0]
 		}
