@@ -23,12 +23,14 @@ type eventModel struct {
 	s       *Server
 	e       *evhttp.Engine[broker.Result]
 	workers *streamWorkers // write the answers of engine-held streams
+	own     streamOwner    // of the streams that hold no -max-conns-per-ip slot
 }
 
 type eventConn = evhttp.Conn[broker.Result]
 
 func newEventModel(s *Server) (*eventModel, error) {
 	m := &eventModel{s: s, workers: newStreamWorkers(0)}
+	m.own.m = m
 	e, err := evhttp.New[broker.Result](evhttp.Config{
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,

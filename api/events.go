@@ -200,7 +200,7 @@ func (s *Server) driveStream(ctx context.Context, st *sseStream, write func([]by
 		}
 		var next sseNext
 		var why string
-		buf, next, why = st.answer(buf[:0], res, time.Now())
+		buf, next, why = st.answer(buf[:0], res, time.Now(), s.cfg.SSE.Heartbeat)
 		if len(buf) > 0 {
 			if err := write(buf); err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {

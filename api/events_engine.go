@@ -30,7 +30,9 @@ import (
 // broker's, 15,000 of them at a time in the comparisons, so it holds only
 // what differs per stream (TestIdleStreamRecordSize pins its size): the
 // settings every stream shares are read from the Server, "ended" is a
-// value of sub, and the deliver callback is made per wait.
+// value of sub, the model and the slot of -max-conns-per-ip are one
+// pointer (streams without a slot share their model's), and the deliver
+// callback is made per wait.
 //
 // Lock order: es.mu, then the broker's locks (Subscribe runs under es.mu,
 // so that an answer or an end cannot slip in before the subscription is
@@ -38,12 +40,18 @@ import (
 // Stream.Write run with es.mu released.
 type engineStream struct {
 	sseStream
-	m       *eventModel
-	out     *evhttp.Stream[broker.Result]
-	release func() // of -max-conns-per-ip, or nil
+	own *streamOwner
+	out *evhttp.Stream[broker.Result]
 
 	mu  sync.Mutex
 	sub *broker.Subscription // the wait in progress, nil, or streamEnded
+}
+
+// streamOwner is what a stream answers to: its model, and the slot of
+// -max-conns-per-ip it gives back when it ends (nil: none).
+type streamOwner struct {
+	m       *eventModel
+	release func()
 }
 
 // streamEnded is engineStream.sub once the stream ended and was counted.
@@ -82,7 +90,11 @@ func (m *eventModel) streamOn(w http.ResponseWriter, r *http.Request, st *sseStr
 // startStream makes c, owned by the caller, the stream st, answering a
 // request whose Access-Control-Allow-Origin is acao.
 func (m *eventModel) startStream(c *eventConn, st *sseStream, acao string, release func()) {
-	es := &engineStream{sseStream: *st, m: m, release: release}
+	own := &m.own // shared by the streams that hold no slot
+	if release != nil {
+		own = &streamOwner{m: m, release: release}
+	}
+	es := &engineStream{sseStream: *st, own: own}
 	m.s.sse.opened()
 	// One buffer, sized for the head and the first event: every stream
 	// that opens makes it, so it is not grown in steps.
@@ -168,7 +180,7 @@ func appendStreamHead(b []byte, acao string) []byte {
 // next subscribes from the stream's cursor and handles answers that are
 // ready at once, until one has to be waited for or the stream ends.
 func (es *engineStream) next() {
-	s := es.m.s
+	s := es.own.m.s
 	for {
 		req, ok := es.request(time.Now(), s.cfg.SSE.Heartbeat)
 		if !ok {
@@ -207,7 +219,7 @@ func (es *engineStream) next() {
 }
 
 // deliver is the subscription's callback: it must not block.
-func (es *engineStream) deliver(res broker.Result) { es.m.workers.enqueue(es, res) }
+func (es *engineStream) deliver(res broker.Result) { es.own.m.workers.enqueue(es, res) }
 
 // step writes the answer to the stream's wait and waits again; it runs on
 // a stream worker.
@@ -226,12 +238,12 @@ func (es *engineStream) step(res broker.Result) {
 
 // answer writes the events of res and reports whether the stream goes on.
 func (es *engineStream) answer(res broker.Result) bool {
-	b, next, why := es.sseStream.answer(nil, res, time.Now())
+	b, next, why := es.sseStream.answer(nil, res, time.Now(), es.own.m.s.cfg.SSE.Heartbeat)
 	if len(b) > 0 {
 		if !es.out.Write(b) {
 			return false // the engine ended it and told StreamEnded
 		}
-		es.m.s.sse.wrote(len(res.Messages))
+		es.own.m.s.sse.wrote(len(res.Messages))
 	}
 	if next == sseEnd {
 		es.end(why)
@@ -262,10 +274,10 @@ func (es *engineStream) finish(why string) bool {
 	if sub != nil {
 		sub.Cancel()
 	}
-	if es.release != nil {
-		es.release()
+	if es.own.release != nil {
+		es.own.release()
 	}
-	es.m.s.sse.closed(why)
+	es.own.m.s.sse.closed(why)
 	return true
 }
 

@@ -28,11 +28,6 @@ type sseStream struct {
 	channels []string
 	cursor   broker.Cursor
 	endAt    int64 // Unix ns: when the lifetime ends
-	// lastWait: the current wait runs to the end of the lifetime, so its
-	// timeout ends the stream. The broker may cut a wait short (its
-	// TimeoutJitter); without this, the last stretch would be cut into
-	// ever shorter waits, each with a heartbeat.
-	lastWait bool
 }
 
 // sseNext is what the driver does after writing an answer's bytes.
@@ -87,7 +82,6 @@ func (st *sseStream) request(now time.Time, heartbeat time.Duration) (req broker
 	if left <= 0 {
 		return req, false
 	}
-	st.lastWait = left <= heartbeat
 	return broker.SubscribeRequest{
 		Channels: st.channels,
 		Cursor:   st.cursor,
@@ -96,8 +90,9 @@ func (st *sseStream) request(now time.Time, heartbeat time.Duration) (req broker
 }
 
 // answer appends the events of a broker answer to b and advances the
-// cursor. why says why the stream ends when next is sseEnd.
-func (st *sseStream) answer(b []byte, res broker.Result, now time.Time) (out []byte, next sseNext, why string) {
+// cursor. why says why the stream ends when next is sseEnd. heartbeat is
+// the one request was given.
+func (st *sseStream) answer(b []byte, res broker.Result, now time.Time, heartbeat time.Duration) (out []byte, next sseNext, why string) {
 	switch res.Reason {
 	case broker.ReasonShutdown:
 		// The client reconnects through the load balancer, to another
@@ -120,7 +115,12 @@ func (st *sseStream) answer(b []byte, res broker.Result, now time.Time) (out []b
 		b = append(b, "event: truncated\ndata: {\"truncated\":true}\n\n"...)
 	}
 	timedOut := len(res.Messages) == 0 && !res.Truncated
-	if timedOut && st.lastWait {
+	if timedOut && st.endAt-now.UnixNano() < int64(heartbeat) {
+		// Less than a heartbeat of life left: end now. The broker cuts
+		// each wait short by up to its TimeoutJitter, so waiting out the
+		// rest would cut it into ever shorter waits, each with a
+		// heartbeat. At most a heartbeat early, on a lifetime that is
+		// random anyway.
 		return b, sseEnd, sseEndLifetime
 	}
 	if len(res.Messages) > 0 {

@@ -70,7 +70,7 @@ func TestStreamIDsResumeExactly(t *testing.T) {
 	res, sub, err := b.Subscribe(req, nil)
 	require.NoError(t, err)
 	require.Nil(t, sub)
-	out, next, _ := st.answer(nil, res, now)
+	out, next, _ := st.answer(nil, res, now, DefaultSSEConfig().Heartbeat)
 	assert.Equal(t, sseContinue, next)
 
 	var events []sse.Event
@@ -104,12 +104,12 @@ func TestStreamIDsResumeExactly(t *testing.T) {
 func TestStreamEventsForTruncatedClosedAndShutdown(t *testing.T) {
 	now := time.Now()
 	st := newSSEStream(DefaultSSEConfig(), []string{"a"}, broker.Cursor{}, now, 0)
-	out, next, _ := st.answer(nil, broker.Result{Truncated: true, Cursor: broker.SinceMillis(5)}, now)
+	out, next, _ := st.answer(nil, broker.Result{Truncated: true, Cursor: broker.SinceMillis(5)}, now, DefaultSSEConfig().Heartbeat)
 	assert.Equal(t, sseContinue, next)
 	assert.Contains(t, string(out), "event: truncated\ndata: {\"truncated\":true}\n\n")
 	assert.Contains(t, string(out), "id: "+broker.SinceMillis(5).String(), "a gap with nothing after it still moves the id")
 
-	out, next, why := st.answer(nil, broker.Result{Reason: broker.ReasonClosed, Cursor: broker.SinceMillis(7)}, now)
+	out, next, why := st.answer(nil, broker.Result{Reason: broker.ReasonClosed, Cursor: broker.SinceMillis(7)}, now, DefaultSSEConfig().Heartbeat)
 	assert.Equal(t, sseEnd, next)
 	assert.Equal(t, sseEndClosed, why)
 	ev, err := sse.NewReader(strings.NewReader(string(out))).Next()
@@ -118,11 +118,11 @@ func TestStreamEventsForTruncatedClosedAndShutdown(t *testing.T) {
 	assert.Equal(t, broker.SinceMillis(7).String(), ev.ID)
 	assert.JSONEq(t, `{"error":"channel_closed","message":"every channel of this stream was closed","cursor":"`+ev.ID+`"}`, ev.Data)
 
-	out, next, why = st.answer(nil, broker.Result{Reason: broker.ReasonShutdown}, now)
+	out, next, why = st.answer(nil, broker.Result{Reason: broker.ReasonShutdown}, now, DefaultSSEConfig().Heartbeat)
 	assert.Empty(t, out)
 	assert.Equal(t, sseEnd, next)
 	assert.Equal(t, sseEndShutdown, why)
-	out, _, _ = st.answer(nil, broker.Result{Reason: broker.ReasonShutdown, RetryAfter: 750 * time.Millisecond}, now)
+	out, _, _ = st.answer(nil, broker.Result{Reason: broker.ReasonShutdown, RetryAfter: 750 * time.Millisecond}, now, DefaultSSEConfig().Heartbeat)
 	assert.Equal(t, "retry: 750\n\n", string(out), "a draining node's hint delays the browser's reconnection")
 }
 
@@ -142,7 +142,7 @@ func TestStreamLifetimeHasJitterAndBoundsTheWait(t *testing.T) {
 	assert.Equal(t, 5*time.Second, req.Timeout, "but not past the lifetime")
 	_, ok = late.request(now.Add(100*time.Second), cfg.Heartbeat)
 	assert.False(t, ok)
-	_, next, why := late.answer(nil, broker.Result{Reason: broker.ReasonTimeout}, now.Add(100*time.Second))
+	_, next, why := late.answer(nil, broker.Result{Reason: broker.ReasonTimeout}, now.Add(100*time.Second), cfg.Heartbeat)
 	assert.Equal(t, sseEnd, next)
 	assert.Equal(t, sseEndLifetime, why)
 }
