@@ -23,7 +23,7 @@ func parseCompare(name string, args []string, stderr io.Writer) (cfg loadtest.Co
 	fs := flag.NewFlagSet("pushup-loadtest "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	targets := strings.Join(cfg.Targets, ",")
-	targetsHelp := "servers to run in turn, in this order: " + strings.Join(loadtest.CompareTargets, ", ")
+	targetsHelp := "servers to run in turn, in this order: " + strings.Join(loadtest.CompareTargets, ", ") + " (with -transport=sse: default pushup,nchan)"
 	fs.StringVar(&targets, "targets", targets, targetsHelp)
 	fs.StringVar(&targets, "brokers", targets, "the same as -targets (its older name)")
 	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "what subscribers do: longpoll, or sse (one server-sent event stream each; needed for centrifugo; no floor)")
@@ -69,6 +69,11 @@ func parseCompare(name string, args []string, stderr io.Writer) (cfg loadtest.Co
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return cfg, "", err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.Transport == loadtest.TransportSSE && !set["targets"] && !set["brokers"] {
+		targets = "pushup,nchan" // the floor serves long polls only
 	}
 	if cfg.Targets, err = wordList(targets, loadtest.CompareTargets); err != nil {
 		return cfg, "", fmt.Errorf("-targets: %w", err)

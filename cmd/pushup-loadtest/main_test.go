@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/pushuphq/pushup/loadtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -73,6 +75,41 @@ func TestParseFanout(t *testing.T) {
 	assert.Equal(t, 15_000, cfg.Subscribers, "issue 3's default")
 	assert.Empty(t, cfg.Model, "pass no -model unless asked")
 	assert.NotNil(t, cfg.Progress)
+}
+
+func TestParseCompare(t *testing.T) {
+	var errOut bytes.Buffer
+	cfg, jsonPath, err := parseCompare("compare", []string{
+		"-targets", "pushup,nchan", "-n", "300", "-parked-wait", "3s", "-settle", "2s", "-settle-timeout", "20s",
+		"-syscalls=false", "-cached-duration", "5s", "-cached-connections", "32", "-cached-threads", "4",
+		"-wrk", "/bin/wrk", "-require-wrk", "-json", "c.json", "-quiet",
+	}, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"pushup", "nchan"}, cfg.Targets)
+	assert.Equal(t, 300, cfg.Subscribers)
+	assert.Equal(t, 3*time.Second, cfg.ParkedWait)
+	assert.Equal(t, 2*time.Second, cfg.Settle.Window)
+	assert.Equal(t, 20*time.Second, cfg.Settle.Timeout)
+	assert.False(t, cfg.Syscalls)
+	assert.Equal(t, loadtest.CachedConfig{Wrk: "/bin/wrk", Connections: 32, Threads: 4, Duration: 5 * time.Second, Require: true}, cfg.Cached)
+	assert.Equal(t, "c.json", jsonPath)
+	assert.Nil(t, cfg.Log, "-quiet")
+
+	cfg, _, err = parseCompare("compare", nil, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"floor", "pushup", "nchan"}, cfg.Targets, "issue 12's three targets")
+	assert.Equal(t, 10*time.Second, cfg.Cached.Duration, "wrk runs by default")
+	cfg, _, err = parseCompare("floor", nil, &errOut)
+	require.NoError(t, err)
+	assert.Zero(t, cfg.Cached.Duration, "floor is compare without wrk")
+	cfg, _, err = parseCompare("compare", []string{"-transport", "sse"}, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"pushup", "nchan"}, cfg.Targets, "no floor on event streams")
+	cfg, _, err = parseCompare("compare", []string{"-brokers", "pushup"}, &errOut)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"pushup"}, cfg.Targets, "-brokers is -targets' older name")
+	_, _, err = parseCompare("compare", []string{"-transport", "sse", "-targets", "floor"}, &errOut)
+	assert.ErrorIs(t, err, loadtest.ErrInvalidConfig)
 }
 
 func TestParsePushVsPull(t *testing.T) {
