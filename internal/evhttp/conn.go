@@ -56,9 +56,12 @@ const (
 // closes when it is done. So a descriptor is closed only when no I/O on it
 // is in flight, and its number cannot be reused under a writer's feet.
 //
-// mu guards the state, the epoll registration and the deadline together:
-// a state change and the matching (re)arming happen under it, so an event
-// never finds a connection in a state its arming does not match.
+// mu guards the state, the edges seen and the deadline together. The
+// socket is registered once, edge-triggered (epoll.AddEdge): an edge that
+// finds the connection busy is remembered here (readPending,
+// writePending, hup) and the owner acts on it when it leaves csBusy, under
+// the same lock, so no edge is lost between an owner's last read or write
+// and its state change.
 type Conn[A any] struct {
 	p   *Engine[A]
 	key uint64 // registry key, also the epoll key
@@ -72,18 +75,29 @@ type Conn[A any] struct {
 	closeReq   bool // close when the owner is done
 	shed       bool // accepted over the connection limit
 	registered bool // in the epoll set
-	keepAlive  bool // the parked request allows another one
-	outKeep    bool // keep the connection after out is written
-	streaming  bool // a stream (StartStream): out is its backlog
-	streamEnd  bool // the handler closed the stream: close once out is written
-	cancel     Canceler
-	pending    *A     // answered before it was parked
-	tag        string // the handler's note for encoding the answer (say, a CORS origin)
-	start      int64  // when the parked request arrived (Unix ns)
-	headBy     int64  // Unix ns: the head in partial must be whole by then; 0 = no head begun
-	deadline   int64  // Unix ns: idle, header or write-stall deadline; 0 = none
-	partial    []byte // bytes of the next request, read early
-	out        []byte // the rest of an answer the socket did not take yet
+	// Edges the owner has yet to act on: the socket became readable
+	// (or may hold more than one read took), or writable, while busy or
+	// parked. hup stays set once the peer hung up.
+	readPending  bool
+	writePending bool
+	hup          bool
+	// depth counts requests the owner served in a row without giving c
+	// up (pipelined, or read at once because they came while busy):
+	// past maxServeDepth the next is left to a worker, which bounds the
+	// owner's stack. Owner only.
+	depth     uint8
+	keepAlive bool // the parked request allows another one
+	outKeep   bool // keep the connection after out is written
+	streaming bool // a stream (StartStream): out is its backlog
+	streamEnd bool // the handler closed the stream: close once out is written
+	cancel    Canceler
+	pending   *A     // answered before it was parked
+	tag       string // the handler's note for encoding the answer (say, a CORS origin)
+	start     int64  // when the parked request arrived (Unix ns)
+	headBy    int64  // Unix ns: the head in partial must be whole by then; 0 = no head begun
+	deadline  int64  // Unix ns: idle, header or write-stall deadline; 0 = none
+	partial   []byte // bytes of the next request, read early
+	out       []byte // the rest of an answer the socket did not take yet
 }
 
 // NewConn returns a connection record for a request http.Server is
@@ -217,9 +231,17 @@ func (c *Conn[A]) Park(cancel Canceler) {
 		c.cancelAndClose()
 		return
 	}
-	if err := c.armLocked(0); err != nil {
+	if err := c.registerLocked(); err != nil {
 		c.mu.Unlock()
 		c.p.log.Debug("parking failed", "err", err)
+		c.cancelAndClose()
+		return
+	}
+	if c.hup {
+		// The client hung up while its request was being served: its
+		// edge came and went, none will come again.
+		c.mu.Unlock()
+		c.p.vanished.Add(1)
 		c.cancelAndClose()
 		return
 	}
@@ -247,13 +269,14 @@ func (c *Conn[A]) cancelAndClose() {
 // serve another request afterwards.
 func (c *Conn[A]) Reply(b []byte, keep bool) { c.send(b, keep) }
 
-// armLocked registers or re-arms the socket in the epoll set for events
-// (besides hang-up, always watched). Caller holds c.mu.
-func (c *Conn[A]) armLocked(events uint32) error {
+// registerLocked puts the socket in the epoll set, edge-triggered for
+// readable, writable and hang-up, once for its life in the engine: no
+// state change re-arms it. Caller holds c.mu.
+func (c *Conn[A]) registerLocked() error {
 	if c.registered {
-		return c.p.poll.Rearm(c.fd, c.key, events)
+		return nil
 	}
-	if err := c.p.poll.Add(c.fd, c.key, events); err != nil {
+	if err := c.p.poll.AddEdge(c.fd, c.key); err != nil {
 		return err
 	}
 	c.registered = true
@@ -274,15 +297,25 @@ func (c *Conn[A]) setDeadlineLocked(d int64) {
 	}
 }
 
-// event handles an epoll report, or a passed deadline (timedOut). What to
-// do is decided under mu from the state; a connection some goroutine owns
-// is left alone: its owner re-arms it when done, and the (level-triggered)
-// condition is reported again.
+// event handles an epoll edge, or a passed deadline (timedOut). What to
+// do is decided under mu from the state. Edges are reported once, so each
+// is first written down (readPending, writePending, hup): a connection
+// some goroutine owns is left to it, and the owner acts on what was
+// written down when it leaves csBusy.
 func (c *Conn[A]) event(events uint32, timedOut bool) {
 	c.mu.Lock()
 	if timedOut && (c.deadline == 0 || c.deadline > time.Now().UnixNano()) {
 		c.mu.Unlock()
 		return // the deadline moved since the sweep saw it
+	}
+	if events&epoll.Readable != 0 {
+		c.readPending = true
+	}
+	if events&epoll.Writable != 0 {
+		c.writePending = true
+	}
+	if events&epoll.Hangup != 0 {
+		c.hup = true
 	}
 	switch c.state {
 	case csIdle:
@@ -290,12 +323,19 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 			c.closeLocked() // idle too long, or a head too slow
 			return
 		}
+		if !c.readPending && !c.hup {
+			c.mu.Unlock() // writable: nothing to write
+			return
+		}
 		// Readable, or hang-up: read first, so a request that came with
 		// the client's FIN is answered before the connection ends.
 		c.state = csBusy
+		c.depth = 0
 		c.mu.Unlock()
 		c.readable()
 	case csParked:
+		// A request that came early (pipelined behind the parked one)
+		// stays in readPending for after the answer.
 		cancel := c.cancel
 		c.mu.Unlock()
 		if events&epoll.Hangup == 0 || cancel == nil {
@@ -313,8 +353,9 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 		case events&epoll.Hangup != 0:
 			c.p.writeFailed.Add(1)
 			c.closeLocked()
-		case events&epoll.Writable != 0:
+		case c.writePending:
 			c.state = csBusy
+			c.depth = 0
 			out, keep := c.out, c.outKeep
 			c.mu.Unlock()
 			c.send(out, keep)
@@ -332,6 +373,7 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 func (c *Conn[A]) answer(a A) {
 	c.mu.Lock()
 	c.cancel = nil
+	c.depth = 0
 	c.mu.Unlock()
 	b, keep := c.p.h.Encode(c, a)
 	c.send(b, keep)
@@ -343,75 +385,119 @@ func (c *Conn[A]) answer(a A) {
 // the deadline: it bounds a stall, not a large answer. Once all is written
 // the connection serves its next request, goes idle, or closes (keep).
 func (c *Conn[A]) send(b []byte, keep bool) {
-	n, err := writeFD(c.fd, b) // the owner's fd: nobody closes it meanwhile
-	if err != nil {
-		c.p.writeFailed.Add(1)
-		c.closeOwned()
-		return
-	}
-	if n == len(b) {
+	for {
+		n, err := writeFD(c.fd, b) // the owner's fd: nobody closes it meanwhile
+		if err != nil {
+			c.p.writeFailed.Add(1)
+			c.closeOwned()
+			return
+		}
 		c.mu.Lock()
-		c.out = nil
-		c.setDeadlineLocked(0)
+		if n == len(b) {
+			c.out = nil
+			c.setDeadlineLocked(0)
+			c.afterWrite(keep)
+			return
+		}
+		if c.closeReq {
+			c.closeLocked()
+			return
+		}
+		if n > 0 || c.deadline == 0 {
+			c.setDeadlineLocked(time.Now().Add(c.p.cfg.WriteTimeout).UnixNano())
+		}
+		if err := c.registerLocked(); err != nil {
+			c.closeLocked()
+			return
+		}
+		if c.hup {
+			// The client hung up while we wrote (its edge came and
+			// went): the rest would wait for nothing.
+			c.p.writeFailed.Add(1)
+			c.closeLocked()
+			return
+		}
+		b = b[n:]
+		if c.writePending {
+			// Room was reported since the write began: the edge will
+			// not come again, so try now.
+			c.writePending = false
+			c.mu.Unlock()
+			continue
+		}
+		c.out, c.outKeep = b, keep
+		c.state = csDraining
 		c.mu.Unlock()
-		c.afterWrite(keep)
 		return
 	}
-	c.mu.Lock()
-	if c.closeReq {
-		c.closeLocked()
-		return
-	}
-	c.out, c.outKeep = b[n:], keep
-	if n > 0 || c.deadline == 0 {
-		c.setDeadlineLocked(time.Now().Add(c.p.cfg.WriteTimeout).UnixNano())
-	}
-	if err := c.armLocked(epoll.Writable); err != nil {
-		c.closeLocked()
-		return
-	}
-	c.state = csDraining
-	c.mu.Unlock()
 }
 
 // afterWrite serves a request that already arrived, returns the connection
-// to idle, or closes it; the caller owns c.
+// to idle, or closes it; the caller owns c and holds c.mu, which
+// afterWrite releases.
 func (c *Conn[A]) afterWrite(keep bool) {
-	c.mu.Lock()
 	if !keep || c.closeReq || c.p.closing.Load() {
 		c.closeLocked()
 		return
 	}
 	if len(c.partial) > 0 {
-		// A pipelined request is already here: serve it now.
-		data := c.partial
-		c.partial = nil
-		c.mu.Unlock()
-		c.serve(data)
-		return
+		if c.depth < maxServeDepth {
+			// A pipelined request is already here: serve it now.
+			c.depth++
+			data := c.partial
+			c.partial = nil
+			c.mu.Unlock()
+			c.serve(data)
+			return
+		}
+		c.readPending = true // goIdle leaves it to a worker
 	}
 	c.goIdle(time.Now().Add(c.p.cfg.IdleTimeout).UnixNano())
 }
 
+// maxServeDepth bounds how many requests an owner serves in a row on its
+// own stack (each answer written inline calls back into the engine);
+// the next one goes to a worker.
+const maxServeDepth = 16
+
 // goIdle gives up ownership and waits for the next request (or the rest
 // of one) until deadline; caller owns c and holds c.mu, which goIdle
-// releases. A connection that cannot be watched is closed.
+// releases. If the socket became readable while c was busy (its edge will
+// not come again), or bytes of a next request wait in partial, it reads
+// or serves now instead; past maxServeDepth, a worker does. A connection
+// that cannot be watched is closed.
 func (c *Conn[A]) goIdle(deadline int64) {
 	if c.closeReq {
 		c.closeLocked()
 		return
 	}
-	if err := c.armLocked(epoll.Readable); err != nil {
+	if err := c.registerLocked(); err != nil {
 		c.closeLocked()
 		return
 	}
-	c.state = csIdle
 	c.setDeadlineLocked(deadline)
+	ready := c.readPending || c.hup
+	if ready && c.depth < maxServeDepth {
+		c.depth++
+		c.mu.Unlock()
+		c.readable() // still the owner: the re-poll is read without an epoll round trip
+		return
+	}
+	c.state = csIdle
 	c.mu.Unlock()
+	if ready {
+		// Deep enough: a worker picks it up as if the edge came now.
+		c.p.enqueue(job[A]{c: c, kind: jobEvent, events: epoll.Readable})
+	}
 }
 
-// readable reads what the client sent while idle; the caller owns c.
+// readable reads what the client sent; the caller owns c. A read that
+// fills the buffer may have left more in the socket, whose edge has come
+// and gone: readPending stays set for after this request.
 func (c *Conn[A]) readable() {
+	c.mu.Lock()
+	c.readPending = false
+	c.mu.Unlock()
 	bp := c.p.bufs.Get().(*[]byte)
 	defer c.p.bufs.Put(bp)
 	n, err := readFD(c.fd, *bp)
@@ -422,9 +508,12 @@ func (c *Conn[A]) readable() {
 		return
 	}
 	c.mu.Lock()
-	if n == 0 { // spurious wake-up
+	if n == 0 && len(c.partial) == 0 { // nothing after all (the edge was for bytes read since)
 		c.goIdle(c.deadline)
 		return
+	}
+	if n == len(*bp) {
+		c.readPending = true
 	}
 	// data may be the pooled buffer, which goes back when serve returns:
 	// whatever serve keeps (partial, a hand-back's prefix) it copies.

@@ -26,6 +26,21 @@
 //     lock. Anyone else asking to close it while it is busy sets a flag the
 //     owner honours when it is done. A descriptor is therefore never closed,
 //     and its number never reused, while I/O on it is in flight.
+//   - Edge-triggered, registered once. A socket enters the epoll set once
+//     (readable, writable, hang-up, EPOLLET) when the engine first waits
+//     on it, and leaves it (EPOLL_CTL_DEL) only when it is closed or
+//     handed back to http.Server, before the descriptor changes hands: no
+//     system call re-arms it per request. An edge is reported once, so
+//     Conn.event writes every edge down under Conn.mu (readPending,
+//     writePending, hup) whatever the state, and whoever leaves csBusy
+//     acts on what was written down before giving the connection up:
+//     goIdle reads at once if the socket became readable meanwhile (the
+//     re-poll that came while the answer was written, without an epoll
+//     round trip), a partial write retries if room was reported meanwhile,
+//     and Park or a stream ends a connection that hung up meanwhile. A read
+//     that fills the buffer may have left more: readPending stays set.
+//     An owner serves at most maxServeDepth requests in a row this way;
+//     the next goes to a worker.
 //   - Parked connections cost a record: no goroutine, no buffer. Answers are
 //     queued to GOMAXPROCS workers in batches (Handler.Batch), never written
 //     on the deliverer's goroutine.

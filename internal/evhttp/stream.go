@@ -122,9 +122,21 @@ func (c *Conn[A]) streamFlush() {
 			if n > 0 || c.deadline == 0 {
 				c.setDeadlineLocked(time.Now().Add(c.p.cfg.WriteTimeout).UnixNano())
 			}
-			if c.closeReq || c.armLocked(epoll.Writable) != nil {
+			if c.closeReq || c.registerLocked() != nil {
 				c.endStreamLocked(true, c.closeReason())
 				return
+			}
+			if c.hup { // it went while we wrote: its edge will not come again
+				c.p.vanished.Add(1)
+				c.endStreamLocked(true, StreamGone)
+				return
+			}
+			if c.writePending {
+				// Room was reported since the write began: its edge
+				// will not come again, so try now.
+				c.writePending = false
+				c.mu.Unlock()
+				continue
 			}
 			c.state = csStream
 			c.mu.Unlock()
@@ -141,7 +153,14 @@ func (c *Conn[A]) streamFlush() {
 		return
 	}
 	c.setDeadlineLocked(0)
-	if err := c.armLocked(0); err != nil { // hang-up only
+	if err := c.registerLocked(); err != nil {
+		c.endStreamLocked(true, StreamGone)
+		return
+	}
+	if c.hup {
+		// The client went while the stream was being written: its edge
+		// came and went.
+		c.p.vanished.Add(1)
 		c.endStreamLocked(true, StreamGone)
 		return
 	}
@@ -159,7 +178,7 @@ func (c *Conn[A]) streamEvent(events uint32, timedOut bool) {
 	case events&epoll.Hangup != 0:
 		c.p.vanished.Add(1)
 		c.endStreamLocked(true, StreamGone)
-	case events&epoll.Writable != 0 && len(c.out) > 0:
+	case c.writePending && len(c.out) > 0:
 		c.state = csBusy
 		c.mu.Unlock()
 		c.streamFlush()
