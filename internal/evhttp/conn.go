@@ -95,9 +95,14 @@ type Conn[A any] struct {
 	tag       string // the handler's note for encoding the answer (say, a CORS origin)
 	start     int64  // when the parked request arrived (Unix ns)
 	headBy    int64  // Unix ns: the head in partial must be whole by then; 0 = no head begun
-	deadline  int64  // Unix ns: idle, header or write-stall deadline; 0 = none
-	partial   []byte // bytes of the next request, read early
-	out       []byte // the rest of an answer the socket did not take yet
+	// deadline is the idle, header or write-stall deadline, Unix ns (0:
+	// none): written holding mu and Engine.deadlineMu, read under either.
+	deadline int64
+	partial  []byte // bytes of the next request, read early
+	out      []byte // the rest of an answer the socket did not take yet
+	// wnext and wprev link c in its slot of the deadline wheel; guarded
+	// by Engine.deadlineMu.
+	wnext, wprev *Conn[A]
 }
 
 // NewConn returns a connection record for a request http.Server is
@@ -245,6 +250,10 @@ func (c *Conn[A]) Park(cancel Canceler) {
 		c.cancelAndClose()
 		return
 	}
+	// A parked request waits as long as its hold, and the broker answers
+	// it then: no deadline of the engine's (the idle one that bounded the
+	// wait for this request is over).
+	c.setDeadlineLocked(0)
 	c.state = csParked
 	c.mu.Unlock()
 	c.p.parkedNow.Add(1)
@@ -283,18 +292,23 @@ func (c *Conn[A]) registerLocked() error {
 	return nil
 }
 
-// setDeadlineLocked moves c in the deadline schedule. Caller holds c.mu.
+// setDeadlineLocked moves c in the deadline schedule: an unlink and a
+// link in the wheel, constant time. A deadline set again is linked again
+// if a sweep took it out meanwhile. Caller holds c.mu.
 func (c *Conn[A]) setDeadlineLocked(d int64) {
-	if c.deadline == d {
+	if d == 0 && c.deadline == 0 {
 		return
 	}
-	if c.deadline != 0 {
-		c.p.deadlineRemove(c)
+	w := &c.p.deadlines
+	c.p.deadlineMu.Lock()
+	if d != c.deadline || !w.linked(c) {
+		w.remove(c)
+		c.deadline = d
+		if d != 0 {
+			w.add(c)
+		}
 	}
-	c.deadline = d
-	if d != 0 {
-		c.p.deadlineAdd(c)
-	}
+	c.p.deadlineMu.Unlock()
 }
 
 // event handles an epoll edge, or a passed deadline (timedOut). What to
@@ -307,6 +321,13 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 	if timedOut && (c.deadline == 0 || c.deadline > time.Now().UnixNano()) {
 		c.mu.Unlock()
 		return // the deadline moved since the sweep saw it
+	}
+	if timedOut && c.state == csBusy {
+		// Its owner decides; until it does, the deadline stays in the
+		// schedule (the sweep took it out).
+		c.setDeadlineLocked(c.deadline)
+		c.mu.Unlock()
+		return
 	}
 	if events&epoll.Readable != 0 {
 		c.readPending = true

@@ -19,7 +19,10 @@
 //   - Deadlines bound a connection, not a read: a head must be whole within
 //     ReadHeaderTimeout of its first byte (a hand-back keeps that deadline),
 //     an answer may stall at most WriteTimeout, an idle keep-alive
-//     connection lives IdleTimeout.
+//     connection lives IdleTimeout. A parked request has no deadline of
+//     the engine's (its hold is the broker's). Deadlines live in a timing
+//     wheel of intrusive lists (deadline.go): setting one is a constant-
+//     time link, and it is acted on within two ticks (0.2 s) of its time.
 //   - One owner per socket. A connection in csBusy has exactly one owner
 //     (the worker or handler that moved it there under Conn.mu); only the
 //     owner reads, writes, hands back or closes the descriptor, outside the

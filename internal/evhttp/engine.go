@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/btree"
 	"golang.org/x/sys/unix"
 
 	"github.com/pushuphq/pushup/internal/epoll"
@@ -89,9 +88,9 @@ type Engine[A any] struct {
 	qstop bool
 
 	// deadlineMu guards deadlines, the connections that have a deadline
-	// (idle, header or write stall), ordered by it. Leaf lock.
+	// (idle, header or write stall). Leaf lock.
 	deadlineMu sync.Mutex
-	deadlines  *btree.BTreeG[*Conn[A]]
+	deadlines  wheel[A]
 
 	bufs sync.Pool // *[]byte read buffers, held only while parsing
 
@@ -134,11 +133,6 @@ const (
 	jobAccept                  // the listener has connections waiting
 )
 
-// deadlineTick is how often connection deadlines are swept. Idle and
-// header timeouts are seconds long and a write stall is dropped within a
-// tick of its timeout, so a tenth of a second is fine-grained enough.
-const deadlineTick = 100 * time.Millisecond
-
 // Supported reports whether the engine runs on this platform (epoll).
 const Supported = epoll.Supported
 
@@ -152,12 +146,7 @@ func New[A any](cfg Config, h Handler[A]) (*Engine[A], error) {
 	p := &Engine[A]{cfg: cfg, h: h, log: log, lfd: -1, fast: []byte("GET " + cfg.FastPath),
 		fast2: []byte("GET " + cfg.StreamPath)}
 	p.qcond = sync.NewCond(&p.qmu)
-	p.deadlines = btree.NewG(32, func(a, b *Conn[A]) bool {
-		if a.deadline != b.deadline {
-			return a.deadline < b.deadline
-		}
-		return a.key < b.key
-	})
+	p.deadlines.swept = tickOf(time.Now().UnixNano()) - 1
 	p.bufs.New = func() any { b := make([]byte, 4096); return &b }
 	poll, err := epoll.New(p.events, p.sweepDeadlines, deadlineTick)
 	if err != nil {
@@ -369,33 +358,13 @@ func (p *Engine[A]) adopt(fd int) {
 	c.goIdle(time.Now().Add(p.cfg.ReadHeaderTimeout).UnixNano())
 }
 
-func (p *Engine[A]) deadlineAdd(c *Conn[A]) {
-	p.deadlineMu.Lock()
-	p.deadlines.ReplaceOrInsert(c)
-	p.deadlineMu.Unlock()
-}
-
-func (p *Engine[A]) deadlineRemove(c *Conn[A]) {
-	p.deadlineMu.Lock()
-	p.deadlines.Delete(c)
-	p.deadlineMu.Unlock()
-}
-
 // sweepDeadlines hands the connections whose deadline passed to the
-// workers: one range sweep of the deadline tree per tick, on the poller
+// workers: the wheel's slots of the ticks that ended, on the poller
 // goroutine. The worker re-checks under the connection's lock, since the
 // deadline may move meanwhile.
 func (p *Engine[A]) sweepDeadlines() {
-	now := time.Now().UnixNano()
-	var due []*Conn[A]
 	p.deadlineMu.Lock()
-	p.deadlines.Ascend(func(c *Conn[A]) bool {
-		if c.deadline > now {
-			return false
-		}
-		due = append(due, c)
-		return true
-	})
+	due := p.deadlines.sweep(time.Now().UnixNano(), nil)
 	p.deadlineMu.Unlock()
 	if len(due) == 0 {
 		return
