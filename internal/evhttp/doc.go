@@ -46,7 +46,9 @@
 //     the next goes to a worker.
 //   - Parked connections cost a record: no goroutine, no buffer. Answers are
 //     queued to GOMAXPROCS workers in batches (Handler.Batch), never written
-//     on the deliverer's goroutine.
+//     on the deliverer's goroutine. Everything else (reads, ServeFast,
+//     parks, drains, deadlines) runs on the poller goroutine as events come:
+//     none of it waits, and a hand-off per event would cost a wake-up.
 //   - Streams (Conn.StartStream) cost the same between writes. The engine
 //     ends a stream on hang-up, write failure, backlog overflow, a socket
 //     that takes nothing for WriteTimeout, or Shutdown, and tells the
@@ -59,7 +61,9 @@
 // connection's owner (the Handler.ServeFast call, or the holder of
 // Engine.NewConn), and give ownership up (Reply, Park). Deliver and Close
 // may be called from any goroutine and never block. Handler methods run on
-// the engine's workers and must not block.
+// the engine's poller goroutine (ServeFast) or its workers (Encode, Batch)
+// and must not block: a ServeFast that must wait hands the connection to a
+// goroutine of its own, which keeps ownership until it calls Reply or Park.
 //
 // Lock order (see also docs/locksordering.txt): Conn.mu -> deadlineMu,
 // Conn.mu -> registry.mu; qmu -> registry.mu; lmu is taken alone. No lock

@@ -99,16 +99,22 @@ func locked(c *Conn[int], f func(*Conn[int]) bool) func() bool {
 	}
 }
 
-// gatedHandler hands each connection it serves to the test, then waits
-// for the gate before serving it with then.
+// gatedHandler serves a request for "wait" on a goroutine of its own,
+// which owns the connection (handlers must not block the engine): it
+// hands the connection to the test, then waits for the gate before
+// serving it with then. Other requests get then at once.
 func gatedHandler(then func(c *Conn[int], h Head)) (scriptHandler, chan *Conn[int], chan struct{}) {
 	conns, gate := make(chan *Conn[int], 1), make(chan struct{})
 	return scriptHandler{serve: func(c *Conn[int], h Head) {
-		if h.Query == "wait" {
+		if h.Query != "wait" {
+			then(c, h)
+			return
+		}
+		go func() { // ends when the test opens the gate
 			conns <- c
 			<-gate
-		}
-		then(c, h)
+			then(c, h)
+		}()
 	}}, conns, gate
 }
 

@@ -45,7 +45,8 @@ type Config struct {
 }
 
 // Handler is what the engine serves fast-path requests with. Its methods
-// run on the engine's workers and must not block.
+// run on the engine's poller (ServeFast) and workers (Encode, Batch) and
+// must not block.
 type Handler[A any] interface {
 	// ServeFast serves a request whose head the engine fully validated.
 	// It owns c until it gives it up with c.Reply (an answer now) or
@@ -91,6 +92,7 @@ type Engine[A any] struct {
 	// (idle, header or write stall). Leaf lock.
 	deadlineMu sync.Mutex
 	deadlines  wheel[A]
+	due        []*Conn[A] // the sweep's scratch, poller goroutine only
 
 	bufs sync.Pool // *[]byte read buffers, held only while parsing
 
@@ -126,11 +128,10 @@ type job[A any] struct {
 type jobKind uint8
 
 const (
-	jobEvent    jobKind = iota // an epoll report
-	jobAnswer                  // write a delivered answer
-	jobAnswers                 // write one shared answer to several connections
-	jobDeadline                // a deadline passed
-	jobAccept                  // the listener has connections waiting
+	jobEvent   jobKind = iota // read a request an owner left for later (goIdle)
+	jobAnswer                 // write a delivered answer
+	jobAnswers                // write one shared answer to several connections
+	jobAccept                 // the listener has connections waiting
 )
 
 // Supported reports whether the engine runs on this platform (epoll).
@@ -164,21 +165,22 @@ func New[A any](cfg Config, h Handler[A]) (*Engine[A], error) {
 // connection.
 func (p *Engine[A]) Closing() bool { return p.closing.Load() }
 
-// events runs on the poller goroutine: it only looks the connections up
-// and queues the work.
+// events runs on the poller goroutine and serves the events there: a
+// read, a request served (ServeFast, which must not block), a park, a
+// drain's write, a close. None of it waits, so handing each event to a
+// worker would only add a wake-up (futex) and a queue per event; the
+// workers write the answers of fan-outs, which come in bursts. Accepting
+// goes to a worker: an accept error waits for http.Server to take it.
 func (p *Engine[A]) events(evs []epoll.Event) {
-	p.qmu.Lock()
 	for _, e := range evs {
 		if e.Key == listenerKey {
-			p.queue.push(job[A]{kind: jobAccept})
+			p.enqueue(job[A]{kind: jobAccept})
 			continue
 		}
 		if c := p.reg.get(e.Key); c != nil {
-			p.queue.push(job[A]{c: c, kind: jobEvent, events: e.Events})
+			c.event(e.Events, false)
 		}
 	}
-	p.qmu.Unlock()
-	p.qcond.Broadcast()
 }
 
 // enqueue queues one job; it never blocks on I/O.
@@ -240,8 +242,6 @@ func (p *Engine[A]) run(j job[A]) {
 	switch j.kind {
 	case jobEvent:
 		j.c.event(j.events, false)
-	case jobDeadline:
-		j.c.event(0, true)
 	case jobAccept:
 		p.accept()
 	case jobAnswer:
@@ -358,23 +358,18 @@ func (p *Engine[A]) adopt(fd int) {
 	c.goIdle(time.Now().Add(p.cfg.ReadHeaderTimeout).UnixNano())
 }
 
-// sweepDeadlines hands the connections whose deadline passed to the
-// workers: the wheel's slots of the ticks that ended, on the poller
-// goroutine. The worker re-checks under the connection's lock, since the
-// deadline may move meanwhile.
+// sweepDeadlines acts on the connections whose deadline passed (the
+// wheel's slots of the ticks that ended), on the poller goroutine: each
+// is re-checked under its lock, since the deadline may have moved since
+// the sweep, then closed (or left to its owner).
 func (p *Engine[A]) sweepDeadlines() {
 	p.deadlineMu.Lock()
-	due := p.deadlines.sweep(time.Now().UnixNano(), nil)
+	p.due = p.deadlines.sweep(time.Now().UnixNano(), p.due[:0])
 	p.deadlineMu.Unlock()
-	if len(due) == 0 {
-		return
+	for i, c := range p.due {
+		c.event(0, true)
+		p.due[i] = nil
 	}
-	p.qmu.Lock()
-	for _, c := range due {
-		p.queue.push(job[A]{c: c, kind: jobDeadline})
-	}
-	p.qmu.Unlock()
-	p.qcond.Broadcast()
 }
 
 // Shutdown closes idle connections, waits (until ctx ends) for every
