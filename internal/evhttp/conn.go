@@ -70,7 +70,7 @@ type Conn[A any] struct {
 	deliverFn func(A)
 
 	mu         sync.Mutex
-	fd         int // -1 once closed; read under mu or by the owner
+	fd         int32 // -1 once closed; read under mu or by the owner
 	state      connState
 	closeReq   bool // close when the owner is done
 	shed       bool // accepted over the connection limit
@@ -87,22 +87,70 @@ type Conn[A any] struct {
 	// owner's stack. Owner only.
 	depth     uint8
 	keepAlive bool // the parked request allows another one
-	outKeep   bool // keep the connection after out is written
-	streaming bool // a stream (StartStream): out is its backlog
+	streaming bool // a stream (StartStream): bufs.out is its backlog
 	streamEnd bool // the handler closed the stream: close once out is written
 	cancel    Canceler
 	pending   *A     // answered before it was parked
 	tag       string // the handler's note for encoding the answer (say, a CORS origin)
 	start     int64  // when the parked request arrived (Unix ns)
-	headBy    int64  // Unix ns: the head in partial must be whole by then; 0 = no head begun
 	// deadline is the idle, header or write-stall deadline, Unix ns (0:
 	// none): written holding mu and Engine.deadlineMu, read under either.
 	deadline int64
-	partial  []byte // bytes of the next request, read early
-	out      []byte // the rest of an answer the socket did not take yet
+	bufs     *connBufs // nil while it holds nothing (idle, parked)
 	// wnext and wprev link c in its slot of the deadline wheel; guarded
 	// by Engine.deadlineMu.
 	wnext, wprev *Conn[A]
+}
+
+// connBufs is what a connection holds only now and then: bytes of a next
+// request read early, the rest of an answer the socket did not take, a
+// stream's backlog. Idle and parked connections hold none, which keeps a
+// Conn at 128 bytes (a size class of its own) for the many that wait.
+// Guarded by Conn.mu.
+type connBufs struct {
+	partial []byte // bytes of the next request, read early
+	out     []byte // the rest of an answer the socket did not take yet
+	outKeep bool   // keep the connection after out is written
+	headBy  int64  // Unix ns: the head in partial must be whole by then; 0 = no head begun
+}
+
+// bufsLocked returns c's buffers, made on first use. Caller holds c.mu.
+func (c *Conn[A]) bufsLocked() *connBufs {
+	if c.bufs == nil {
+		c.bufs = &connBufs{}
+	}
+	return c.bufs
+}
+
+func (c *Conn[A]) partialLocked() []byte {
+	if c.bufs == nil {
+		return nil
+	}
+	return c.bufs.partial
+}
+
+func (c *Conn[A]) outLocked() []byte {
+	if c.bufs == nil {
+		return nil
+	}
+	return c.bufs.out
+}
+
+// trimBufsLocked lets c's buffers go once they hold nothing (a stream
+// keeps its backlog's). Caller holds c.mu.
+func (c *Conn[A]) trimBufsLocked() {
+	if b := c.bufs; b != nil && !c.streaming && len(b.partial) == 0 && len(b.out) == 0 && b.headBy == 0 {
+		c.bufs = nil
+	}
+}
+
+// headByLocked is when the head being read must be whole: set when its
+// first bytes came, else ReadHeaderTimeout from now. Caller holds c.mu.
+func (c *Conn[A]) headByLocked() int64 {
+	if c.bufs != nil && c.bufs.headBy != 0 {
+		return c.bufs.headBy
+	}
+	return time.Now().Add(c.p.cfg.ReadHeaderTimeout).UnixNano()
 }
 
 // NewConn returns a connection record for a request http.Server is
@@ -165,7 +213,10 @@ func (c *Conn[A]) Deliver(a A) {
 // attachFD makes c own fd, a connected non-blocking socket. c is busy,
 // owned by the caller.
 func (c *Conn[A]) attachFD(fd int, early []byte) {
-	c.fd, c.partial = fd, early
+	c.fd = int32(fd)
+	if len(early) > 0 {
+		c.bufsLocked().partial = early // not shared yet: no lock needed
+	}
 	c.p.live.Add(1)
 	c.key = c.p.reg.add(c)
 }
@@ -254,6 +305,7 @@ func (c *Conn[A]) Park(cancel Canceler) {
 	// it then: no deadline of the engine's (the idle one that bounded the
 	// wait for this request is over).
 	c.setDeadlineLocked(0)
+	c.trimBufsLocked()
 	c.state = csParked
 	c.mu.Unlock()
 	c.p.parkedNow.Add(1)
@@ -285,7 +337,7 @@ func (c *Conn[A]) registerLocked() error {
 	if c.registered {
 		return nil
 	}
-	if err := c.p.poll.AddEdge(c.fd, c.key); err != nil {
+	if err := c.p.poll.AddEdge(int(c.fd), c.key); err != nil {
 		return err
 	}
 	c.registered = true
@@ -377,7 +429,7 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 		case c.writePending:
 			c.state = csBusy
 			c.depth = 0
-			out, keep := c.out, c.outKeep
+			out, keep := c.bufs.out, c.bufs.outKeep
 			c.mu.Unlock()
 			c.send(out, keep)
 		default:
@@ -407,7 +459,7 @@ func (c *Conn[A]) answer(a A) {
 // the connection serves its next request, goes idle, or closes (keep).
 func (c *Conn[A]) send(b []byte, keep bool) {
 	for {
-		n, err := writeFD(c.fd, b) // the owner's fd: nobody closes it meanwhile
+		n, err := writeFD(int(c.fd), b) // the owner's fd: nobody closes it meanwhile
 		if err != nil {
 			c.p.writeFailed.Add(1)
 			c.closeOwned()
@@ -415,7 +467,9 @@ func (c *Conn[A]) send(b []byte, keep bool) {
 		}
 		c.mu.Lock()
 		if n == len(b) {
-			c.out = nil
+			if c.bufs != nil {
+				c.bufs.out = nil
+			}
 			c.setDeadlineLocked(0)
 			c.afterWrite(keep)
 			return
@@ -446,7 +500,8 @@ func (c *Conn[A]) send(b []byte, keep bool) {
 			c.mu.Unlock()
 			continue
 		}
-		c.out, c.outKeep = b, keep
+		bf := c.bufsLocked()
+		bf.out, bf.outKeep = b, keep
 		c.state = csDraining
 		c.mu.Unlock()
 		return
@@ -461,12 +516,11 @@ func (c *Conn[A]) afterWrite(keep bool) {
 		c.closeLocked()
 		return
 	}
-	if len(c.partial) > 0 {
+	if data := c.partialLocked(); len(data) > 0 {
 		if c.depth < maxServeDepth {
 			// A pipelined request is already here: serve it now.
 			c.depth++
-			data := c.partial
-			c.partial = nil
+			c.bufs.partial = nil
 			c.mu.Unlock()
 			c.serve(data)
 			return
@@ -504,6 +558,7 @@ func (c *Conn[A]) goIdle(deadline int64) {
 		c.readable() // still the owner: the re-poll is read without an epoll round trip
 		return
 	}
+	c.trimBufsLocked()
 	c.state = csIdle
 	c.mu.Unlock()
 	if ready {
@@ -521,7 +576,7 @@ func (c *Conn[A]) readable() {
 	c.mu.Unlock()
 	bp := c.p.bufs.Get().(*[]byte)
 	defer c.p.bufs.Put(bp)
-	n, err := readFD(c.fd, *bp)
+	n, err := readFD(int(c.fd), *bp)
 	if err != nil {
 		// The client closed (or reset) its side. An incomplete request
 		// in partial will never be completed: nothing to answer.
@@ -529,7 +584,8 @@ func (c *Conn[A]) readable() {
 		return
 	}
 	c.mu.Lock()
-	if n == 0 && len(c.partial) == 0 { // nothing after all (the edge was for bytes read since)
+	partial := c.partialLocked()
+	if n == 0 && len(partial) == 0 { // nothing after all (the edge was for bytes read since)
 		c.goIdle(c.deadline)
 		return
 	}
@@ -539,10 +595,10 @@ func (c *Conn[A]) readable() {
 	// data may be the pooled buffer, which goes back when serve returns:
 	// whatever serve keeps (partial, a hand-back's prefix) it copies.
 	data := (*bp)[:n]
-	if len(c.partial) > 0 {
-		data = append(c.partial, data...)
+	if len(partial) > 0 {
+		data = append(partial, data...)
+		c.bufs.partial = nil
 	}
-	c.partial = nil
 	c.mu.Unlock()
 	c.serve(data)
 }
@@ -557,12 +613,8 @@ func (c *Conn[A]) readable() {
 func (c *Conn[A]) serve(data []byte) {
 	// The whole head must arrive within ReadHeaderTimeout of its first
 	// byte, here or after a hand-back: a client that trickles a byte at a
-	// time renews nothing.
-	c.mu.Lock()
-	if c.headBy == 0 {
-		c.headBy = time.Now().Add(c.p.cfg.ReadHeaderTimeout).UnixNano()
-	}
-	c.mu.Unlock()
+	// time renews nothing. The clock is read only for a head that is not
+	// all here (headByLocked).
 	end := headEnd(data)
 	if end < 0 {
 		if len(data) > maxRequestHead || !c.p.mayBeFast(data) {
@@ -570,8 +622,10 @@ func (c *Conn[A]) serve(data []byte) {
 			return
 		}
 		c.mu.Lock()
-		c.partial = bytes.Clone(data) // not all here yet
-		c.goIdle(c.headBy)
+		headBy := c.headByLocked()
+		b := c.bufsLocked()
+		b.partial, b.headBy = bytes.Clone(data), headBy // not all here yet
+		c.goIdle(headBy)
 		return
 	}
 	h, ok := c.p.parseFastHead(data[:end])
@@ -580,9 +634,11 @@ func (c *Conn[A]) serve(data []byte) {
 		return
 	}
 	c.mu.Lock()
-	c.headBy = 0
 	if rest := data[end:]; len(rest) > 0 {
-		c.partial = bytes.Clone(rest)
+		c.bufsLocked().partial = bytes.Clone(rest)
+	}
+	if c.bufs != nil {
+		c.bufs.headBy = 0
 	}
 	c.mu.Unlock()
 	c.p.served.Add(1)
@@ -592,7 +648,7 @@ func (c *Conn[A]) serve(data []byte) {
 // RemoteAddr formats the peer's address, for logs: a system call.
 func (c *Conn[A]) RemoteAddr() string {
 	c.mu.Lock()
-	fd := c.fd
+	fd := int(c.fd)
 	c.mu.Unlock()
 	return peerAddr(fd)
 }
@@ -601,7 +657,7 @@ func (c *Conn[A]) RemoteAddr() string {
 // the caller owns c.
 func (c *Conn[A]) handback(data []byte) {
 	c.mu.Lock()
-	headBy, shed := c.headBy, c.shed
+	headBy, shed := c.headByLocked(), c.shed
 	fd := c.detachLocked()
 	c.mu.Unlock()
 	if fd < 0 {
@@ -641,13 +697,13 @@ func (c *Conn[A]) detachLocked() int {
 	}
 	c.state = csClosed
 	if c.registered {
-		c.p.poll.Remove(c.fd)
+		c.p.poll.Remove(int(c.fd))
 		c.registered = false
 	}
 	c.setDeadlineLocked(0)
-	fd := c.fd
+	fd := int(c.fd)
 	c.fd = -1
-	c.out, c.partial = nil, nil
+	c.bufs = nil
 	c.p.reg.remove(c.key)
 	return fd
 }
