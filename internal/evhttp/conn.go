@@ -279,7 +279,7 @@ func (c *Conn[A]) Park(cancel Canceler) {
 		a := *c.pending
 		c.pending = nil
 		c.mu.Unlock()
-		c.answer(a) // still the owner
+		c.answer(a, false) // still the owner
 		return
 	}
 	if c.closeReq {
@@ -442,11 +442,16 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 	}
 }
 
-// answer writes a delivered answer. The caller owns c.
-func (c *Conn[A]) answer(a A) {
+// answer writes a delivered answer. The caller owns c; fresh says it
+// took c over from nobody (a worker with a delivered answer) rather than
+// answering on a stack that is already serving c (Park), which keeps
+// counting towards maxServeDepth.
+func (c *Conn[A]) answer(a A, fresh bool) {
 	c.mu.Lock()
 	c.cancel = nil
-	c.depth = 0
+	if fresh {
+		c.depth = 0
+	}
 	c.mu.Unlock()
 	b, keep := c.p.h.Encode(c, a)
 	c.send(b, keep)

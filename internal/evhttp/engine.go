@@ -245,10 +245,10 @@ func (p *Engine[A]) run(j job[A]) {
 	case jobAccept:
 		p.accept()
 	case jobAnswer:
-		j.c.answer(j.res)
+		j.c.answer(j.res, true)
 	case jobAnswers:
 		for _, c := range j.conns {
-			c.answer(j.res)
+			c.answer(j.res, true)
 		}
 	}
 }
