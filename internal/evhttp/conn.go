@@ -404,6 +404,7 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 		// the client's FIN is answered before the connection ends.
 		c.state = csBusy
 		c.depth = 0
+		c.readPending = false // this read takes what it was for
 		c.mu.Unlock()
 		c.readable()
 	case csParked:
@@ -559,6 +560,7 @@ func (c *Conn[A]) goIdle(deadline int64) {
 	ready := c.readPending || c.hup
 	if ready && c.depth < maxServeDepth {
 		c.depth++
+		c.readPending = false // this read takes what it was for
 		c.mu.Unlock()
 		c.readable() // still the owner: the re-poll is read without an epoll round trip
 		return
@@ -572,13 +574,11 @@ func (c *Conn[A]) goIdle(deadline int64) {
 	}
 }
 
-// readable reads what the client sent; the caller owns c. A read that
-// fills the buffer may have left more in the socket, whose edge has come
-// and gone: readPending stays set for after this request.
+// readable reads what the client sent; the caller owns c and cleared
+// readPending when it took c for this read. A read that fills the buffer
+// may have left more in the socket, whose edge has come and gone:
+// readPending is set again for after this request.
 func (c *Conn[A]) readable() {
-	c.mu.Lock()
-	c.readPending = false
-	c.mu.Unlock()
 	bp := c.p.bufs.Get().(*[]byte)
 	defer c.p.bufs.Put(bp)
 	n, err := readFD(int(c.fd), *bp)

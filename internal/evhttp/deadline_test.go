@@ -86,3 +86,19 @@ func TestParkedConnectionHasNoDeadline(t *testing.T) {
 	assert.Equal(t, 1, e.deadlines.n, "idle again: under the idle deadline")
 	e.deadlineMu.Unlock()
 }
+
+// TestIdleConnectionIsClosedByTheWheel: a kept-alive connection with no
+// next request is closed once IdleTimeout passes (the wheel's sweep), and
+// one that is served meanwhile is not.
+func TestIdleConnectionIsClosedByTheWheel(t *testing.T) {
+	e, addr := startEngine[int](t, scriptHandler{serve: echo}, func(c *Config) { c.IdleTimeout = 300 * time.Millisecond })
+	cl := dial(t, addr)
+	cl.send(get("one"))
+	assert.Equal(t, "one", cl.body())
+	_, err := cl.r.ReadByte() // blocks until the server closes
+	require.Error(t, err, "closed by the server")
+	require.Eventually(t, func() bool { return e.Stats().Connections == 0 }, 5*time.Second, time.Millisecond)
+	e.deadlineMu.Lock()
+	assert.Zero(t, e.deadlines.n)
+	e.deadlineMu.Unlock()
+}
