@@ -314,12 +314,22 @@ func (c *Conn[A]) Park(cancel Canceler) {
 // cancelAndClose withdraws the parked request and closes c, owned by the
 // caller; if the answer is already on its way, Deliver takes over and
 // writes it (then the write fails or the connection carries on).
+// An answer that came while c was still busy (Deliver kept it in
+// pending) is written now: nobody else will.
 func (c *Conn[A]) cancelAndClose() {
 	if c.cancel.Cancel() {
 		c.closeOwned()
 		return
 	}
 	c.mu.Lock()
+	if c.pending != nil {
+		a := *c.pending
+		c.pending = nil
+		c.mu.Unlock()
+		c.answer(a, false) // still the owner
+		return
+	}
+	c.setDeadlineLocked(0)
 	c.state = csParked
 	c.mu.Unlock()
 	c.p.parkedNow.Add(1)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // scriptHandler serves each fast-path request with serve, and answers a
@@ -228,4 +229,45 @@ func TestLargeAnswerDrainsThenServesTheNext(t *testing.T) {
 	assert.Equal(t, len(big), len(cl.body()))
 	cl.send(get("next"))
 	assert.Equal(t, "next", cl.body())
+}
+
+// deliverOnCancel is a parked request's cancel that finds the answer on its
+// way: the broker delivers it (to a connection still busy) as the cancel
+// is tried.
+type deliverOnCancel struct{ c *Conn[int] }
+
+func (d deliverOnCancel) Cancel() bool { d.c.Deliver(7); return false }
+
+// TestAnswerDeliveredWhileAHangupParksIsWritten: a request whose client
+// hung up while it was served is withdrawn as it parks; if the answer is
+// given at that very moment (cancel says too late, Deliver finds the
+// connection still busy), it is written and the connection closed, rather
+// than left parked with an answer nobody writes (Shutdown then waited for
+// it forever).
+func TestAnswerDeliveredWhileAHangupParksIsWritten(t *testing.T) {
+	e := newTestEngine[int](t, scriptHandler{serve: echo})
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(fds[1])
+	c := e.NewConn() // owned by this test, as by ServeFast
+	c.attachFD(fds[0], nil)
+	c.SetRequest("", true, time.Now())
+	c.mu.Lock()
+	c.hup = true // the hang-up's edge came (and went) while the request was served
+	c.mu.Unlock()
+
+	c.Park(deliverOnCancel{c})
+	buf := make([]byte, 256)
+	var got []byte
+	require.Eventually(t, func() bool {
+		n, _ := unix.Read(fds[1], buf)
+		if n > 0 {
+			got = append(got, buf[:n]...)
+		}
+		return len(got) >= len(okAnswer("7"))
+	}, 5*time.Second, time.Millisecond, "the answer given as the cancel came is written")
+	assert.Equal(t, string(okAnswer("7")), string(got))
+	assert.Zero(t, e.Stats().Parked)
+	require.NoError(t, unix.Shutdown(fds[1], unix.SHUT_WR))
+	require.Eventually(t, locked(c, func(c *Conn[int]) bool { return c.state == csClosed }), 5*time.Second, time.Millisecond)
 }
