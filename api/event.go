@@ -20,25 +20,23 @@ const subscribeRoute = "/v1/subscribe"
 // subscribers as records in its epoll set, and hands everything else to
 // http.Server. It is the engine's Handler; answers are broker Results.
 type eventModel struct {
-	s *Server
-	e *evhttp.Engine[broker.Result]
+	s       *Server
+	e       *evhttp.Engine[broker.Result]
+	workers *streamWorkers // write the answers of engine-held streams
+	own     streamOwner    // of the streams that hold no -max-conns-per-ip slot
 }
 
 type eventConn = evhttp.Conn[broker.Result]
 
 func newEventModel(s *Server) (*eventModel, error) {
-	m := &eventModel{s: s}
-	fast, stream := subscribeRoute, eventsRoute
-	if s.subscribeNeedsRequest() {
-		// tokens and per-client caps need headers the fast path does not keep
-		fast, stream = "", ""
-	}
+	m := &eventModel{s: s, workers: newStreamWorkers(0)}
+	m.own.m = m
 	e, err := evhttp.New[broker.Result](evhttp.Config{
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		FastPath:          fast,
-		StreamPath:        stream,
+		FastPath:          subscribeRoute,
+		StreamPath:        eventsRoute,
 		StreamBacklog:     streamBacklog(s.cfg.MaxBodyBytes),
 		Limit:             s.conns,
 		Logger:            s.log,
@@ -52,7 +50,14 @@ func newEventModel(s *Server) (*eventModel, error) {
 
 func (m *eventModel) model() Model                                 { return ModelEvent }
 func (m *eventModel) listen(ln net.Listener) (net.Listener, error) { return m.e.Listen(ln) }
-func (m *eventModel) shutdown(ctx context.Context) error           { return m.e.Shutdown(ctx) }
+
+// shutdown stops the engine, which ends every stream, then the stream
+// workers, which write what the broker's last answers left queued.
+func (m *eventModel) shutdown(ctx context.Context) error {
+	err := m.e.Shutdown(ctx)
+	m.workers.stop()
+	return err
+}
 
 // subscribe serves a subscribe that came through http.Server (the engine's
 // own requests take ServeFast). An answer that is ready is written at
@@ -117,7 +122,7 @@ func (m *eventModel) ServeFast(c *eventConn, h evhttp.Head) {
 	start := time.Now()
 	acao := s.allowOrigin(h.Origin)
 	if h.Stream {
-		if w := m.serveStreamFast(c, h, acao); w != nil {
+		if w := m.serveStreamFast(c, &h, acao); w != nil {
 			corsHeaders(w.Header(), acao)
 			s.metrics.observe(eventsRoute, http.MethodGet, w.status, time.Since(start))
 			c.Reply(w.bytes(false), false)
@@ -146,7 +151,11 @@ func (m *eventModel) ServeFast(c *eventConn, h evhttp.Head) {
 			err = errNotReady
 		}
 		if err == nil {
+			err = m.admitPoll(c, &h, w, &req) // tokens, -max-conns-per-ip
+		}
+		if err == nil {
 			parked, err = m.subscribeOn(c, w, req, acao, h.KeepAlive, start, nil)
+			releaseUnparked(req, parked)
 		}
 		if err != nil {
 			s.writeError(w, nil, err)
