@@ -558,7 +558,9 @@ const maxServeDepth = 16
 // or serves now instead; past maxServeDepth, a worker does. A connection
 // that cannot be watched is closed.
 func (c *Conn[A]) goIdle(deadline int64) {
-	if c.closeReq {
+	if c.closeReq || c.p.closing.Load() {
+		// Shutdown closes idle connections once; one that goes idle
+		// after that pass would hold it up until its deadline.
 		c.closeLocked()
 		return
 	}
