@@ -24,9 +24,10 @@
 //     wheel of intrusive lists (deadline.go): setting one is a constant-
 //     time link, and it is acted on within two ticks (0.2 s) of its time.
 //   - One owner per socket. A connection in csBusy has exactly one owner
-//     (the worker or handler that moved it there under Conn.mu); only the
-//     owner reads, writes, hands back or closes the descriptor, outside the
-//     lock. Anyone else asking to close it while it is busy sets a flag the
+//     (the poller, worker or handler that moved it there under Conn.mu);
+//     only the
+//     owner reads, writes, hands back or closes the descriptor, outside
+//     the lock. Anyone else asking to close it while it is busy sets a flag the
 //     owner honours when it is done. A descriptor is therefore never closed,
 //     and its number never reused, while I/O on it is in flight.
 //   - Edge-triggered, registered once. A socket enters the epoll set once
@@ -44,7 +45,8 @@
 //     that fills the buffer may have left more: readPending stays set.
 //     An owner serves at most maxServeDepth requests in a row this way;
 //     the next goes to a worker.
-//   - Parked connections cost a record: no goroutine, no buffer. Answers are
+//   - Parked connections cost a record (a 128-byte Conn; its buffers
+//     exist only while they hold bytes): no goroutine, no buffer. Answers are
 //     queued to GOMAXPROCS workers in batches (Handler.Batch), never written
 //     on the deliverer's goroutine. Everything else (reads, ServeFast,
 //     parks, drains, deadlines) runs on the poller goroutine as events come:
@@ -60,13 +62,15 @@
 // that Reply, Park and AttachHijacked may be called only by the
 // connection's owner (the Handler.ServeFast call, or the holder of
 // Engine.NewConn), and give ownership up (Reply, Park). Deliver and Close
-// may be called from any goroutine and never block. Handler methods run on
-// the engine's poller goroutine (ServeFast) or its workers (Encode, Batch)
-// and must not block: a ServeFast that must wait hands the connection to a
-// goroutine of its own, which keeps ownership until it calls Reply or Park.
+// may be called from any goroutine and never block. Handler methods must
+// not block: ServeFast runs on the engine's poller goroutine, Encode on its
+// workers, Batch on the goroutine that calls Deliver. A ServeFast that must
+// wait hands the connection to a goroutine of its own, which keeps
+// ownership until it calls Reply or Park.
 //
 // Lock order (see also docs/locksordering.txt): Conn.mu -> deadlineMu,
-// Conn.mu -> registry.mu; qmu -> registry.mu; lmu is taken alone. No lock
+// Conn.mu -> registry.mu; qmu, registry.mu and lmu are otherwise taken
+// alone. No lock
 // is held across a read or write of a socket; Handler.Encode and the
 // cancel function run with no engine lock held.
 package evhttp
