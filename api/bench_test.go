@@ -2,6 +2,8 @@ package api
 
 import (
 	"bufio"
+	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -49,6 +51,69 @@ func BenchmarkSubscribePoll(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkSubscribePollRaw is BenchmarkSubscribePoll with a client that
+// allocates nothing (it reads each answer into one buffer and finds its
+// end by Content-Length), so allocs/op are the server's own per request:
+// in the event model, the engine's and the handler's.
+func BenchmarkSubscribePollRaw(b *testing.B) {
+	for _, model := range models {
+		b.Run(string(model), func(b *testing.B) {
+			ts := startBenchServer(b, model)
+			ts.publish(`{"channels":["a"],"data":"x"}`)
+			conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			req := []byte("GET /v1/subscribe?channels=a&since=0&timeout=0 HTTP/1.1\r\nHost: bench\r\n\r\n")
+			buf := make([]byte, 4096)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := conn.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				if err := readRawAnswer(conn, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// readRawAnswer reads one 200 response of at most len(buf) bytes.
+func readRawAnswer(conn net.Conn, buf []byte) error {
+	n := 0
+	for {
+		m, err := conn.Read(buf[n:])
+		if err != nil {
+			return err
+		}
+		n += m
+		head := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+		if head < 0 {
+			continue
+		}
+		if !bytes.HasPrefix(buf, []byte("HTTP/1.1 200 ")) {
+			return fmt.Errorf("not a 200: %.40q", buf[:n])
+		}
+		i := bytes.Index(buf[:head], []byte("Content-Length: "))
+		if i < 0 {
+			return fmt.Errorf("no Content-Length: %.200q", buf[:head])
+		}
+		length := 0
+		for _, c := range buf[i+len("Content-Length: ") : head+2] {
+			if c < '0' || c > '9' {
+				break
+			}
+			length = length*10 + int(c-'0')
+		}
+		if n >= head+4+length {
+			return nil
+		}
 	}
 }
 

@@ -22,12 +22,14 @@ const subscribeRoute = "/v1/subscribe"
 type eventModel struct {
 	s *Server
 	e *evhttp.Engine[broker.Result]
+	// polls remembers repeated subscribe queries of the fast path.
+	polls *pollMemo
 }
 
 type eventConn = evhttp.Conn[broker.Result]
 
 func newEventModel(s *Server) (*eventModel, error) {
-	m := &eventModel{s: s}
+	m := &eventModel{s: s, polls: newPollMemo()}
 	fast, stream := subscribeRoute, eventsRoute
 	if s.subscribeNeedsRequest() {
 		// tokens and per-client caps need headers the fast path does not keep
@@ -124,46 +126,84 @@ func (m *eventModel) ServeFast(c *eventConn, h evhttp.Head) {
 		}
 		return
 	}
-	w := newEventWriter()
-	parked := false
+	var (
+		out          []byte
+		status       int
+		keep, parked bool
+	)
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("handler panic", "path", subscribeRoute, "panic", p)
-				w = newEventWriter()
+				w := newEventWriter()
 				w.Header().Set("Connection", "close")
 				writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error"})
+				out, status, keep, parked = m.written(w, acao, false)
 			}
 		}()
-		if c.OverLimit() {
-			s.conns.Refuse()
-			w.Header().Set("Connection", "close")
-			s.writeError(w, nil, errOverloaded)
-			return
-		}
-		req, err := parseSubscribeQuery(h.Query, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
-		if err == nil && s.clusterNotReady() {
-			err = errNotReady
-		}
-		if err == nil {
-			parked, err = m.subscribeOn(c, w, req, acao, h.KeepAlive, start, nil)
-		}
-		if err != nil {
-			s.writeError(w, nil, err)
-		}
+		out, status, keep, parked = m.servePoll(c, h, acao, start)
 	}()
 	if parked {
 		return // answered later, by the broker; c is no longer ours
 	}
-	corsHeaders(w.Header(), acao) // after the fact: only answers now need them
 	d := time.Since(start)
-	s.metrics.observe(subscribeRoute, http.MethodGet, w.status, d)
+	s.metrics.observe(subscribeRoute, http.MethodGet, status, d)
 	if s.debug {
-		s.log.Debug("request", "method", http.MethodGet, "route", subscribeRoute, "status", w.status,
-			"bytes", len(w.body), "duration", d, "remote", c.RemoteAddr(), "loop", true)
+		s.log.Debug("request", "method", http.MethodGet, "route", subscribeRoute, "status", status,
+			"bytes", len(out), "duration", d, "remote", c.RemoteAddr(), "loop", true)
 	}
-	keep := w.keepAlive(h.KeepAlive) && !m.e.Closing()
-	c.Reply(w.bytes(keep), keep)
+	c.Reply(out, keep)
+}
+
+// servePoll serves a long-poll subscribe for ServeFast: it parks c, or
+// returns the whole response and whether to keep the connection. A query
+// repeated while its channels are unchanged is answered with the bytes
+// of the last identical answer (see pollMemo): nothing is allocated.
+func (m *eventModel) servePoll(c *eventConn, h evhttp.Head, acao string, start time.Time) (out []byte, status int, keep, parked bool) {
+	s := m.s
+	if c.OverLimit() {
+		s.conns.Refuse()
+		w := newEventWriter()
+		w.Header().Set("Connection", "close")
+		s.writeError(w, nil, errOverloaded)
+		return m.written(w, acao, h.KeepAlive)
+	}
+	e, req, err := m.polls.request(h.Query, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
+	if err == nil && s.clusterNotReady() {
+		err = errNotReady
+	}
+	var res broker.Result
+	if err == nil {
+		c.SetRequest(acao, h.KeepAlive, start)
+		var sub *broker.Subscription
+		res, sub, err = s.b.Subscribe(req, c.DeliverFunc())
+		if err == nil && sub != nil {
+			c.Park(sub)
+			return nil, 0, false, true
+		}
+	}
+	if err != nil {
+		w := newEventWriter()
+		s.writeError(w, nil, err)
+		return m.written(w, acao, h.KeepAlive)
+	}
+	if e != nil && res.Share != nil {
+		// The broker answered from e's memo: the answer is one it gave
+		// before, or is now remembered; so are its bytes.
+		keep = h.KeepAlive && !m.e.Closing()
+		return m.polls.answer(s, e, res, acao, keep, start), http.StatusOK, keep, false
+	}
+	w := newEventWriter()
+	s.writeResult(w, res)
+	return m.written(w, acao, h.KeepAlive)
+}
+
+// written finishes a response built in w for the fast path: CORS headers
+// (only answers given now need them) and keep-alive.
+func (m *eventModel) written(w *eventWriter, acao string, requestKeep bool) (out []byte, status int, keep, parked bool) {
+	corsHeaders(w.Header(), acao)
+	keep = w.keepAlive(requestKeep) && !m.e.Closing()
+	return w.bytes(keep), w.status, keep, false
 }
 
 // Encode writes the broker's answer to a parked subscribe.

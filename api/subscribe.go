@@ -45,7 +45,11 @@ func parseSubscribeQuery(raw string, defaultTimeout, maxTimeout time.Duration) (
 		}
 		switch key {
 		case "channels":
-			req.Channels = append(req.Channels, strings.Split(value, ",")...)
+			if req.Channels == nil {
+				req.Channels = strings.Split(value, ",")
+			} else {
+				req.Channels = append(req.Channels, strings.Split(value, ",")...)
+			}
 		case "since":
 			if !haveSince {
 				since, haveSince = value, true
@@ -279,18 +283,21 @@ func (s *Server) answerBytes(res broker.Result, acao string, keep bool) ([]byte,
 	if res.Reason == broker.ReasonClosed {
 		status = http.StatusGone
 	}
-	build := func() []byte {
-		w := newEventWriter()
-		corsHeaders(w.Header(), acao)
-		s.writeResult(w, res)
-		return w.bytes(w.keepAlive(keep))
-	}
 	if res.Share == nil {
-		return build(), status
+		return s.answerFor(res, acao, keep), status
 	}
 	key := acao
 	if !keep {
 		key += "|close"
 	}
-	return res.Share.Memo(key, build), status
+	return res.Share.Memo(key, func() []byte { return s.answerFor(res, acao, keep) }), status
+}
+
+// answerFor builds the whole HTTP response to a subscribe that res
+// answers: CORS headers for acao, keep-alive or close.
+func (s *Server) answerFor(res broker.Result, acao string, keep bool) []byte {
+	w := newEventWriter()
+	corsHeaders(w.Header(), acao)
+	s.writeResult(w, res)
+	return w.bytes(w.keepAlive(keep))
 }
