@@ -71,3 +71,40 @@ func BenchmarkSubscribeCached(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSubscribePark is a re-poll that waits: the request parks on
+// its channel (and is withdrawn, as a client that left would be). With a
+// memo, a query many subscribers share after a fan-out skips reading
+// what it read before.
+func BenchmarkSubscribePark(b *testing.B) {
+	for _, memo := range []bool{true, false} {
+		name := "read"
+		if memo {
+			name = "memo"
+		}
+		b.Run(name, func(b *testing.B) {
+			br, err := New(DefaultConfig())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer br.Close()
+			if _, err := br.Publish(Publication{Channels: []string{"a"}, Data: []byte(`"x"`)}); err != nil {
+				b.Fatal(err)
+			}
+			res, _, _ := br.Subscribe(SubscribeRequest{Channels: []string{"a"}}, nil)
+			req := SubscribeRequest{Channels: []string{"a"}, Cursor: res.Cursor, Timeout: time.Minute}
+			if memo {
+				req.Memo = new(ReadMemo)
+			}
+			deliver := func(Result) {}
+			b.ReportAllocs()
+			for b.Loop() {
+				_, sub, err := br.Subscribe(req, deliver)
+				if err != nil || sub == nil {
+					b.Fatal("not parked", err)
+				}
+				sub.Cancel()
+			}
+		})
+	}
+}

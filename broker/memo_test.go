@@ -142,3 +142,17 @@ func TestReadMemoIsNotKeptForPartialOrLargeReads(t *testing.T) {
 		})
 	}
 }
+
+func TestReadMemoOfSeveralChannelsFollowsEachOfThem(t *testing.T) {
+	b := newTestBroker(t, nil)
+	publish(t, b, pub("a1", "a"), pub("b1", "b"))
+	var memo ReadMemo
+	first := memoPoll(t, b, &memo, Cursor{}, "a", "b")
+	require.Equal(t, []string{`"a1"`, `"b1"`}, dataOf(first.Messages))
+	assert.Same(t, first.Share, memoPoll(t, b, &memo, Cursor{}, "a", "b").Share)
+	publish(t, b, pub("both", "a", "b"))
+	publish(t, b, pub("b2", "b"))
+	res := memoPoll(t, b, &memo, Cursor{}, "a", "b")
+	assert.Equal(t, []string{`"a1"`, `"b1"`, `"both"`, `"b2"`}, dataOf(res.Messages), "merged, each message once")
+	assert.Empty(t, poll(t, b, res.Cursor, "a", "b").Messages)
+}
