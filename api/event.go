@@ -187,15 +187,17 @@ func (m *eventModel) servePoll(c *eventConn, h evhttp.Head, acao string, start t
 		s.writeError(w, nil, err)
 		return m.written(w, acao, h.KeepAlive)
 	}
+	keep = h.KeepAlive && res.Reason != broker.ReasonShutdown && !m.e.Closing()
 	if e != nil && res.Share != nil {
 		// The broker answered from e's memo: the answer is one it gave
 		// before, or is now remembered; so are its bytes.
-		keep = h.KeepAlive && !m.e.Closing()
 		return m.polls.answer(s, e, res, acao, keep, start), http.StatusOK, keep, false
 	}
-	w := newEventWriter()
-	s.writeResult(w, res)
-	return m.written(w, acao, h.KeepAlive)
+	status = http.StatusOK
+	if res.Reason == broker.ReasonClosed {
+		status = http.StatusGone
+	}
+	return s.answerFor(res, acao, keep), status, keep, false
 }
 
 // written finishes a response built in w for the fast path: CORS headers

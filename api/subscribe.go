@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -135,7 +134,7 @@ func appendResult(b []byte, res broker.Result) []byte {
 		b = append(b, m.JSON...)
 	}
 	b = append(b, `],"cursor":"`...)
-	b = append(b, res.Cursor.String()...)
+	b = res.Cursor.AppendText(b)
 	b = append(b, `","more":`...)
 	b = strconv.AppendBool(b, res.More)
 	b = append(b, `,"truncated":`...)
@@ -168,17 +167,7 @@ func (s *Server) writeResult(w http.ResponseWriter, res broker.Result) {
 		h.Set("Connection", "close")
 	}
 	w.WriteHeader(http.StatusOK)
-	if ew, ok := w.(*eventWriter); ok {
-		// The event loop writes these bytes itself, under its own
-		// write-stall deadline; a ResponseController would only allocate
-		// an "unsupported" error per chunk, and a copy per answer.
-		size := 128 // the envelope and a one-channel cursor
-		for _, m := range res.Messages {
-			size += len(m.JSON) + 1
-		}
-		ew.body = appendResult(slices.Grow(ew.body, size), res)
-		return
-	}
+	// (The event loop builds its answers with answerFor instead.)
 	// The deadline bounds a stall, not the answer: each chunk renews it,
 	// so a client that keeps reading a large answer is not cut off.
 	rc := http.NewResponseController(w)
@@ -293,11 +282,3 @@ func (s *Server) answerBytes(res broker.Result, acao string, keep bool) ([]byte,
 	return res.Share.Memo(key, func() []byte { return s.answerFor(res, acao, keep) }), status
 }
 
-// answerFor builds the whole HTTP response to a subscribe that res
-// answers: CORS headers for acao, keep-alive or close.
-func (s *Server) answerFor(res broker.Result, acao string, keep bool) []byte {
-	w := newEventWriter()
-	corsHeaders(w.Header(), acao)
-	s.writeResult(w, res)
-	return w.bytes(w.keepAlive(keep))
-}
