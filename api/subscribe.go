@@ -281,4 +281,3 @@ func (s *Server) answerBytes(res broker.Result, acao string, keep bool) ([]byte,
 	}
 	return res.Share.Memo(key, func() []byte { return s.answerFor(res, acao, keep) }), status
 }
-
