@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushuphq/pushup/broker"
 )
 
 func startBenchServer(b *testing.B, model Model) *testServer {
@@ -82,6 +84,81 @@ func BenchmarkSubscribePollRaw(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkFanoutRepoll is the fan-out's hot path in the event model,
+// whole process: 200 kept-alive subscribers wait on one channel, a
+// publication answers them all, and each polls again with the cursor it
+// got (the same for all), to wait for the next. allocs/delivery is what
+// the profile of issue 12 charges GC work to; the client allocates
+// nothing.
+func BenchmarkFanoutRepoll(b *testing.B) {
+	const n = 200
+	ts := startBenchServer(b, ModelEvent)
+	ts.publish(`{"channels":["a"],"data":"x"}`)
+	first, _ := ts.subscribe("channels=a&timeout=0")
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	const prefix = "GET /v1/subscribe?channels=a&timeout=60&since="
+	req := make([]byte, 0, 512)
+	setCursor := func(cursor []byte) {
+		req = append(append(append(req[:0], prefix...), cursor...), " HTTP/1.1\r\nHost: bench\r\n\r\n"...)
+	}
+	setCursor([]byte(first.Cursor))
+	repoll := func() {
+		for _, c := range conns {
+			if _, err := c.Write(req); err != nil {
+				b.Fatal(err)
+			}
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			info, err := ts.b.Info("a")
+			if err == nil && info.Waiters == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("only %d of %d wait", info.Waiters, n)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	repoll()
+	buf := make([]byte, 4096)
+	cursor := make([]byte, 0, 256)
+	pub := []broker.Publication{{Channels: []string{"a"}, Data: []byte(`"x"`)}}
+	rounds := 0
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := ts.b.Publish(pub...); err != nil {
+			b.Fatal(err)
+		}
+		for i, c := range conns {
+			if err := readRawAnswer(c, buf); err != nil {
+				b.Fatal(err)
+			}
+			if i == 0 { // every subscriber gets the same cursor
+				at := bytes.Index(buf, []byte(`"cursor":"`)) + len(`"cursor":"`)
+				cursor = append(cursor[:0], buf[at:at+bytes.IndexByte(buf[at:], '"')]...)
+			}
+		}
+		setCursor(cursor)
+		repoll()
+		rounds++
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(rounds*n), "allocs/delivery")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(rounds*n), "B/delivery")
 }
 
 // readRawAnswer reads one 200 response of at most len(buf) bytes.
