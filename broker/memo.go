@@ -28,7 +28,9 @@ const memoMaxBytes = 16 << 10
 // it carries is the one of that read: positions of origins whose messages
 // went only to other channels may lag, which is still a sound cursor
 // (nothing it covers is skipped on these channels; on others a reader
-// passing it gets messages sooner, never later).
+// passing it gets messages sooner, never later). Once any origin's events
+// had to be skipped (a replication loss, rare), whether a reader is
+// truncated depends on more than its channels, and memos stay unused.
 type ReadMemo struct {
 	state atomic.Pointer[memoState]
 }
