@@ -158,3 +158,50 @@ func TestPollMemoCountsItsBytes(t *testing.T) {
 	assert.LessOrEqual(t, p.bytes.Load(), int64(pollMemoMaxBytes))
 	assert.Positive(t, live)
 }
+
+// TestCachedPollIsNotAnswerForTheUnauthorised: a query whose answer is
+// remembered for a request with a valid token (in a header: the query is
+// the same) is still refused to one without, and to one whose token
+// expired since.
+func TestCachedPollIsNotAnswerForTheUnauthorised(t *testing.T) {
+	clock := newTestClock()
+	ts := privateServer(t, ModelEvent, clock, nil)
+	ts.publish(`{"channels":["user:42"],"data":"private"}`)
+	good := hs(t, clock, []string{"user:42"}, time.Minute)
+	p := newRawPoller(t, ts)
+	const query = "channels=user%3A42&since=0&timeout=0"
+	for range 3 {
+		a, _ := p.poll(query, "Authorization", "Bearer "+good)
+		assert.Equal(t, []string{`"private"`}, a.data())
+	}
+	e, _, err := ts.srv.event.polls.request(query, time.Second, time.Second)
+	require.NoError(t, err)
+	require.NotNil(t, e)
+	require.NotNil(t, e.answers.Load(), "the answer is remembered")
+
+	status := func(header ...string) int {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+		require.NoError(t, err)
+		defer conn.Close()
+		var extra strings.Builder
+		for i := 0; i+1 < len(header); i += 2 {
+			fmt.Fprintf(&extra, "%s: %s\r\n", header[i], header[i+1])
+		}
+		br := bufio.NewReader(conn)
+		for range 2 { // both served by the fast path (it fails without its check)
+			_, err = fmt.Fprintf(conn, "GET /v1/subscribe?%s HTTP/1.1\r\nHost: pushup\r\n%s\r\n", query, extra.String())
+			require.NoError(t, err)
+			resp, err := http.ReadResponse(br, nil)
+			require.NoError(t, err)
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return resp.StatusCode
+			}
+		}
+		return http.StatusOK
+	}
+	assert.Equal(t, http.StatusUnauthorized, status())
+	clock.advance(2 * time.Minute)
+	assert.Equal(t, http.StatusUnauthorized, status("Authorization", "Bearer "+good))
+}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/pushuphq/pushup/internal/evhttp"
 )
 
 // Subscriber tokens are JWTs (RFC 7519) that the application's backend
@@ -229,25 +231,50 @@ func (p channelPatterns) match(name string) bool {
 // them is private, or when r carries a valid token that grants every
 // private one. Otherwise an error the client sees as 401 token_required,
 // token_invalid or token_expired, or 403 channel_forbidden naming the
-// first channel not granted. Every subscribe transport calls it with the
+// first channel not granted. Every subscribe transport calls it (or
+// authorizeHead, its twin for the event engine's fast path) with the
 // channels it is about to read, before reading anything; it is checked at
 // the start of each poll only, so a token expiring while its poll waits
 // does not cut that poll.
 func (s *Server) authorizeSubscribe(r *http.Request, channels []string) error {
-	if s.private.empty() {
-		return nil
-	}
-	first := ""
-	for _, c := range channels {
-		if s.private.match(c) {
-			first = c
-			break
-		}
-	}
+	first := s.firstPrivate(channels)
 	if first == "" {
 		return nil
 	}
-	token := s.subscriberToken(r)
+	return s.authorizeToken(s.subscriberToken(r.Header.Get("Authorization"), r.URL.RawQuery, r.Header["Cookie"]), first, channels)
+}
+
+// authorizeHead is authorizeSubscribe for a request the event engine
+// serves from its head: the same token sources, read from the head, and
+// the same answers.
+func (s *Server) authorizeHead(h *evhttp.Head, channels []string) error {
+	first := s.firstPrivate(channels)
+	if first == "" {
+		return nil
+	}
+	var cookies []string
+	if h.Cookie != nil && s.cfg.SubscriberCookie != "" {
+		cookies = []string{string(h.Cookie)}
+	}
+	return s.authorizeToken(s.subscriberToken(string(h.Authorization), h.Query, cookies), first, channels)
+}
+
+// firstPrivate returns the first of channels that is private, "" if none.
+func (s *Server) firstPrivate(channels []string) string {
+	if s.private.empty() {
+		return ""
+	}
+	for _, c := range channels {
+		if s.private.match(c) {
+			return c
+		}
+	}
+	return ""
+}
+
+// authorizeToken checks token against channels, of which first is the
+// first private one.
+func (s *Server) authorizeToken(token, first string, channels []string) error {
 	if token == "" {
 		e := *errTokenRequired
 		e.msg = fmt.Sprintf("channel %q is private: send a subscriber token as \"Authorization: Bearer <token>\" or token=<token>", first)
@@ -269,18 +296,21 @@ func (s *Server) authorizeSubscribe(r *http.Request, channels []string) error {
 	return nil
 }
 
-// subscriberToken finds the token of r: the Authorization header, then the
-// token query parameter, then the configured cookie.
-func (s *Server) subscriberToken(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if t, ok := cutPrefixFold(h, "Bearer "); ok {
+// subscriberToken finds a request's token: the Authorization header, then
+// the token query parameter (of rawQuery), then the configured cookie,
+// read from the Cookie header lines as net/http's Request.Cookie reads
+// them.
+func (s *Server) subscriberToken(authorization, rawQuery string, cookieLines []string) string {
+	if authorization != "" {
+		if t, ok := cutPrefixFold(authorization, "Bearer "); ok {
 			return strings.TrimSpace(t)
 		}
 	}
-	if t := queryParam(r.URL.RawQuery, "token"); t != "" {
+	if t := queryParam(rawQuery, "token"); t != "" {
 		return t
 	}
-	if s.cfg.SubscriberCookie != "" {
+	if s.cfg.SubscriberCookie != "" && len(cookieLines) > 0 {
+		r := http.Request{Header: http.Header{"Cookie": cookieLines}}
 		if c, err := r.Cookie(s.cfg.SubscriberCookie); err == nil {
 			return c.Value
 		}

@@ -20,8 +20,10 @@ const subscribeRoute = "/v1/subscribe"
 // subscribers as records in its epoll set, and hands everything else to
 // http.Server. It is the engine's Handler; answers are broker Results.
 type eventModel struct {
-	s *Server
-	e *evhttp.Engine[broker.Result]
+	s       *Server
+	e       *evhttp.Engine[broker.Result]
+	workers *streamWorkers // write the answers of engine-held streams
+	own     streamOwner    // of the streams that hold no -max-conns-per-ip slot
 	// polls remembers repeated subscribe queries of the fast path.
 	polls *pollMemo
 }
@@ -29,18 +31,14 @@ type eventModel struct {
 type eventConn = evhttp.Conn[broker.Result]
 
 func newEventModel(s *Server) (*eventModel, error) {
-	m := &eventModel{s: s, polls: newPollMemo()}
-	fast, stream := subscribeRoute, eventsRoute
-	if s.subscribeNeedsRequest() {
-		// tokens and per-client caps need headers the fast path does not keep
-		fast, stream = "", ""
-	}
+	m := &eventModel{s: s, workers: newStreamWorkers(0), polls: newPollMemo()}
+	m.own.m = m
 	e, err := evhttp.New[broker.Result](evhttp.Config{
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		FastPath:          fast,
-		StreamPath:        stream,
+		FastPath:          subscribeRoute,
+		StreamPath:        eventsRoute,
 		StreamBacklog:     streamBacklog(s.cfg.MaxBodyBytes),
 		Limit:             s.conns,
 		Logger:            s.log,
@@ -54,7 +52,14 @@ func newEventModel(s *Server) (*eventModel, error) {
 
 func (m *eventModel) model() Model                                 { return ModelEvent }
 func (m *eventModel) listen(ln net.Listener) (net.Listener, error) { return m.e.Listen(ln) }
-func (m *eventModel) shutdown(ctx context.Context) error           { return m.e.Shutdown(ctx) }
+
+// shutdown stops the engine, which ends every stream, then the stream
+// workers, which write what the broker's last answers left queued.
+func (m *eventModel) shutdown(ctx context.Context) error {
+	err := m.e.Shutdown(ctx)
+	m.workers.stop()
+	return err
+}
 
 // subscribe serves a subscribe that came through http.Server (the engine's
 // own requests take ServeFast). An answer that is ready is written at
@@ -119,7 +124,7 @@ func (m *eventModel) ServeFast(c *eventConn, h evhttp.Head) {
 	start := time.Now()
 	acao := s.allowOrigin(h.Origin)
 	if h.Stream {
-		if w := m.serveStreamFast(c, h, acao); w != nil {
+		if w := m.serveStreamFast(c, &h, acao); w != nil {
 			corsHeaders(w.Header(), acao)
 			s.metrics.observe(eventsRoute, http.MethodGet, w.status, time.Since(start))
 			c.Reply(w.bytes(false), false)
@@ -172,18 +177,33 @@ func (m *eventModel) servePoll(c *eventConn, h evhttp.Head, acao string, start t
 	if err == nil && s.clusterNotReady() {
 		err = errNotReady
 	}
+	var w *eventWriter // only for answers that are not remembered
+	if err == nil {
+		// Tokens and -max-conns-per-ip, before anything is answered: a
+		// remembered answer is reused only for a request let through.
+		var rw http.ResponseWriter // a 429's Retry-After, with a cap only
+		if s.perIP != nil {
+			w = newEventWriter()
+			rw = w
+		}
+		err = m.admitPoll(c, &h, rw, &req)
+	}
 	var res broker.Result
 	if err == nil {
 		c.SetRequest(acao, h.KeepAlive, start)
 		var sub *broker.Subscription
 		res, sub, err = s.b.Subscribe(req, c.DeliverFunc())
-		if err == nil && sub != nil {
+		parked = err == nil && sub != nil
+		releaseUnparked(req, parked)
+		if parked {
 			c.Park(sub)
 			return nil, 0, false, true
 		}
 	}
 	if err != nil {
-		w := newEventWriter()
+		if w == nil {
+			w = newEventWriter()
+		}
 		s.writeError(w, nil, err)
 		return m.written(w, acao, h.KeepAlive)
 	}

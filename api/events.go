@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -73,7 +74,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	if m, ok := s.holder.(*eventModel); ok && canPark(r) {
 		// The event model holds the stream in its engine: no goroutine
 		// and no buffer between events.
-		if handed = m.streamOn(w, r, st, release); handed {
+		if handed = m.streamOn(w, r, &st, release); handed {
 			return nil
 		}
 	}
@@ -83,15 +84,15 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 
 	s.sse.opened()
 	why := sseEndClient
-	if err := write(st.open(nil)); err == nil {
+	if err := write(st.open(nil, s.cfg.SSE.Retry)); err == nil {
 		if m, ok := s.holder.(*threadModel); ok {
-			why, err = m.gate.run(func() string { return s.driveStream(r.Context(), st, write) })
+			why, err = m.gate.run(func() string { return s.driveStream(r.Context(), &st, write) })
 			if err != nil {
 				why = sseEndError
 				s.log.Warn("stream ends: no thread", "err", err)
 			}
 		} else {
-			why = s.driveStream(r.Context(), st, write)
+			why = s.driveStream(r.Context(), &st, write)
 		}
 	} else if errors.Is(err, os.ErrDeadlineExceeded) {
 		why = sseEndSlow
@@ -127,15 +128,37 @@ func (s *Server) parseEventsRequest(query, lastEventID string) (broker.Subscribe
 // newStream starts the stream req asks for. It checks the channels before
 // the 200 goes out, and pins "now" to a cursor the stream can hand out as
 // its first id.
-func (s *Server) newStream(req broker.SubscribeRequest) (*sseStream, error) {
+func (s *Server) newStream(req broker.SubscribeRequest) (sseStream, error) {
 	now, err := s.b.Position(req.Channels)
 	if err != nil {
-		return nil, err
+		return sseStream{}, err
 	}
 	if req.FromNow {
 		req.Cursor = now
 	}
-	return newSSEStream(s.cfg.SSE, req.Channels, req.Cursor, time.Now(), rand.Float64()), nil
+	return newSSEStream(s.cfg.SSE, compactNames(req.Channels), req.Cursor, time.Now(), rand.Float64()), nil
+}
+
+// compactNames copies names into one string and one slice of their own. A
+// stream keeps its channel names for its whole life; as parsed they point
+// into the request's query string, which would keep all of it alive (a
+// token in token= is a few hundred bytes) in every idle stream.
+func compactNames(names []string) []string {
+	n := 0
+	for _, c := range names {
+		n += len(c)
+	}
+	var all strings.Builder
+	all.Grow(n)
+	for _, c := range names {
+		all.WriteString(c)
+	}
+	joined := all.String()
+	out := make([]string, len(names))
+	for i, c := range names {
+		out[i], joined = joined[:len(c)], joined[len(c):]
+	}
+	return out
 }
 
 // streamHeaders sets the headers of a stream's 200.
@@ -153,7 +176,7 @@ func (s *Server) driveStream(ctx context.Context, st *sseStream, write func([]by
 	deliver := func(r broker.Result) { answer <- r }
 	var buf []byte
 	for {
-		req, ok := st.request(time.Now())
+		req, ok := st.request(time.Now(), s.cfg.SSE.Heartbeat)
 		if !ok {
 			return sseEndLifetime
 		}
@@ -177,7 +200,7 @@ func (s *Server) driveStream(ctx context.Context, st *sseStream, write func([]by
 		}
 		var next sseNext
 		var why string
-		buf, next, why = st.answer(buf[:0], res, time.Now())
+		buf, next, why = st.answer(buf[:0], res, time.Now(), s.cfg.SSE.Heartbeat)
 		if len(buf) > 0 {
 			if err := write(buf); err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {

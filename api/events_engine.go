@@ -11,33 +11,52 @@ import (
 )
 
 // engineStream is a GET /v1/events stream held by the event engine: the
-// handler checked the request in net/http, then the connection was taken
-// from http.Server and became an evhttp.Stream. Between events nothing
-// waits for it: the broker holds a subscription whose deliver callback is
-// the stream's, and the engine holds the socket (hang-up only). The
-// broker's wait timeout, the same shared schedule that ends a long poll,
-// is the stream's heartbeat and lifetime clock, so no timer is kept per
-// stream either.
+// engine validated its head (or the handler checked the request in
+// net/http and the connection was taken from http.Server), and the
+// connection became an evhttp.Stream. Between events nothing waits for
+// it: the broker holds a subscription whose deliver callback is the
+// stream's, and the engine holds the socket (hang-up only). The broker's
+// wait timeout, the same shared schedule that ends a long poll, is the
+// stream's heartbeat and lifetime clock, so no timer is kept per stream
+// either.
 //
-// Each delivery runs step on a goroutine of its own (deliver must not
+// Each delivery is queued to the model's stream workers (deliver must not
 // block, and a publisher fanning out to thousands of streams must not
-// write to them one after the other): it writes the events, subscribes
-// again from the new cursor and returns. At most one step runs at a time,
-// since a stream has at most one subscription.
+// write to them one after the other): a worker writes the events,
+// subscribes again from the new cursor and moves on (step). At most one
+// step runs at a time, since a stream has at most one subscription.
 //
-// Lock order: engineStream.mu is taken alone; Cancel of the broker's
-// subscription and Stream.Write run with it released.
+// It is the one record an idle stream keeps besides the engine's and the
+// broker's, 15,000 of them at a time in the comparisons, so it holds only
+// what differs per stream (TestIdleStreamRecordSize pins its size): the
+// settings every stream shares are read from the Server, "ended" is a
+// value of sub, the model and the slot of -max-conns-per-ip are one
+// pointer (streams without a slot share their model's), and the deliver
+// callback is made per wait.
+//
+// Lock order: es.mu, then the broker's locks (Subscribe runs under es.mu,
+// so that an answer or an end cannot slip in before the subscription is
+// noted), then streamWorkers.mu. Cancel of the broker's subscription and
+// Stream.Write run with es.mu released.
 type engineStream struct {
-	s         *Server
-	st        sseStream // by value: one record per stream, not two
-	out       *evhttp.Stream[broker.Result]
-	release   func()              // of -max-conns-per-ip, or nil
-	deliverFn func(broker.Result) // es.deliver, made once, not per wait
+	sseStream
+	own *streamOwner
+	out *evhttp.Stream[broker.Result]
 
-	mu   sync.Mutex
-	sub  *broker.Subscription // the wait in progress, if any
-	done bool                 // ended and counted
+	mu  sync.Mutex
+	sub *broker.Subscription // the wait in progress, nil, or streamEnded
 }
+
+// streamOwner is what a stream answers to: its model, and the slot of
+// -max-conns-per-ip it gives back when it ends (nil: none).
+type streamOwner struct {
+	m       *eventModel
+	release func()
+}
+
+// streamEnded is engineStream.sub once the stream ended and was counted.
+// It is never subscribed or cancelled.
+var streamEnded = new(broker.Subscription)
 
 // streamOn hands the stream st, whose request the handler checked, to the
 // engine: it takes the connection from http.Server, writes the head and
@@ -63,28 +82,36 @@ func (m *eventModel) streamOn(w http.ResponseWriter, r *http.Request, st *sseStr
 		}
 		return true
 	}
-	m.startStream(c, st, w.Header(), release)
+	// The cors middleware set the same headers the fast path sets.
+	m.startStream(c, st, w.Header().Get("Access-Control-Allow-Origin"), release)
 	return true
 }
 
-// startStream makes c, owned by the caller, the stream st with headers h.
-func (m *eventModel) startStream(c *eventConn, st *sseStream, h http.Header, release func()) {
-	es := &engineStream{s: m.s, st: *st, release: release}
-	es.deliverFn = es.deliver
+// startStream makes c, owned by the caller, the stream st, answering a
+// request whose Access-Control-Allow-Origin is acao.
+func (m *eventModel) startStream(c *eventConn, st *sseStream, acao string, release func()) {
+	own := &m.own // shared by the streams that hold no slot
+	if release != nil {
+		own = &streamOwner{m: m, release: release}
+	}
+	es := &engineStream{sseStream: *st, own: own}
 	m.s.sse.opened()
+	// One buffer, sized for the head and the first event: every stream
+	// that opens makes it, so it is not grown in steps.
+	b := make([]byte, 0, 384+len(acao))
 	// StreamEnded may run inside StartStream (the write fails): it does
 	// not touch out, which only next and step use, after this.
-	es.out = c.StartStream(st.open(streamHead(h)), es)
+	es.out = c.StartStream(st.open(appendStreamHead(b, acao), m.s.cfg.SSE.Retry), es)
 	es.next()
 }
 
 // serveStreamFast serves a GET /v1/events whose head the engine
-// validated, as handleEvents does (the fast path is off when tokens or
-// per-client caps need the whole request): the stream starts in the
-// engine without passing through net/http. Errors get the API's JSON
-// answer: it returns that answer for the caller to write, or nil once
-// the stream started (and c is no longer the caller's).
-func (m *eventModel) serveStreamFast(c *eventConn, h evhttp.Head, acao string) (w *eventWriter) {
+// validated, as handleEvents does, tokens and per-client caps included:
+// the stream starts in the engine without passing through net/http.
+// Errors get the API's JSON answer: it returns that answer for the caller
+// to write, or nil once the stream started (and c is no longer the
+// caller's).
+func (m *eventModel) serveStreamFast(c *eventConn, h *evhttp.Head, acao string) (w *eventWriter) {
 	s := m.s
 	w = newEventWriter()
 	started := false
@@ -113,34 +140,37 @@ func (m *eventModel) serveStreamFast(c *eventConn, h evhttp.Head, acao string) (
 	if err == nil && s.clusterNotReady() {
 		err = errNotReady
 	}
-	var st *sseStream
+	var release func()
 	if err == nil {
-		st, err = s.newStream(req)
+		// A stream holds its connection as a waiting poll does.
+		release, err = m.admitHead(c, h, w, req.Channels, true)
+	}
+	var st sseStream
+	if err == nil {
+		if st, err = s.newStream(req); err != nil && release != nil {
+			release()
+		}
 	}
 	if err != nil {
 		return fail(err)
 	}
-	hd := make(http.Header, 5)
-	corsHeaders(hd, acao)
-	streamHeaders(hd)
 	started = true
-	m.startStream(c, st, hd, nil)
+	m.startStream(c, &st, acao, release)
 	return nil
 }
 
-// streamHead is the status line and headers of a stream handed to the
-// engine. The body ends with the connection, as a stream does anyway;
-// without chunked framing each event is written as is, shared bytes
-// included.
-func streamHead(h http.Header) []byte {
-	b := append([]byte(nil), "HTTP/1.1 200 OK\r\n"...)
-	for k, vs := range h {
-		for _, v := range vs {
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, v...)
-			b = append(b, "\r\n"...)
-		}
+// appendStreamHead appends the status line and headers of a stream the
+// engine holds: those streamHeaders and corsHeaders set (for a request
+// whose Access-Control-Allow-Origin is acao), without a map. The body
+// ends with the connection, as a stream does anyway; without chunked
+// framing each event is written as is, shared bytes included.
+func appendStreamHead(b []byte, acao string) []byte {
+	b = append(b, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"+
+		"X-Accel-Buffering: no\r\nVary: Origin\r\n"...)
+	if acao != "" {
+		b = append(b, "Access-Control-Allow-Origin: "...)
+		b = append(b, acao...)
+		b = append(b, "\r\nAccess-Control-Expose-Headers: Retry-After\r\n"...)
 	}
 	b = append(b, "Date: "...)
 	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
@@ -150,35 +180,36 @@ func streamHead(h http.Header) []byte {
 // next subscribes from the stream's cursor and handles answers that are
 // ready at once, until one has to be waited for or the stream ends.
 func (es *engineStream) next() {
+	s := es.own.m.s
 	for {
-		req, ok := es.st.request(time.Now())
+		req, ok := es.request(time.Now(), s.cfg.SSE.Heartbeat)
 		if !ok {
 			es.end(sseEndLifetime)
 			return
 		}
-		res, sub, err := es.s.b.Subscribe(req, es.deliverFn)
+		es.mu.Lock()
+		if es.sub == streamEnded { // the engine ended it meanwhile
+			es.mu.Unlock()
+			return
+		}
+		res, sub, err := s.b.Subscribe(req, es.deliver)
+		if sub != nil {
+			es.sub = sub
+			es.mu.Unlock()
+			return
+		}
+		es.mu.Unlock()
 		switch {
 		case errors.Is(err, broker.ErrShuttingDown):
 			es.end(sseEndShutdown)
 			return
 		case errors.Is(err, broker.ErrChannelNotFound):
-			es.out.Write(es.st.closed(nil, "a channel of this stream no longer exists"))
+			es.out.Write(es.closed(nil, "a channel of this stream no longer exists"))
 			es.end(sseEndClosed)
 			return
 		case err != nil:
-			es.s.log.Error("stream ends", "path", eventsRoute, "err", err)
+			s.log.Error("stream ends", "path", eventsRoute, "err", err)
 			es.end(sseEndError)
-			return
-		}
-		if sub != nil {
-			es.mu.Lock()
-			if es.done { // the engine ended it meanwhile
-				es.mu.Unlock()
-				sub.Cancel()
-				return
-			}
-			es.sub = sub
-			es.mu.Unlock()
 			return
 		}
 		if !es.answer(res) {
@@ -188,30 +219,31 @@ func (es *engineStream) next() {
 }
 
 // deliver is the subscription's callback: it must not block.
-func (es *engineStream) deliver(res broker.Result) {
-	// Owned by the stream; ends once the answer is written and the next
-	// wait is with the broker.
-	go es.step(res)
-}
+func (es *engineStream) deliver(res broker.Result) { es.own.m.workers.enqueue(es, res) }
 
+// step writes the answer to the stream's wait and waits again; it runs on
+// a stream worker.
 func (es *engineStream) step(res broker.Result) {
 	es.mu.Lock()
+	if es.sub == streamEnded {
+		es.mu.Unlock()
+		return
+	}
 	es.sub = nil
-	done := es.done
 	es.mu.Unlock()
-	if !done && es.answer(res) {
+	if es.answer(res) {
 		es.next()
 	}
 }
 
 // answer writes the events of res and reports whether the stream goes on.
 func (es *engineStream) answer(res broker.Result) bool {
-	b, next, why := es.st.answer(nil, res, time.Now())
+	b, next, why := es.sseStream.answer(nil, res, time.Now(), es.own.m.s.cfg.SSE.Heartbeat)
 	if len(b) > 0 {
 		if !es.out.Write(b) {
 			return false // the engine ended it and told StreamEnded
 		}
-		es.s.sse.wrote(len(res.Messages))
+		es.own.m.s.sse.wrote(len(res.Messages))
 	}
 	if next == sseEnd {
 		es.end(why)
@@ -232,21 +264,20 @@ func (es *engineStream) end(why string) {
 // whether this call was the one.
 func (es *engineStream) finish(why string) bool {
 	es.mu.Lock()
-	if es.done {
+	sub := es.sub
+	if sub == streamEnded {
 		es.mu.Unlock()
 		return false
 	}
-	es.done = true
-	sub := es.sub
-	es.sub = nil
+	es.sub = streamEnded
 	es.mu.Unlock()
 	if sub != nil {
 		sub.Cancel()
 	}
-	if es.release != nil {
-		es.release()
+	if es.own.release != nil {
+		es.own.release()
 	}
-	es.s.sse.closed(why)
+	es.own.m.s.sse.closed(why)
 	return true
 }
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -71,4 +72,22 @@ func TestEventModelStreamsHoldNoGoroutine(t *testing.T) {
 	require.Eventually(t, func() bool { return ts.b.Stats().Waiters == 0 }, 10*time.Second, 5*time.Millisecond,
 		"their subscriptions withdrawn")
 	require.Eventually(t, func() bool { return ts.srv.event.e.Stats().Connections == 0 }, 10*time.Second, 5*time.Millisecond)
+}
+
+// The head of an engine-held stream, written without a map, says what
+// streamHeaders and corsHeaders say to a stream net/http serves.
+func TestEngineStreamHeadMatchesTheHeaders(t *testing.T) {
+	for _, acao := range []string{"", "https://a.example", "*"} {
+		want := http.Header{}
+		corsHeaders(want, acao)
+		streamHeaders(want)
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(appendStreamHead(nil, acao))), nil)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.True(t, resp.Close, "the stream ends with the connection")
+		assert.NotEmpty(t, resp.Header.Get("Date"))
+		resp.Header.Del("Date")
+		resp.Header.Del("Connection")
+		assert.Equal(t, want, resp.Header, "acao %q", acao)
+	}
 }

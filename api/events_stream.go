@@ -21,17 +21,13 @@ import (
 // resumes exactly there, on any node, nothing repeated, nothing skipped.
 //
 // An sseStream is not safe for concurrent use: one driver at a time.
+//
+// The event model keeps one per idle stream, so it holds only what differs
+// between streams: the settings shared by all (SSEConfig) are passed in.
 type sseStream struct {
-	channels  []string
-	cursor    broker.Cursor
-	heartbeat time.Duration
-	retry     time.Duration
-	endAt     time.Time // when the lifetime ends
-	// lastWait: the current wait runs to the end of the lifetime, so its
-	// timeout ends the stream. The broker may cut a wait short (its
-	// TimeoutJitter); without this, the last stretch would be cut into
-	// ever shorter waits, each with a heartbeat.
-	lastWait bool
+	channels []string
+	cursor   broker.Cursor
+	endAt    int64 // Unix ns: when the lifetime ends
 }
 
 // sseNext is what the driver does after writing an answer's bytes.
@@ -57,25 +53,23 @@ const (
 // newSSEStream starts a stream on channels from cursor at now. jitter, in
 // [0, 1), picks where in the last lifetimeJitter of cfg.MaxLifetime the
 // stream ends.
-func newSSEStream(cfg SSEConfig, channels []string, cursor broker.Cursor, now time.Time, jitter float64) *sseStream {
+func newSSEStream(cfg SSEConfig, channels []string, cursor broker.Cursor, now time.Time, jitter float64) sseStream {
 	life := cfg.MaxLifetime - time.Duration(jitter*lifetimeJitter*float64(cfg.MaxLifetime))
-	return &sseStream{
-		channels:  channels,
-		cursor:    cursor,
-		heartbeat: cfg.Heartbeat,
-		retry:     cfg.Retry,
-		endAt:     now.Add(life),
+	return sseStream{
+		channels: channels,
+		cursor:   cursor,
+		endAt:    now.Add(life).UnixNano(),
 	}
 }
 
-// open returns the stream's first bytes: the reconnection delay, and a
+// open appends the stream's first bytes to b: the reconnection delay, and a
 // "cursor" event whose id is the starting position. EventSource ignores
 // event types nobody listens to, but it keeps the id: a stream that ends
 // before its first message still resumes from where it began, not from
 // "now" again (which would skip what was published in between).
-func (st *sseStream) open(b []byte) []byte {
+func (st *sseStream) open(b []byte, retry time.Duration) []byte {
 	b = append(b, "retry: "...)
-	b = strconv.AppendInt(b, st.retry.Milliseconds(), 10)
+	b = strconv.AppendInt(b, retry.Milliseconds(), 10)
 	b = append(b, '\n')
 	return appendCursorEvent(b, "cursor", st.cursor.String())
 }
@@ -83,22 +77,22 @@ func (st *sseStream) open(b []byte) []byte {
 // request is the next broker request: wait for the stream's channels after
 // its cursor until the next heartbeat is due or the lifetime ends. ok is
 // false once the lifetime is over.
-func (st *sseStream) request(now time.Time) (req broker.SubscribeRequest, ok bool) {
-	left := st.endAt.Sub(now)
+func (st *sseStream) request(now time.Time, heartbeat time.Duration) (req broker.SubscribeRequest, ok bool) {
+	left := time.Duration(st.endAt - now.UnixNano())
 	if left <= 0 {
 		return req, false
 	}
-	st.lastWait = left <= st.heartbeat
 	return broker.SubscribeRequest{
 		Channels: st.channels,
 		Cursor:   st.cursor,
-		Timeout:  min(st.heartbeat, left),
+		Timeout:  min(heartbeat, left),
 	}, true
 }
 
 // answer appends the events of a broker answer to b and advances the
-// cursor. why says why the stream ends when next is sseEnd.
-func (st *sseStream) answer(b []byte, res broker.Result, now time.Time) (out []byte, next sseNext, why string) {
+// cursor. why says why the stream ends when next is sseEnd. heartbeat is
+// the one request was given.
+func (st *sseStream) answer(b []byte, res broker.Result, now time.Time, heartbeat time.Duration) (out []byte, next sseNext, why string) {
 	switch res.Reason {
 	case broker.ReasonShutdown:
 		// The client reconnects through the load balancer, to another
@@ -121,7 +115,12 @@ func (st *sseStream) answer(b []byte, res broker.Result, now time.Time) (out []b
 		b = append(b, "event: truncated\ndata: {\"truncated\":true}\n\n"...)
 	}
 	timedOut := len(res.Messages) == 0 && !res.Truncated
-	if timedOut && st.lastWait {
+	if timedOut && st.endAt-now.UnixNano() < int64(heartbeat) {
+		// Less than a heartbeat of life left: end now. The broker cuts
+		// each wait short by up to its TimeoutJitter, so waiting out the
+		// rest would cut it into ever shorter waits, each with a
+		// heartbeat. At most a heartbeat early, on a lifetime that is
+		// random anyway.
 		return b, sseEnd, sseEndLifetime
 	}
 	if len(res.Messages) > 0 {
@@ -132,7 +131,7 @@ func (st *sseStream) answer(b []byte, res broker.Result, now time.Time) (out []b
 		b = appendCursorEvent(b, "cursor", res.Cursor.String())
 	}
 	st.cursor = res.Cursor
-	if !now.Before(st.endAt) {
+	if now.UnixNano() >= st.endAt {
 		return b, sseEnd, sseEndLifetime
 	}
 	return b, sseContinue, ""

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -64,12 +65,12 @@ func TestStreamIDsResumeExactly(t *testing.T) {
 	}
 	now := time.Now()
 	st := newSSEStream(DefaultSSEConfig(), []string{"a", "b"}, broker.Cursor{}, now, 0)
-	req, ok := st.request(now)
+	req, ok := st.request(now, DefaultSSEConfig().Heartbeat)
 	require.True(t, ok)
 	res, sub, err := b.Subscribe(req, nil)
 	require.NoError(t, err)
 	require.Nil(t, sub)
-	out, next, _ := st.answer(nil, res, now)
+	out, next, _ := st.answer(nil, res, now, DefaultSSEConfig().Heartbeat)
 	assert.Equal(t, sseContinue, next)
 
 	var events []sse.Event
@@ -103,12 +104,12 @@ func TestStreamIDsResumeExactly(t *testing.T) {
 func TestStreamEventsForTruncatedClosedAndShutdown(t *testing.T) {
 	now := time.Now()
 	st := newSSEStream(DefaultSSEConfig(), []string{"a"}, broker.Cursor{}, now, 0)
-	out, next, _ := st.answer(nil, broker.Result{Truncated: true, Cursor: broker.SinceMillis(5)}, now)
+	out, next, _ := st.answer(nil, broker.Result{Truncated: true, Cursor: broker.SinceMillis(5)}, now, DefaultSSEConfig().Heartbeat)
 	assert.Equal(t, sseContinue, next)
 	assert.Contains(t, string(out), "event: truncated\ndata: {\"truncated\":true}\n\n")
 	assert.Contains(t, string(out), "id: "+broker.SinceMillis(5).String(), "a gap with nothing after it still moves the id")
 
-	out, next, why := st.answer(nil, broker.Result{Reason: broker.ReasonClosed, Cursor: broker.SinceMillis(7)}, now)
+	out, next, why := st.answer(nil, broker.Result{Reason: broker.ReasonClosed, Cursor: broker.SinceMillis(7)}, now, DefaultSSEConfig().Heartbeat)
 	assert.Equal(t, sseEnd, next)
 	assert.Equal(t, sseEndClosed, why)
 	ev, err := sse.NewReader(strings.NewReader(string(out))).Next()
@@ -117,11 +118,11 @@ func TestStreamEventsForTruncatedClosedAndShutdown(t *testing.T) {
 	assert.Equal(t, broker.SinceMillis(7).String(), ev.ID)
 	assert.JSONEq(t, `{"error":"channel_closed","message":"every channel of this stream was closed","cursor":"`+ev.ID+`"}`, ev.Data)
 
-	out, next, why = st.answer(nil, broker.Result{Reason: broker.ReasonShutdown}, now)
+	out, next, why = st.answer(nil, broker.Result{Reason: broker.ReasonShutdown}, now, DefaultSSEConfig().Heartbeat)
 	assert.Empty(t, out)
 	assert.Equal(t, sseEnd, next)
 	assert.Equal(t, sseEndShutdown, why)
-	out, _, _ = st.answer(nil, broker.Result{Reason: broker.ReasonShutdown, RetryAfter: 750 * time.Millisecond}, now)
+	out, _, _ = st.answer(nil, broker.Result{Reason: broker.ReasonShutdown, RetryAfter: 750 * time.Millisecond}, now, DefaultSSEConfig().Heartbeat)
 	assert.Equal(t, "retry: 750\n\n", string(out), "a draining node's hint delays the browser's reconnection")
 }
 
@@ -130,18 +131,36 @@ func TestStreamLifetimeHasJitterAndBoundsTheWait(t *testing.T) {
 	now := time.Unix(1000, 0)
 	early := newSSEStream(cfg, []string{"a"}, broker.Cursor{}, now, 0.999)
 	late := newSSEStream(cfg, []string{"a"}, broker.Cursor{}, now, 0)
-	assert.Equal(t, now.Add(100*time.Second), late.endAt)
-	assert.InDelta(t, 80, early.endAt.Sub(now).Seconds(), 0.1, "jitter takes up to 20% off")
+	assert.Equal(t, now.Add(100*time.Second), time.Unix(0, late.endAt))
+	assert.InDelta(t, 80, time.Unix(0, early.endAt).Sub(now).Seconds(), 0.1, "jitter takes up to 20% off")
 
-	req, ok := late.request(now)
+	req, ok := late.request(now, cfg.Heartbeat)
 	require.True(t, ok)
 	assert.Equal(t, 15*time.Second, req.Timeout, "waits a heartbeat")
-	req, ok = late.request(now.Add(95 * time.Second))
+	req, ok = late.request(now.Add(95*time.Second), cfg.Heartbeat)
 	require.True(t, ok)
 	assert.Equal(t, 5*time.Second, req.Timeout, "but not past the lifetime")
-	_, ok = late.request(now.Add(100 * time.Second))
+	_, ok = late.request(now.Add(100*time.Second), cfg.Heartbeat)
 	assert.False(t, ok)
-	_, next, why := late.answer(nil, broker.Result{Reason: broker.ReasonTimeout}, now.Add(100*time.Second))
+	_, next, why := late.answer(nil, broker.Result{Reason: broker.ReasonTimeout}, now.Add(100*time.Second), cfg.Heartbeat)
 	assert.Equal(t, sseEnd, next)
 	assert.Equal(t, sseEndLifetime, why)
+}
+
+// An idle stream keeps its channel names, not the query they came in
+// (where a token can be most of the bytes).
+func TestStreamKeepsOnlyItsChannelNames(t *testing.T) {
+	query := "channels=ab,c&token=" + strings.Repeat("t", 300)
+	req, err := parseSubscribeQuery(query, time.Second, time.Minute)
+	require.NoError(t, err)
+	got := compactNames(req.Channels)
+	require.Equal(t, []string{"ab", "c"}, got)
+	q := unsafe.StringData(query)
+	for _, c := range got {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(c)))
+		assert.False(t, p >= uintptr(unsafe.Pointer(q)) && p < uintptr(unsafe.Pointer(q))+uintptr(len(query)),
+			"%q points into the query", c)
+	}
+	assert.Equal(t, 2.0, testing.AllocsPerRun(10, func() { compactNames([]string{"only"}) }),
+		"one string and one slice")
 }

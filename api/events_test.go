@@ -247,8 +247,8 @@ func testStreamInFakeTime(t *testing.T, jitter float64) {
 		b, err := broker.New(bc)
 		require.NoError(t, err)
 		defer b.Close()
-		s := &Server{b: b, sse: newSSEMetrics(), log: discardLogger()}
 		cfg := SSEConfig{Heartbeat: 15 * time.Second, MaxLifetime: 100 * time.Second, Retry: time.Second}
+		s := &Server{b: b, sse: newSSEMetrics(), log: discardLogger(), cfg: Config{SSE: cfg}}
 		start := time.Now()
 		st := newSSEStream(cfg, []string{"a"}, broker.Cursor{}, start, 0)
 
@@ -259,7 +259,7 @@ func testStreamInFakeTime(t *testing.T, jitter float64) {
 		var writes []write
 		done := make(chan string)
 		go func() {
-			done <- s.driveStream(context.Background(), st, func(p []byte) error {
+			done <- s.driveStream(context.Background(), &st, func(p []byte) error {
 				writes = append(writes, write{time.Since(start), string(p)})
 				return nil
 			})

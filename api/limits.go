@@ -61,7 +61,13 @@ const limitRetryAfter = 5 * time.Second
 // X-Forwarded-For (read right to left: each proxy appends the address it
 // saw, so only the entries our own proxies added can be believed).
 func (s *Server) clientAddr(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return s.clientAddrOf(r.RemoteAddr, func() []string { return r.Header.Values("X-Forwarded-For") })
+}
+
+// clientAddrOf is clientAddr of a peer ("ip:port") and X-Forwarded-For
+// lines, asked for only when the peer is a trusted proxy.
+func (s *Server) clientAddrOf(peer string, forwardedFor func() []string) netip.Addr {
+	ap, err := netip.ParseAddrPort(peer)
 	if err != nil {
 		return netip.Addr{} // counted together: unknown peers share one slot set
 	}
@@ -69,7 +75,7 @@ func (s *Server) clientAddr(r *http.Request) netip.Addr {
 	if !s.trusted(addr) {
 		return addr
 	}
-	xff := r.Header.Values("X-Forwarded-For")
+	xff := forwardedFor()
 	for i := len(xff) - 1; i >= 0; i-- {
 		parts := strings.Split(xff[i], ",")
 		for j := len(parts) - 1; j >= 0; j-- {
@@ -103,7 +109,12 @@ func (s *Server) admitWaiter(w http.ResponseWriter, r *http.Request) (release fu
 	if s.perIP == nil {
 		return nil, nil
 	}
-	a := s.clientAddr(r)
+	return s.admitAddr(w, s.clientAddr(r))
+}
+
+// admitAddr takes a waiting slot for client address a, or answers 429
+// with Retry-After in w's headers. s.perIP is not nil.
+func (s *Server) admitAddr(w http.ResponseWriter, a netip.Addr) (release func(), err error) {
 	if !s.perIP.acquire(a) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(limitRetryAfter/time.Second)))
 		return nil, &apiError{status: http.StatusTooManyRequests, code: "too_many_connections",
@@ -136,15 +147,6 @@ func (s *Server) setupAccess() error {
 		s.perIP = newIPLimiter(s.cfg.MaxConnsPerIP)
 	}
 	return nil
-}
-
-// subscribeNeedsRequest reports whether a subscribe must be served with
-// its whole request (headers, peer address): when tokens or per-address
-// caps are in force. The event engine's fast path, which keeps only the
-// query and Origin, is then off: subscribes go through http.Server and the
-// router like any request, and park from there.
-func (s *Server) subscribeNeedsRequest() bool {
-	return !s.private.empty() || s.perIP != nil
 }
 
 // waited reports whether the subscribe handler of r parked its connection

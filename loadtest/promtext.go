@@ -85,6 +85,10 @@ func scrapeMetrics(ctx context.Context, client *http.Client, base string, want .
 	if err != nil {
 		return nil, err
 	}
+	// Uncompressed: a gzip writer's state, kept by the server between
+	// scrapes, would show up in the memory per subscriber being measured
+	// (~1.4 MB, ~90 B per subscriber at 15,000).
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err

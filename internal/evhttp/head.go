@@ -15,6 +15,13 @@ type Head struct {
 	Stream bool
 	// LastEventID is the Last-Event-ID header, "" if absent.
 	LastEventID string
+	// Authorization, Cookie and XForwardedFor are those headers' values,
+	// trimmed as net/http trims them; nil when absent. A head with two of
+	// any of them goes to http.Server, whose handler reads all of them in
+	// its own way. They alias the engine's read buffer: valid until
+	// ServeFast returns, so a handler copies what it keeps (nothing is
+	// copied for a handler that does not look).
+	Authorization, Cookie, XForwardedFor []byte
 }
 
 // headEnd returns the length of the request head at the start of data,
@@ -48,7 +55,9 @@ func mayBeFastHead(data, prefix []byte) bool {
 // request head (as headEnd delimits it). It is strict by construction: it
 // accepts only CRLF line endings, header names that are tokens, values
 // without control characters, exactly one Host that is a plain host[:port],
-// and no Content-Length, Transfer-Encoding, Expect or Upgrade. Any request
+// at most one Origin, Last-Event-ID, Authorization, Cookie and
+// X-Forwarded-For, and no Content-Length, Transfer-Encoding, Expect or
+// Upgrade. Any request
 // it is not sure about gets ok=false and goes, unchanged, to http.Server,
 // which answers it (or its error) as it would any other.
 func parseFastHead(head []byte, path string) (h Head, ok bool) {
@@ -112,6 +121,18 @@ func parseFastHead(head []byte, path string) (h Head, ok bool) {
 				return h, false
 			}
 			h.LastEventID = string(value)
+		case asciiEqualFold(name, "authorization"):
+			if !setOnce(&h.Authorization, value) {
+				return h, false
+			}
+		case asciiEqualFold(name, "cookie"):
+			if !setOnce(&h.Cookie, value) {
+				return h, false
+			}
+		case asciiEqualFold(name, "x-forwarded-for"):
+			if !setOnce(&h.XForwardedFor, value) {
+				return h, false
+			}
 		case asciiEqualFold(name, "connection"):
 			// Browsers send this on every poll: read it in place.
 			for v := value; len(v) > 0; {
@@ -131,6 +152,19 @@ func parseFastHead(head []byte, path string) (h Head, ok bool) {
 		}
 	}
 	return h, host
+}
+
+// setOnce sets *dst to value (never nil, even when empty) unless it was
+// set already: a header seen twice.
+func setOnce(dst *[]byte, value []byte) bool {
+	if *dst != nil {
+		return false
+	}
+	*dst = value[:len(value):len(value)] // an append by the handler copies
+	if *dst == nil {
+		*dst = []byte{}
+	}
+	return true
 }
 
 // plainHost reports whether a Host value is a plain name or IPv4 address

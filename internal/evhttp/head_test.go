@@ -47,6 +47,15 @@ func TestParseFastHead(t *testing.T) {
 		{"last event id", base + "Last-Event-ID: c1\r\n\r\n", true,
 			Head{Query: "channels=a,b&since=now", KeepAlive: true, LastEventID: "c1"}, ""},
 		{"two last event ids", base + "Last-Event-ID: c1\r\nLast-Event-Id: c2\r\n\r\n", false, Head{}, ""},
+		{"credentials and forwarding", base + "authorization:  Bearer t.k.n \r\nCookie: a=1; pushup_token=x\r\nX-Forwarded-For: 203.0.113.1, 10.0.0.1\r\n\r\n", true,
+			Head{Query: "channels=a,b&since=now", KeepAlive: true, Authorization: []byte("Bearer t.k.n"),
+				Cookie: []byte("a=1; pushup_token=x"), XForwardedFor: []byte("203.0.113.1, 10.0.0.1")}, ""},
+		{"empty authorization is present", base + "Authorization:\r\n\r\n", true,
+			Head{Query: "channels=a,b&since=now", KeepAlive: true, Authorization: []byte{}}, ""},
+		{"two authorizations", base + "Authorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n", false, Head{}, ""},
+		{"empty then another authorization", base + "Authorization:\r\nAuthorization: Bearer b\r\n\r\n", false, Head{}, ""},
+		{"two cookies", base + "Cookie: a=1\r\nCookie: b=2\r\n\r\n", false, Head{}, ""},
+		{"two forwarded-for", base + "X-Forwarded-For: 1.1.1.1\r\nx-forwarded-for: 2.2.2.2\r\n\r\n", false, Head{}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, ok := parseFastHead([]byte(tc.head), "/v1/subscribe")
@@ -86,6 +95,7 @@ func TestEngineTellsStreamHeads(t *testing.T) {
 // seen is what net/http's server handed its handler.
 type seen struct {
 	method, path, query, origin string
+	authorization, cookie, xff  string
 	close                       bool
 }
 
@@ -99,7 +109,8 @@ type netHTTPServer struct {
 func startNetHTTP(t testing.TB) *netHTTPServer {
 	ns := &netHTTPServer{ln: newPipeListener(), reqs: make(chan seen, 16)}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ns.reqs <- seen{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("Origin"), r.Close}
+		ns.reqs <- seen{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get("Origin"),
+			r.Header.Get("Authorization"), r.Header.Get("Cookie"), r.Header.Get("X-Forwarded-For"), r.Close}
 	}), MaxHeaderBytes: maxRequestHead}
 	done := make(chan struct{})
 	go func() { srv.Serve(ns.ln); close(done) }()
@@ -134,7 +145,9 @@ func (ns *netHTTPServer) serve(t testing.TB, raw []byte) (got []seen, statuses [
 // FuzzParseFastHeadAgainstNetHTTP is a differential test: whatever head
 // the fast path accepts, net/http's server accepts too, reads the same way
 // (method, path, query, Origin, keep-alive), and ends at the same byte: a
-// request sent right behind it is the server's next request. The seeds run
+// request sent right behind it is the server's next request. Authorization,
+// Cookie and X-Forwarded-For, which tokens and per-client caps read, are
+// read the same way too. The seeds run
 // in every go test; go test -fuzz explores further.
 func FuzzParseFastHeadAgainstNetHTTP(f *testing.F) {
 	for _, s := range []string{
@@ -147,6 +160,8 @@ func FuzzParseFastHeadAgainstNetHTTP(f *testing.F) {
 		"GET /v1/subscribe?c=1 HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\n",
 		"GET /v1/subscribe?c=1 HTTP/1.1\r\nhost: x\r\nConnection: keep-alive, close\r\n\r\n",
 		"GET /v1/subscribe?c=%zz HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+		"GET /v1/subscribe?c=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a.b.c \r\nCookie: t=1;u=2\r\nX-Forwarded-For: 1.2.3.4,\t5.6.7.8\r\n\r\n",
+		"GET /v1/subscribe?c=1 HTTP/1.1\r\nHost: x\r\nAuthorization: \t\r\nAUTHORIZATION: x\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -166,7 +181,8 @@ func FuzzParseFastHeadAgainstNetHTTP(f *testing.F) {
 		if len(got) == 0 {
 			t.Fatalf("fast path accepted what net/http's server answers %v: %q", statuses, head)
 		}
-		want := seen{http.MethodGet, "/v1/subscribe", h.Query, h.Origin, !h.KeepAlive}
+		want := seen{http.MethodGet, "/v1/subscribe", h.Query, h.Origin,
+			string(h.Authorization), string(h.Cookie), string(h.XForwardedFor), !h.KeepAlive}
 		if got[0] != want {
 			t.Fatalf("read differently:\n net/http %+v\n fast     %+v\n head %q", got[0], want, head)
 		}
