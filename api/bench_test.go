@@ -2,6 +2,8 @@ package api
 
 import (
 	"bufio"
+	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pushuphq/pushup/broker"
 )
 
 func startBenchServer(b *testing.B, model Model) *testServer {
@@ -49,6 +53,144 @@ func BenchmarkSubscribePoll(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkSubscribePollRaw is BenchmarkSubscribePoll with a client that
+// allocates nothing (it reads each answer into one buffer and finds its
+// end by Content-Length), so allocs/op are the server's own per request:
+// in the event model, the engine's and the handler's.
+func BenchmarkSubscribePollRaw(b *testing.B) {
+	for _, model := range models {
+		b.Run(string(model), func(b *testing.B) {
+			ts := startBenchServer(b, model)
+			ts.publish(`{"channels":["a"],"data":"x"}`)
+			conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer conn.Close()
+			req := []byte("GET /v1/subscribe?channels=a&since=0&timeout=0 HTTP/1.1\r\nHost: bench\r\n\r\n")
+			buf := make([]byte, 4096)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := conn.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				if err := readRawAnswer(conn, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFanoutRepoll is the fan-out's hot path in the event model,
+// whole process: 200 kept-alive subscribers wait on one channel, a
+// publication answers them all, and each polls again with the cursor it
+// got (the same for all), to wait for the next. allocs/delivery is what
+// the profile of issue 12 charges GC work to; the client allocates
+// nothing.
+func BenchmarkFanoutRepoll(b *testing.B) {
+	const n = 200
+	ts := startBenchServer(b, ModelEvent)
+	ts.publish(`{"channels":["a"],"data":"x"}`)
+	first, _ := ts.subscribe("channels=a&timeout=0")
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	const prefix = "GET /v1/subscribe?channels=a&timeout=60&since="
+	req := make([]byte, 0, 512)
+	setCursor := func(cursor []byte) {
+		req = append(append(append(req[:0], prefix...), cursor...), " HTTP/1.1\r\nHost: bench\r\n\r\n"...)
+	}
+	setCursor([]byte(first.Cursor))
+	repoll := func() {
+		for _, c := range conns {
+			if _, err := c.Write(req); err != nil {
+				b.Fatal(err)
+			}
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			info, err := ts.b.Info("a")
+			if err == nil && info.Waiters == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("only %d of %d wait", info.Waiters, n)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	repoll()
+	buf := make([]byte, 4096)
+	cursor := make([]byte, 0, 256)
+	pub := []broker.Publication{{Channels: []string{"a"}, Data: []byte(`"x"`)}}
+	rounds := 0
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := ts.b.Publish(pub...); err != nil {
+			b.Fatal(err)
+		}
+		for i, c := range conns {
+			if err := readRawAnswer(c, buf); err != nil {
+				b.Fatal(err)
+			}
+			if i == 0 { // every subscriber gets the same cursor
+				at := bytes.Index(buf, []byte(`"cursor":"`)) + len(`"cursor":"`)
+				cursor = append(cursor[:0], buf[at:at+bytes.IndexByte(buf[at:], '"')]...)
+			}
+		}
+		setCursor(cursor)
+		repoll()
+		rounds++
+	}
+	b.StopTimer()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(rounds*n), "allocs/delivery")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(rounds*n), "B/delivery")
+}
+
+// readRawAnswer reads one 200 response of at most len(buf) bytes.
+func readRawAnswer(conn net.Conn, buf []byte) error {
+	n := 0
+	for {
+		m, err := conn.Read(buf[n:])
+		if err != nil {
+			return err
+		}
+		n += m
+		head := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+		if head < 0 {
+			continue
+		}
+		if !bytes.HasPrefix(buf, []byte("HTTP/1.1 200 ")) {
+			return fmt.Errorf("not a 200: %.40q", buf[:n])
+		}
+		i := bytes.Index(buf[:head], []byte("Content-Length: "))
+		if i < 0 {
+			return fmt.Errorf("no Content-Length: %.200q", buf[:head])
+		}
+		length := 0
+		for _, c := range buf[i+len("Content-Length: ") : head+2] {
+			if c < '0' || c > '9' {
+				break
+			}
+			length = length*10 + int(c-'0')
+		}
+		if n >= head+4+length {
+			return nil
+		}
 	}
 }
 

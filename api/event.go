@@ -24,12 +24,14 @@ type eventModel struct {
 	e       *evhttp.Engine[broker.Result]
 	workers *streamWorkers // write the answers of engine-held streams
 	own     streamOwner    // of the streams that hold no -max-conns-per-ip slot
+	// polls remembers repeated subscribe queries of the fast path.
+	polls *pollMemo
 }
 
 type eventConn = evhttp.Conn[broker.Result]
 
 func newEventModel(s *Server) (*eventModel, error) {
-	m := &eventModel{s: s, workers: newStreamWorkers(0)}
+	m := &eventModel{s: s, workers: newStreamWorkers(0), polls: newPollMemo()}
 	m.own.m = m
 	e, err := evhttp.New[broker.Result](evhttp.Config{
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
@@ -129,50 +131,101 @@ func (m *eventModel) ServeFast(c *eventConn, h evhttp.Head) {
 		}
 		return
 	}
-	w := newEventWriter()
-	parked := false
+	var (
+		out          []byte
+		status       int
+		keep, parked bool
+	)
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("handler panic", "path", subscribeRoute, "panic", p)
-				w = newEventWriter()
+				w := newEventWriter()
 				w.Header().Set("Connection", "close")
 				writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal", Message: "internal error"})
+				out, status, keep, parked = m.written(w, acao, false)
 			}
 		}()
-		if c.OverLimit() {
-			s.conns.Refuse()
-			w.Header().Set("Connection", "close")
-			s.writeError(w, nil, errOverloaded)
-			return
-		}
-		req, err := parseSubscribeQuery(h.Query, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
-		if err == nil && s.clusterNotReady() {
-			err = errNotReady
-		}
-		if err == nil {
-			err = m.admitPoll(c, &h, w, &req) // tokens, -max-conns-per-ip
-		}
-		if err == nil {
-			parked, err = m.subscribeOn(c, w, req, acao, h.KeepAlive, start, nil)
-			releaseUnparked(req, parked)
-		}
-		if err != nil {
-			s.writeError(w, nil, err)
-		}
+		out, status, keep, parked = m.servePoll(c, h, acao, start)
 	}()
 	if parked {
 		return // answered later, by the broker; c is no longer ours
 	}
-	corsHeaders(w.Header(), acao) // after the fact: only answers now need them
 	d := time.Since(start)
-	s.metrics.observe(subscribeRoute, http.MethodGet, w.status, d)
+	s.metrics.observe(subscribeRoute, http.MethodGet, status, d)
 	if s.debug {
-		s.log.Debug("request", "method", http.MethodGet, "route", subscribeRoute, "status", w.status,
-			"bytes", len(w.body), "duration", d, "remote", c.RemoteAddr(), "loop", true)
+		s.log.Debug("request", "method", http.MethodGet, "route", subscribeRoute, "status", status,
+			"bytes", len(out), "duration", d, "remote", c.RemoteAddr(), "loop", true)
 	}
-	keep := w.keepAlive(h.KeepAlive) && !m.e.Closing()
-	c.Reply(w.bytes(keep), keep)
+	c.Reply(out, keep)
+}
+
+// servePoll serves a long-poll subscribe for ServeFast: it parks c, or
+// returns the whole response and whether to keep the connection. A query
+// repeated while its channels are unchanged is answered with the bytes
+// of the last identical answer (see pollMemo): nothing is allocated.
+func (m *eventModel) servePoll(c *eventConn, h evhttp.Head, acao string, start time.Time) (out []byte, status int, keep, parked bool) {
+	s := m.s
+	if c.OverLimit() {
+		s.conns.Refuse()
+		w := newEventWriter()
+		w.Header().Set("Connection", "close")
+		s.writeError(w, nil, errOverloaded)
+		return m.written(w, acao, h.KeepAlive)
+	}
+	e, req, err := m.polls.request(h.Query, s.cfg.DefaultTimeout, s.cfg.MaxTimeout)
+	if err == nil && s.clusterNotReady() {
+		err = errNotReady
+	}
+	var w *eventWriter // only for answers that are not remembered
+	if err == nil {
+		// Tokens and -max-conns-per-ip, before anything is answered: a
+		// remembered answer is reused only for a request let through.
+		var rw http.ResponseWriter // a 429's Retry-After, with a cap only
+		if s.perIP != nil {
+			w = newEventWriter()
+			rw = w
+		}
+		err = m.admitPoll(c, &h, rw, &req)
+	}
+	var res broker.Result
+	if err == nil {
+		c.SetRequest(acao, h.KeepAlive, start)
+		var sub *broker.Subscription
+		res, sub, err = s.b.Subscribe(req, c.DeliverFunc())
+		parked = err == nil && sub != nil
+		releaseUnparked(req, parked)
+		if parked {
+			c.Park(sub)
+			return nil, 0, false, true
+		}
+	}
+	if err != nil {
+		if w == nil {
+			w = newEventWriter()
+		}
+		s.writeError(w, nil, err)
+		return m.written(w, acao, h.KeepAlive)
+	}
+	keep = h.KeepAlive && res.Reason != broker.ReasonShutdown && !m.e.Closing()
+	if e != nil && res.Share != nil {
+		// The broker answered from e's memo: the answer is one it gave
+		// before, or is now remembered; so are its bytes.
+		return m.polls.answer(s, e, res, acao, keep, start), http.StatusOK, keep, false
+	}
+	status = http.StatusOK
+	if res.Reason == broker.ReasonClosed {
+		status = http.StatusGone
+	}
+	return s.answerFor(res, acao, keep), status, keep, false
+}
+
+// written finishes a response built in w for the fast path: CORS headers
+// (only answers given now need them) and keep-alive.
+func (m *eventModel) written(w *eventWriter, acao string, requestKeep bool) (out []byte, status int, keep, parked bool) {
+	corsHeaders(w.Header(), acao)
+	keep = w.keepAlive(requestKeep) && !m.e.Closing()
+	return w.bytes(keep), w.status, keep, false
 }
 
 // Encode writes the broker's answer to a parked subscribe.

@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,7 +44,11 @@ func parseSubscribeQuery(raw string, defaultTimeout, maxTimeout time.Duration) (
 		}
 		switch key {
 		case "channels":
-			req.Channels = append(req.Channels, strings.Split(value, ",")...)
+			if req.Channels == nil {
+				req.Channels = strings.Split(value, ",")
+			} else {
+				req.Channels = append(req.Channels, strings.Split(value, ",")...)
+			}
 		case "since":
 			if !haveSince {
 				since, haveSince = value, true
@@ -131,7 +134,7 @@ func appendResult(b []byte, res broker.Result) []byte {
 		b = append(b, m.JSON...)
 	}
 	b = append(b, `],"cursor":"`...)
-	b = append(b, res.Cursor.String()...)
+	b = res.Cursor.AppendText(b)
 	b = append(b, `","more":`...)
 	b = strconv.AppendBool(b, res.More)
 	b = append(b, `,"truncated":`...)
@@ -164,17 +167,7 @@ func (s *Server) writeResult(w http.ResponseWriter, res broker.Result) {
 		h.Set("Connection", "close")
 	}
 	w.WriteHeader(http.StatusOK)
-	if ew, ok := w.(*eventWriter); ok {
-		// The event loop writes these bytes itself, under its own
-		// write-stall deadline; a ResponseController would only allocate
-		// an "unsupported" error per chunk, and a copy per answer.
-		size := 128 // the envelope and a one-channel cursor
-		for _, m := range res.Messages {
-			size += len(m.JSON) + 1
-		}
-		ew.body = appendResult(slices.Grow(ew.body, size), res)
-		return
-	}
+	// (The event loop builds its answers with answerFor instead.)
 	// The deadline bounds a stall, not the answer: each chunk renews it,
 	// so a client that keeps reading a large answer is not cut off.
 	rc := http.NewResponseController(w)
@@ -279,18 +272,12 @@ func (s *Server) answerBytes(res broker.Result, acao string, keep bool) ([]byte,
 	if res.Reason == broker.ReasonClosed {
 		status = http.StatusGone
 	}
-	build := func() []byte {
-		w := newEventWriter()
-		corsHeaders(w.Header(), acao)
-		s.writeResult(w, res)
-		return w.bytes(w.keepAlive(keep))
-	}
 	if res.Share == nil {
-		return build(), status
+		return s.answerFor(res, acao, keep), status
 	}
 	key := acao
 	if !keep {
 		key += "|close"
 	}
-	return res.Share.Memo(key, build), status
+	return res.Share.Memo(key, func() []byte { return s.answerFor(res, acao, keep) }), status
 }

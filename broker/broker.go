@@ -94,6 +94,9 @@ type Broker struct {
 	mu     sync.RWMutex // guards chans and closed
 	chans  map[string]*chanRef
 	closed bool
+	// shut is closed, readable without mu: a ReadMemo answers nothing
+	// once it is set.
+	shut atomic.Bool
 
 	sched  *schedule
 	nextID atomic.Uint64
@@ -166,6 +169,7 @@ func (b *Broker) Close() {
 	b.mu.Lock()
 	already := b.closed
 	b.closed = true
+	b.shut.Store(true)
 	refs := make([]*chanRef, 0, len(b.chans))
 	for _, r := range b.chans {
 		refs = append(refs, r)

@@ -50,16 +50,25 @@ const cursorVersion = 1
 const maxCursorOrigins = 1024
 
 // String encodes the cursor as an opaque URL-safe token.
-func (c Cursor) String() string {
-	b := make([]byte, 0, 2+binary.MaxVarintLen64*(1+2*len(c.Pos)))
-	b = append(b, cursorVersion)
-	b = binary.AppendUvarint(b, uint64(c.Default))
-	b = binary.AppendUvarint(b, uint64(len(c.Pos)))
-	for _, p := range c.Pos {
-		b = binary.BigEndian.AppendUint64(b, p.Origin)
-		b = binary.AppendUvarint(b, uint64(p.TS))
+func (c Cursor) String() string { return string(c.AppendText(nil)) }
+
+// AppendText appends the cursor's String form to b: answers are encoded
+// into one buffer without a string per cursor.
+func (c Cursor) AppendText(b []byte) []byte {
+	var stack [2 + 3*binary.MaxVarintLen64]byte // one origin, the usual case
+	raw := stack[:0]
+	if len(c.Pos) > 1 {
+		raw = make([]byte, 0, 2+binary.MaxVarintLen64*(1+2*len(c.Pos)))
 	}
-	return cursorPrefix + base64.RawURLEncoding.EncodeToString(b)
+	raw = append(raw, cursorVersion)
+	raw = binary.AppendUvarint(raw, uint64(c.Default))
+	raw = binary.AppendUvarint(raw, uint64(len(c.Pos)))
+	for _, p := range c.Pos {
+		raw = binary.BigEndian.AppendUint64(raw, p.Origin)
+		raw = binary.AppendUvarint(raw, uint64(p.TS))
+	}
+	b = append(b, cursorPrefix...)
+	return base64.RawURLEncoding.AppendEncode(b, raw)
 }
 
 // IsCursor reports whether s looks like an encoded cursor rather than a

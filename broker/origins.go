@@ -43,6 +43,10 @@ type originState struct {
 type origins struct {
 	mu   sync.Mutex // serializes adds
 	list atomic.Pointer[[]*originState]
+	// last is the most recent snapshot: every read of an unchanged
+	// broker shares it instead of allocating its own (a vector is never
+	// modified once built).
+	last atomic.Pointer[channel.Vector]
 }
 
 // get returns origin id's state, adding it if new.
@@ -93,11 +97,33 @@ func (o *origins) all() []*originState {
 // behind a position of zero.
 func (o *origins) snapshot() channel.Vector {
 	l := o.all()
+	if last := o.last.Load(); last != nil && sameSnapshot(l, *last) {
+		return *last
+	}
 	v := make(channel.Vector, 0, len(l))
 	for _, s := range l {
 		if ts := s.ts.Load(); ts != 0 {
 			v = append(v, channel.Pos{Origin: s.id, TS: channel.Timestamp(ts)})
 		}
 	}
+	o.last.Store(&v)
 	return v
+}
+
+// sameSnapshot reports whether v lists exactly the committed positions of
+// l now. Positions only grow, so a concurrent commit makes it false, never
+// a torn true.
+func sameSnapshot(l []*originState, v channel.Vector) bool {
+	i := 0
+	for _, s := range l {
+		ts := s.ts.Load()
+		if ts == 0 {
+			continue
+		}
+		if i == len(v) || v[i].Origin != s.id || uint64(v[i].TS) != ts {
+			return false
+		}
+		i++
+	}
+	return i == len(v)
 }

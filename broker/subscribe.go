@@ -30,6 +30,10 @@ type SubscribeRequest struct {
 	// when Subscribe returns without parking. It must not block. The HTTP
 	// layer gives back per-client waiting slots with it.
 	OnEnd func()
+	// Memo, if set, remembers this request's read between calls (see
+	// ReadMemo): a repeated request then costs no read and no
+	// allocation while its channels are unchanged.
+	Memo *ReadMemo
 }
 
 // maxResolveAttempts bounds how often Subscribe retries when a channel
@@ -69,24 +73,50 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 		cur = Cursor{Pos: b.origins.snapshot()}
 	}
 	for attempt := 0; attempt < maxResolveAttempts; attempt++ {
-		// Read what exists first: a subscribe that is answered at once
-		// creates nothing, whatever it names.
-		refs, missing, err := b.existing(req.Channels)
-		if err != nil {
-			return Result{}, nil, err
-		}
-		if missing && !b.cfg.ImplicitChannels {
-			_, err := b.resolve(req.Channels, false, false)
-			return Result{}, nil, err
-		}
 		now := b.now()
-		res := b.read(refs, cur, b.origins.snapshot(), until, now)
-		for _, r := range refs {
-			r.Touch(now)
-		}
-		if found(res) || req.Timeout <= 0 || (until != 0 && until.Millis() < now.UnixMilli()) {
-			b.answerNow(res)
-			return res, nil, nil
+		var refs []*chanRef
+		var missing bool
+		var res Result
+		if st := b.recall(&req, now); st != nil {
+			// Nothing changed since the same request last read these
+			// channels: the same answer, or the same nothing to wait for.
+			for _, r := range st.refs {
+				r.Touch(now)
+			}
+			if st.found || req.Timeout <= 0 {
+				b.answerNow(st.res)
+				return st.res, nil, nil
+			}
+			refs, res = st.refs, st.res
+			res.Share = nil
+		} else {
+			// Read what exists first: a subscribe that is answered at
+			// once creates nothing, whatever it names.
+			var err error
+			refs, missing, err = b.existing(req.Channels)
+			if err != nil {
+				return Result{}, nil, err
+			}
+			if missing && !b.cfg.ImplicitChannels {
+				_, err := b.resolve(req.Channels, false, false)
+				return Result{}, nil, err
+			}
+			var in *readInfo
+			if req.Memo != nil && !missing {
+				in = &readInfo{vers: make([]uint64, 0, len(refs))}
+			}
+			res = b.read(refs, cur, b.origins.snapshot(), until, now, in)
+			for _, r := range refs {
+				r.Touch(now)
+			}
+			if in != nil && !(until != 0 && until.Millis() < now.UnixMilli()) {
+				res = b.remember(&req, refs, res, in)
+			}
+			if found(res) || req.Timeout <= 0 || (until != 0 && until.Millis() < now.UnixMilli()) {
+				b.answerNow(res)
+				return res, nil, nil
+			}
+			res.Share = nil
 		}
 		if b.Draining() {
 			// Waiting here would only end in a drain answer: send the
@@ -100,6 +130,7 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 			// ephemeral and goes with its last waiter. park reads every
 			// channel again after registering, so nothing published
 			// meanwhile is missed.
+			var err error
 			if refs, err = b.resolveAs(req.Channels, true, true, true); err != nil {
 				return Result{}, nil, err
 			}
@@ -178,7 +209,7 @@ func (b *Broker) park(s *Subscription, now time.Time) (res Result, parked, retry
 	}
 	for {
 		snap := b.origins.snapshot()
-		res := b.read(s.refs, s.cursor, snap, s.until, b.now())
+		res := b.read(s.refs, s.cursor, snap, s.until, b.now(), nil)
 		s.mu.Lock()
 		switch {
 		case s.state == stDone:
@@ -214,7 +245,9 @@ func (b *Broker) park(s *Subscription, now time.Time) (res Result, parked, retry
 // merges the channels: time order, each message once, at most the response
 // limit. The cursor it returns advances to snap when the read was complete,
 // or just past the returned messages when the limit or until cut it.
-func (b *Broker) read(refs []*chanRef, cur Cursor, snap channel.Vector, until channel.Timestamp, now time.Time) Result {
+//
+// in, when not nil, collects what a ReadMemo needs to know of the read.
+func (b *Broker) read(refs []*chanRef, cur Cursor, snap channel.Vector, until channel.Timestamp, now time.Time, in *readInfo) Result {
 	q := channel.Query{
 		After:   cur.Pos,
 		Default: cur.Default,
@@ -226,8 +259,11 @@ func (b *Broker) read(refs []*chanRef, cur Cursor, snap channel.Vector, until ch
 	if len(refs) == 1 {
 		rr := refs[0].Read(q, now, nil)
 		res = Result{Messages: rr.Messages, More: rr.More, Truncated: rr.Truncated}
+		if in != nil {
+			in.add(rr.Version, rr.Hidden, rr.StaleAt)
+		}
 	} else {
-		res = b.readMerged(refs, q, now)
+		res = b.readMerged(refs, q, now, in)
 	}
 	if b.lossy.Load() {
 		res.Truncated = res.Truncated || b.behindLoss(cur)
@@ -259,12 +295,15 @@ func (b *Broker) behindLoss(cur Cursor) bool {
 // readMerged reads several channels and merges them. Each channel returns
 // at most Limit messages; the first Limit of the merge are among them, since
 // each of those is within its own channel's first Limit.
-func (b *Broker) readMerged(refs []*chanRef, q channel.Query, now time.Time) Result {
+func (b *Broker) readMerged(refs []*chanRef, q channel.Query, now time.Time, in *readInfo) Result {
 	var res Result
 	lists := make([][]*channel.Message, 0, len(refs))
 	total := 0
 	for _, r := range refs {
 		rr := r.Read(q, now, nil)
+		if in != nil {
+			in.add(rr.Version, rr.Hidden, rr.StaleAt)
+		}
 		res.More = res.More || rr.More
 		res.Truncated = res.Truncated || rr.Truncated
 		if len(rr.Messages) > 0 {

@@ -77,6 +77,11 @@ type Channel struct {
 	// ttl is the idle time after which the channel expires, in
 	// nanoseconds; changed by Renew.
 	ttl atomic.Int64
+	// version changes, under mu held for writing, with every change
+	// that can change what Read returns: a message cached or evicted,
+	// an eviction remembered, the channel closed. Readers that remember
+	// an answer (the broker's ReadMemo) compare it without the lock.
+	version atomic.Uint64
 
 	mu      sync.RWMutex
 	msgs    *btree.BTreeG[*Message]
@@ -170,6 +175,7 @@ func (c *Channel) evictOldest() {
 // forget does the accounting of m leaving the cache: readers before it
 // learn they are truncated. Caller holds c.mu and removed m.
 func (c *Channel) forget(m *Message) {
+	c.version.Add(1)
 	s := c.stat(m.Origin)
 	s.count--
 	s.evicted = max(s.evicted, m.TS)
@@ -225,11 +231,13 @@ func (c *Channel) Insert(m *Message, now time.Time) (evicted int, err error) {
 	if cut := c.cutoff(now); cut > 0 && m.Time() < cut {
 		s := c.stat(m.Origin)
 		s.evicted = max(s.evicted, m.TS)
+		c.version.Add(1)
 		return 1, nil
 	}
 	if _, replaced := c.msgs.ReplaceOrInsert(m); replaced {
 		return 0, nil
 	}
+	c.version.Add(1)
 	c.stat(m.Origin).count++
 	c.counters.Messages.Add(1)
 	c.counters.Bytes.Add(int64(len(m.JSON)))
@@ -279,7 +287,22 @@ type ReadResult struct {
 	// Truncated is true when messages after the reader's position were
 	// evicted before it read them.
 	Truncated bool
+	// Hidden is true when a message after the reader's position was
+	// passed over because Visible does not show it yet: committing it
+	// changes the answer without changing Version.
+	Hidden bool
+	// Version is the channel's Version when it was read: while Version
+	// stays the same, and until StaleAt, the same query gives the same
+	// answer (unless Hidden).
+	Version uint64
+	// StaleAt is when the oldest cached message expires, which may change
+	// the answer without changing Version; zero if no message can expire.
+	StaleAt time.Time
 }
+
+// Version returns a number that changes whenever what Read returns may
+// change, other than by time (see ReadResult.StaleAt). Lock-free.
+func (c *Channel) Version() uint64 { return c.version.Load() }
 
 // Read returns the messages that match q as of now. It appends to dst's
 // backing array when dst has room, to spare an allocation on hot paths.
@@ -290,8 +313,12 @@ func (c *Channel) Read(q Query, now time.Time, dst []*Message) ReadResult {
 
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	res.Version = c.version.Load()
 	if len(c.origins) == 0 {
 		return res
+	}
+	if oldest, ok := c.msgs.Min(); ok && c.cfg.MessageTTL > 0 {
+		res.StaleAt = c.expiryOf(oldest)
 	}
 	// Start at the earliest position of any origin present here: every
 	// message after its origin's position is at or after that.
@@ -314,6 +341,7 @@ func (c *Channel) Read(q Query, now time.Time, dst []*Message) ReadResult {
 			return true
 		}
 		if vis, ok := q.Visible.Get(m.Origin); !ok || m.TS > vis {
+			res.Hidden = true
 			return true
 		}
 		if m.Time() < cut {
@@ -489,11 +517,16 @@ func (c *Channel) nextDueLocked() time.Time {
 		next = earlier(next, time.Unix(0, w.WaitKey().Deadline))
 	}
 	if m, ok := c.msgs.Min(); ok && c.cfg.MessageTTL > 0 {
-		// The oldest message goes once the cutoff passes its millisecond
-		// (see cutoff): from the start of the next millisecond plus TTL.
-		next = earlier(next, time.UnixMilli(m.Time()+1).Add(c.cfg.MessageTTL))
+		next = earlier(next, c.expiryOf(m))
 	}
 	return next
+}
+
+// expiryOf is when m expires. It goes once the cutoff passes its
+// millisecond (see cutoff): from the start of the next millisecond plus
+// the TTL.
+func (c *Channel) expiryOf(m *Message) time.Time {
+	return time.UnixMilli(m.Time() + 1).Add(c.cfg.MessageTTL)
 }
 
 func earlier(a, b time.Time) time.Time {
@@ -542,6 +575,7 @@ func (c *Channel) closeLocked() []Waiter {
 		return nil
 	}
 	c.closed = true
+	c.version.Add(1)
 	var ws []Waiter
 	c.waiters.Ascend(func(w Waiter) bool {
 		ws = append(ws, w)

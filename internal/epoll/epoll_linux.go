@@ -85,10 +85,14 @@ func keyOf(ev *unix.EpollEvent) uint64 {
 var ErrBadKey = errors.New("epoll: key 0 is reserved")
 
 func (p *Poller) ctl(op, fd int, key uint64, events uint32) error {
+	return p.ctlMode(op, fd, key, events|unix.EPOLLONESHOT|unix.EPOLLRDHUP)
+}
+
+func (p *Poller) ctlMode(op, fd int, key uint64, events uint32) error {
 	if key == 0 {
 		return ErrBadKey
 	}
-	ev := unix.EpollEvent{Events: events | unix.EPOLLONESHOT | unix.EPOLLRDHUP}
+	ev := unix.EpollEvent{Events: events}
 	setKey(&ev, key)
 	if err := unix.EpollCtl(p.epfd, op, fd, &ev); err != nil {
 		return fmt.Errorf("epoll: ctl: %w", err)
@@ -100,6 +104,17 @@ func (p *Poller) ctl(op, fd int, key uint64, events uint32) error {
 // hang-up only).
 func (p *Poller) Add(fd int, key uint64, events uint32) error {
 	return p.ctl(unix.EPOLL_CTL_ADD, fd, key, events)
+}
+
+// AddEdge registers fd under key edge-triggered, for good: readable,
+// writable and hang-up are each reported when they become true (new data,
+// room freed after a write that did not fit, the peer's FIN), never again
+// for a condition that stays true, and the registration needs no Rearm.
+// A condition already true when fd is added is reported once. The caller
+// must remember an edge it cannot act on at once: none comes again until
+// something changes.
+func (p *Poller) AddEdge(fd int, key uint64) error {
+	return p.ctlMode(unix.EPOLL_CTL_ADD, fd, key, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP|unix.EPOLLET)
 }
 
 // Rearm re-enables a registration after its event was reported, possibly

@@ -36,6 +36,9 @@ func New(func([]Event), func(), time.Duration) (*Poller, error) { return nil, Er
 // Add fails on this platform.
 func (p *Poller) Add(int, uint64, uint32) error { return ErrUnsupported }
 
+// AddEdge fails on this platform.
+func (p *Poller) AddEdge(int, uint64) error { return ErrUnsupported }
+
 // Rearm fails on this platform.
 func (p *Poller) Rearm(int, uint64, uint32) error { return ErrUnsupported }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -92,4 +93,35 @@ func TestHangupAndReadableOneShot(t *testing.T) {
 	require.NoError(t, p.Remove(fdOf(t, s2)))
 	require.NoError(t, p.Remove(fdOf(t, s1)))
 	require.Eventually(t, func() bool { return ticks.Load() >= 2 }, 5*time.Second, time.Millisecond)
+}
+
+// TestAddEdgeReportsEachChangeOnce: an edge-triggered registration reports
+// what is already true when added, then each new arrival once, with no
+// Rearm, and nothing for a condition that merely stays true.
+func TestAddEdgeReportsEachChangeOnce(t *testing.T) {
+	var rec recorder
+	p, err := New(rec.handle, nil, time.Second)
+	require.NoError(t, err)
+	defer p.Close()
+	s, c := pair(t)
+	_, err = c.Write([]byte("early"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { // in s's receive queue before the add
+		n, _ := unix.IoctlGetInt(fdOf(t, s), unix.SIOCINQ)
+		return n == len("early")
+	}, 5*time.Second, time.Millisecond)
+	require.NoError(t, p.AddEdge(fdOf(t, s), 5))
+	require.Eventually(t, func() bool { return len(rec.snapshot()) == 1 }, 5*time.Second, time.Millisecond)
+	ev := rec.snapshot()[0]
+	assert.NotZero(t, ev.Events&Readable, "already readable when added")
+	assert.NotZero(t, ev.Events&Writable)
+
+	_, err = c.Write([]byte("more")) // unread data stays: a new arrival is a new edge
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(rec.snapshot()) == 2 }, 5*time.Second, time.Millisecond)
+	c.Close()
+	require.Eventually(t, func() bool { return len(rec.snapshot()) == 3 }, 5*time.Second, time.Millisecond)
+	assert.NotZero(t, rec.snapshot()[2].Events&Hangup)
+	assert.Len(t, rec.snapshot(), 3, "no event for what stays true")
+	require.NoError(t, p.Remove(fdOf(t, s)))
 }

@@ -56,9 +56,12 @@ const (
 // closes when it is done. So a descriptor is closed only when no I/O on it
 // is in flight, and its number cannot be reused under a writer's feet.
 //
-// mu guards the state, the epoll registration and the deadline together:
-// a state change and the matching (re)arming happen under it, so an event
-// never finds a connection in a state its arming does not match.
+// mu guards the state, the edges seen and the deadline together. The
+// socket is registered once, edge-triggered (epoll.AddEdge): an edge that
+// finds the connection busy is remembered here (readPending,
+// writePending, hup) and the owner acts on it when it leaves csBusy, under
+// the same lock, so no edge is lost between an owner's last read or write
+// and its state change.
 type Conn[A any] struct {
 	p   *Engine[A]
 	key uint64 // registry key, also the epoll key
@@ -67,23 +70,87 @@ type Conn[A any] struct {
 	deliverFn func(A)
 
 	mu         sync.Mutex
-	fd         int // -1 once closed; read under mu or by the owner
+	fd         int32 // -1 once closed; read under mu or by the owner
 	state      connState
 	closeReq   bool // close when the owner is done
 	shed       bool // accepted over the connection limit
 	registered bool // in the epoll set
-	keepAlive  bool // the parked request allows another one
-	outKeep    bool // keep the connection after out is written
-	streaming  bool // a stream (StartStream): out is its backlog
-	streamEnd  bool // the handler closed the stream: close once out is written
-	cancel     Canceler
-	pending    *A     // answered before it was parked
-	tag        string // the handler's note for encoding the answer (say, a CORS origin)
-	start      int64  // when the parked request arrived (Unix ns)
-	headBy     int64  // Unix ns: the head in partial must be whole by then; 0 = no head begun
-	deadline   int64  // Unix ns: idle, header or write-stall deadline; 0 = none
-	partial    []byte // bytes of the next request, read early
-	out        []byte // the rest of an answer the socket did not take yet
+	// Edges the owner has yet to act on: the socket became readable
+	// (or may hold more than one read took), or writable, while busy or
+	// parked. hup stays set once the peer hung up.
+	readPending  bool
+	writePending bool
+	hup          bool
+	// depth counts requests the owner served in a row without giving c
+	// up (pipelined, or read at once because they came while busy):
+	// past maxServeDepth the next is left to a worker, which bounds the
+	// owner's stack. Owner only.
+	depth     uint8
+	keepAlive bool // the parked request allows another one
+	streaming bool // a stream (StartStream): bufs.out is its backlog
+	streamEnd bool // the handler closed the stream: close once out is written
+	cancel    Canceler
+	pending   *A     // answered before it was parked
+	tag       string // the handler's note for encoding the answer (say, a CORS origin)
+	start     int64  // when the parked request arrived (Unix ns)
+	// deadline is the idle, header or write-stall deadline, Unix ns (0:
+	// none): written holding mu and Engine.deadlineMu, read under either.
+	deadline int64
+	bufs     *connBufs // nil while it holds nothing (idle, parked)
+	// wnext and wprev link c in its slot of the deadline wheel; guarded
+	// by Engine.deadlineMu.
+	wnext, wprev *Conn[A]
+}
+
+// connBufs is what a connection holds only now and then: bytes of a next
+// request read early, the rest of an answer the socket did not take, a
+// stream's backlog. Idle and parked connections hold none, which keeps a
+// Conn at 128 bytes (a size class of its own) for the many that wait.
+// Guarded by Conn.mu.
+type connBufs struct {
+	partial []byte // bytes of the next request, read early
+	out     []byte // the rest of an answer the socket did not take yet
+	outKeep bool   // keep the connection after out is written
+	headBy  int64  // Unix ns: the head in partial must be whole by then; 0 = no head begun
+}
+
+// bufsLocked returns c's buffers, made on first use. Caller holds c.mu.
+func (c *Conn[A]) bufsLocked() *connBufs {
+	if c.bufs == nil {
+		c.bufs = &connBufs{}
+	}
+	return c.bufs
+}
+
+func (c *Conn[A]) partialLocked() []byte {
+	if c.bufs == nil {
+		return nil
+	}
+	return c.bufs.partial
+}
+
+func (c *Conn[A]) outLocked() []byte {
+	if c.bufs == nil {
+		return nil
+	}
+	return c.bufs.out
+}
+
+// trimBufsLocked lets c's buffers go once they hold nothing (a stream
+// keeps its backlog's). Caller holds c.mu.
+func (c *Conn[A]) trimBufsLocked() {
+	if b := c.bufs; b != nil && !c.streaming && len(b.partial) == 0 && len(b.out) == 0 && b.headBy == 0 {
+		c.bufs = nil
+	}
+}
+
+// headByLocked is when the head being read must be whole: set when its
+// first bytes came, else ReadHeaderTimeout from now. Caller holds c.mu.
+func (c *Conn[A]) headByLocked() int64 {
+	if c.bufs != nil && c.bufs.headBy != 0 {
+		return c.bufs.headBy
+	}
+	return time.Now().Add(c.p.cfg.ReadHeaderTimeout).UnixNano()
 }
 
 // NewConn returns a connection record for a request http.Server is
@@ -146,7 +213,10 @@ func (c *Conn[A]) Deliver(a A) {
 // attachFD makes c own fd, a connected non-blocking socket. c is busy,
 // owned by the caller.
 func (c *Conn[A]) attachFD(fd int, early []byte) {
-	c.fd, c.partial = fd, early
+	c.fd = int32(fd)
+	if len(early) > 0 {
+		c.bufsLocked().partial = early // not shared yet: no lock needed
+	}
 	c.p.live.Add(1)
 	c.key = c.p.reg.add(c)
 }
@@ -209,7 +279,7 @@ func (c *Conn[A]) Park(cancel Canceler) {
 		a := *c.pending
 		c.pending = nil
 		c.mu.Unlock()
-		c.answer(a) // still the owner
+		c.answer(a, false) // still the owner
 		return
 	}
 	if c.closeReq {
@@ -217,12 +287,25 @@ func (c *Conn[A]) Park(cancel Canceler) {
 		c.cancelAndClose()
 		return
 	}
-	if err := c.armLocked(0); err != nil {
+	if err := c.registerLocked(); err != nil {
 		c.mu.Unlock()
 		c.p.log.Debug("parking failed", "err", err)
 		c.cancelAndClose()
 		return
 	}
+	if c.hup {
+		// The client hung up while its request was being served: its
+		// edge came and went, none will come again.
+		c.mu.Unlock()
+		c.p.vanished.Add(1)
+		c.cancelAndClose()
+		return
+	}
+	// A parked request waits as long as its hold, and the broker answers
+	// it then: no deadline of the engine's (the idle one that bounded the
+	// wait for this request is over).
+	c.setDeadlineLocked(0)
+	c.trimBufsLocked()
 	c.state = csParked
 	c.mu.Unlock()
 	c.p.parkedNow.Add(1)
@@ -231,12 +314,22 @@ func (c *Conn[A]) Park(cancel Canceler) {
 // cancelAndClose withdraws the parked request and closes c, owned by the
 // caller; if the answer is already on its way, Deliver takes over and
 // writes it (then the write fails or the connection carries on).
+// An answer that came while c was still busy (Deliver kept it in
+// pending) is written now: nobody else will.
 func (c *Conn[A]) cancelAndClose() {
 	if c.cancel.Cancel() {
 		c.closeOwned()
 		return
 	}
 	c.mu.Lock()
+	if c.pending != nil {
+		a := *c.pending
+		c.pending = nil
+		c.mu.Unlock()
+		c.answer(a, false) // still the owner
+		return
+	}
+	c.setDeadlineLocked(0)
 	c.state = csParked
 	c.mu.Unlock()
 	c.p.parkedNow.Add(1)
@@ -247,42 +340,65 @@ func (c *Conn[A]) cancelAndClose() {
 // serve another request afterwards.
 func (c *Conn[A]) Reply(b []byte, keep bool) { c.send(b, keep) }
 
-// armLocked registers or re-arms the socket in the epoll set for events
-// (besides hang-up, always watched). Caller holds c.mu.
-func (c *Conn[A]) armLocked(events uint32) error {
+// registerLocked puts the socket in the epoll set, edge-triggered for
+// readable, writable and hang-up, once for its life in the engine: no
+// state change re-arms it. Caller holds c.mu.
+func (c *Conn[A]) registerLocked() error {
 	if c.registered {
-		return c.p.poll.Rearm(c.fd, c.key, events)
+		return nil
 	}
-	if err := c.p.poll.Add(c.fd, c.key, events); err != nil {
+	if err := c.p.poll.AddEdge(int(c.fd), c.key); err != nil {
 		return err
 	}
 	c.registered = true
 	return nil
 }
 
-// setDeadlineLocked moves c in the deadline schedule. Caller holds c.mu.
+// setDeadlineLocked moves c in the deadline schedule: an unlink and a
+// link in the wheel, constant time. A deadline set again is linked again
+// if a sweep took it out meanwhile. Caller holds c.mu.
 func (c *Conn[A]) setDeadlineLocked(d int64) {
-	if c.deadline == d {
+	if d == 0 && c.deadline == 0 {
 		return
 	}
-	if c.deadline != 0 {
-		c.p.deadlineRemove(c)
+	w := &c.p.deadlines
+	c.p.deadlineMu.Lock()
+	if d != c.deadline || !w.linked(c) {
+		w.remove(c)
+		c.deadline = d
+		if d != 0 {
+			w.add(c)
+		}
 	}
-	c.deadline = d
-	if d != 0 {
-		c.p.deadlineAdd(c)
-	}
+	c.p.deadlineMu.Unlock()
 }
 
-// event handles an epoll report, or a passed deadline (timedOut). What to
-// do is decided under mu from the state; a connection some goroutine owns
-// is left alone: its owner re-arms it when done, and the (level-triggered)
-// condition is reported again.
+// event handles an epoll edge, or a passed deadline (timedOut). What to
+// do is decided under mu from the state. Edges are reported once, so each
+// is first written down (readPending, writePending, hup): a connection
+// some goroutine owns is left to it, and the owner acts on what was
+// written down when it leaves csBusy.
 func (c *Conn[A]) event(events uint32, timedOut bool) {
 	c.mu.Lock()
 	if timedOut && (c.deadline == 0 || c.deadline > time.Now().UnixNano()) {
 		c.mu.Unlock()
 		return // the deadline moved since the sweep saw it
+	}
+	if timedOut && c.state == csBusy {
+		// Its owner decides; until it does, the deadline stays in the
+		// schedule (the sweep took it out).
+		c.setDeadlineLocked(c.deadline)
+		c.mu.Unlock()
+		return
+	}
+	if events&epoll.Readable != 0 {
+		c.readPending = true
+	}
+	if events&epoll.Writable != 0 {
+		c.writePending = true
+	}
+	if events&epoll.Hangup != 0 {
+		c.hup = true
 	}
 	switch c.state {
 	case csIdle:
@@ -290,12 +406,20 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 			c.closeLocked() // idle too long, or a head too slow
 			return
 		}
+		if !c.readPending && !c.hup {
+			c.mu.Unlock() // writable: nothing to write
+			return
+		}
 		// Readable, or hang-up: read first, so a request that came with
 		// the client's FIN is answered before the connection ends.
 		c.state = csBusy
+		c.depth = 0
+		c.readPending = false // this read takes what it was for
 		c.mu.Unlock()
 		c.readable()
 	case csParked:
+		// A request that came early (pipelined behind the parked one)
+		// stays in readPending for after the answer.
 		cancel := c.cancel
 		c.mu.Unlock()
 		if events&epoll.Hangup == 0 || cancel == nil {
@@ -313,9 +437,10 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 		case events&epoll.Hangup != 0:
 			c.p.writeFailed.Add(1)
 			c.closeLocked()
-		case events&epoll.Writable != 0:
+		case c.writePending:
 			c.state = csBusy
-			out, keep := c.out, c.outKeep
+			c.depth = 0
+			out, keep := c.bufs.out, c.bufs.outKeep
 			c.mu.Unlock()
 			c.send(out, keep)
 		default:
@@ -328,10 +453,16 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 	}
 }
 
-// answer writes a delivered answer. The caller owns c.
-func (c *Conn[A]) answer(a A) {
+// answer writes a delivered answer. The caller owns c; fresh says it
+// took c over from nobody (a worker with a delivered answer) rather than
+// answering on a stack that is already serving c (Park), which keeps
+// counting towards maxServeDepth.
+func (c *Conn[A]) answer(a A, fresh bool) {
 	c.mu.Lock()
 	c.cancel = nil
+	if fresh {
+		c.depth = 0
+	}
 	c.mu.Unlock()
 	b, keep := c.p.h.Encode(c, a)
 	c.send(b, keep)
@@ -343,78 +474,126 @@ func (c *Conn[A]) answer(a A) {
 // the deadline: it bounds a stall, not a large answer. Once all is written
 // the connection serves its next request, goes idle, or closes (keep).
 func (c *Conn[A]) send(b []byte, keep bool) {
-	n, err := writeFD(c.fd, b) // the owner's fd: nobody closes it meanwhile
-	if err != nil {
-		c.p.writeFailed.Add(1)
-		c.closeOwned()
-		return
-	}
-	if n == len(b) {
+	for {
+		n, err := writeFD(int(c.fd), b) // the owner's fd: nobody closes it meanwhile
+		if err != nil {
+			c.p.writeFailed.Add(1)
+			c.closeOwned()
+			return
+		}
 		c.mu.Lock()
-		c.out = nil
-		c.setDeadlineLocked(0)
+		if n == len(b) {
+			if c.bufs != nil {
+				c.bufs.out = nil
+			}
+			c.setDeadlineLocked(0)
+			c.afterWrite(keep)
+			return
+		}
+		if c.closeReq {
+			c.closeLocked()
+			return
+		}
+		if n > 0 || c.deadline == 0 {
+			c.setDeadlineLocked(time.Now().Add(c.p.cfg.WriteTimeout).UnixNano())
+		}
+		if err := c.registerLocked(); err != nil {
+			c.closeLocked()
+			return
+		}
+		if c.hup {
+			// The client hung up while we wrote (its edge came and
+			// went): the rest would wait for nothing.
+			c.p.writeFailed.Add(1)
+			c.closeLocked()
+			return
+		}
+		b = b[n:]
+		if c.writePending {
+			// Room was reported since the write began: the edge will
+			// not come again, so try now.
+			c.writePending = false
+			c.mu.Unlock()
+			continue
+		}
+		bf := c.bufsLocked()
+		bf.out, bf.outKeep = b, keep
+		c.state = csDraining
 		c.mu.Unlock()
-		c.afterWrite(keep)
 		return
 	}
-	c.mu.Lock()
-	if c.closeReq {
-		c.closeLocked()
-		return
-	}
-	c.out, c.outKeep = b[n:], keep
-	if n > 0 || c.deadline == 0 {
-		c.setDeadlineLocked(time.Now().Add(c.p.cfg.WriteTimeout).UnixNano())
-	}
-	if err := c.armLocked(epoll.Writable); err != nil {
-		c.closeLocked()
-		return
-	}
-	c.state = csDraining
-	c.mu.Unlock()
 }
 
 // afterWrite serves a request that already arrived, returns the connection
-// to idle, or closes it; the caller owns c.
+// to idle, or closes it; the caller owns c and holds c.mu, which
+// afterWrite releases.
 func (c *Conn[A]) afterWrite(keep bool) {
-	c.mu.Lock()
 	if !keep || c.closeReq || c.p.closing.Load() {
 		c.closeLocked()
 		return
 	}
-	if len(c.partial) > 0 {
-		// A pipelined request is already here: serve it now.
-		data := c.partial
-		c.partial = nil
-		c.mu.Unlock()
-		c.serve(data)
-		return
+	if data := c.partialLocked(); len(data) > 0 {
+		if c.depth < maxServeDepth {
+			// A pipelined request is already here: serve it now.
+			c.depth++
+			c.bufs.partial = nil
+			c.mu.Unlock()
+			c.serve(data)
+			return
+		}
+		c.readPending = true // goIdle leaves it to a worker
 	}
 	c.goIdle(time.Now().Add(c.p.cfg.IdleTimeout).UnixNano())
 }
 
+// maxServeDepth bounds how many requests an owner serves in a row on its
+// own stack (each answer written inline calls back into the engine);
+// the next one goes to a worker.
+const maxServeDepth = 16
+
 // goIdle gives up ownership and waits for the next request (or the rest
 // of one) until deadline; caller owns c and holds c.mu, which goIdle
-// releases. A connection that cannot be watched is closed.
+// releases. If the socket became readable while c was busy (its edge will
+// not come again), or bytes of a next request wait in partial, it reads
+// or serves now instead; past maxServeDepth, a worker does. A connection
+// that cannot be watched is closed.
 func (c *Conn[A]) goIdle(deadline int64) {
-	if c.closeReq {
+	if c.closeReq || c.p.closing.Load() {
+		// Shutdown closes idle connections once; one that goes idle
+		// after that pass would hold it up until its deadline.
 		c.closeLocked()
 		return
 	}
-	if err := c.armLocked(epoll.Readable); err != nil {
+	if err := c.registerLocked(); err != nil {
 		c.closeLocked()
 		return
 	}
-	c.state = csIdle
 	c.setDeadlineLocked(deadline)
+	ready := c.readPending || c.hup
+	if ready && c.depth < maxServeDepth {
+		c.depth++
+		c.readPending = false // this read takes what it was for
+		c.mu.Unlock()
+		c.readable() // still the owner: the re-poll is read without an epoll round trip
+		return
+	}
+	c.trimBufsLocked()
+	c.state = csIdle
 	c.mu.Unlock()
+	if ready {
+		// Deep enough: a worker picks it up as if the edge came now.
+		c.p.enqueue(job[A]{c: c, kind: jobEvent, events: epoll.Readable})
+	}
 }
 
-// readable reads what the client sent while idle; the caller owns c.
+// readable reads what the client sent; the caller owns c and cleared
+// readPending when it took c for this read. A read that fills the buffer
+// may have left more in the socket, whose edge has come and gone:
+// readPending is set again for after this request.
 func (c *Conn[A]) readable() {
 	bp := c.p.bufs.Get().(*[]byte)
 	defer c.p.bufs.Put(bp)
-	n, err := readFD(c.fd, *bp)
+	n, err := readFD(int(c.fd), *bp)
 	if err != nil {
 		// The client closed (or reset) its side. An incomplete request
 		// in partial will never be completed: nothing to answer.
@@ -422,17 +601,21 @@ func (c *Conn[A]) readable() {
 		return
 	}
 	c.mu.Lock()
-	if n == 0 { // spurious wake-up
+	partial := c.partialLocked()
+	if n == 0 && len(partial) == 0 { // nothing after all (the edge was for bytes read since)
 		c.goIdle(c.deadline)
 		return
+	}
+	if n == len(*bp) {
+		c.readPending = true
 	}
 	// data may be the pooled buffer, which goes back when serve returns:
 	// whatever serve keeps (partial, a hand-back's prefix) it copies.
 	data := (*bp)[:n]
-	if len(c.partial) > 0 {
-		data = append(c.partial, data...)
+	if len(partial) > 0 {
+		data = append(partial, data...)
+		c.bufs.partial = nil
 	}
-	c.partial = nil
 	c.mu.Unlock()
 	c.serve(data)
 }
@@ -447,12 +630,8 @@ func (c *Conn[A]) readable() {
 func (c *Conn[A]) serve(data []byte) {
 	// The whole head must arrive within ReadHeaderTimeout of its first
 	// byte, here or after a hand-back: a client that trickles a byte at a
-	// time renews nothing.
-	c.mu.Lock()
-	if c.headBy == 0 {
-		c.headBy = time.Now().Add(c.p.cfg.ReadHeaderTimeout).UnixNano()
-	}
-	c.mu.Unlock()
+	// time renews nothing. The clock is read only for a head that is not
+	// all here (headByLocked).
 	end := headEnd(data)
 	if end < 0 {
 		if len(data) > maxRequestHead || !c.p.mayBeFast(data) {
@@ -460,8 +639,10 @@ func (c *Conn[A]) serve(data []byte) {
 			return
 		}
 		c.mu.Lock()
-		c.partial = bytes.Clone(data) // not all here yet
-		c.goIdle(c.headBy)
+		headBy := c.headByLocked()
+		b := c.bufsLocked()
+		b.partial, b.headBy = bytes.Clone(data), headBy // not all here yet
+		c.goIdle(headBy)
 		return
 	}
 	h, ok := c.p.parseFastHead(data[:end])
@@ -470,9 +651,11 @@ func (c *Conn[A]) serve(data []byte) {
 		return
 	}
 	c.mu.Lock()
-	c.headBy = 0
 	if rest := data[end:]; len(rest) > 0 {
-		c.partial = bytes.Clone(rest)
+		c.bufsLocked().partial = bytes.Clone(rest)
+	}
+	if c.bufs != nil {
+		c.bufs.headBy = 0
 	}
 	c.mu.Unlock()
 	c.p.served.Add(1)
@@ -482,7 +665,7 @@ func (c *Conn[A]) serve(data []byte) {
 // RemoteAddr formats the peer's address, for logs: a system call.
 func (c *Conn[A]) RemoteAddr() string {
 	c.mu.Lock()
-	fd := c.fd
+	fd := int(c.fd)
 	c.mu.Unlock()
 	return peerAddr(fd)
 }
@@ -491,7 +674,7 @@ func (c *Conn[A]) RemoteAddr() string {
 // the caller owns c.
 func (c *Conn[A]) handback(data []byte) {
 	c.mu.Lock()
-	headBy, shed := c.headBy, c.shed
+	headBy, shed := c.headByLocked(), c.shed
 	fd := c.detachLocked()
 	c.mu.Unlock()
 	if fd < 0 {
@@ -531,13 +714,13 @@ func (c *Conn[A]) detachLocked() int {
 	}
 	c.state = csClosed
 	if c.registered {
-		c.p.poll.Remove(c.fd)
+		c.p.poll.Remove(int(c.fd))
 		c.registered = false
 	}
 	c.setDeadlineLocked(0)
-	fd := c.fd
+	fd := int(c.fd)
 	c.fd = -1
-	c.out, c.partial = nil, nil
+	c.bufs = nil
 	c.p.reg.remove(c.key)
 	return fd
 }

@@ -19,16 +19,38 @@
 //   - Deadlines bound a connection, not a read: a head must be whole within
 //     ReadHeaderTimeout of its first byte (a hand-back keeps that deadline),
 //     an answer may stall at most WriteTimeout, an idle keep-alive
-//     connection lives IdleTimeout.
+//     connection lives IdleTimeout. A parked request has no deadline of
+//     the engine's (its hold is the broker's). Deadlines live in a timing
+//     wheel of intrusive lists (deadline.go): setting one is a constant-
+//     time link, and it is acted on within two ticks (0.2 s) of its time.
 //   - One owner per socket. A connection in csBusy has exactly one owner
-//     (the worker or handler that moved it there under Conn.mu); only the
-//     owner reads, writes, hands back or closes the descriptor, outside the
-//     lock. Anyone else asking to close it while it is busy sets a flag the
+//     (the poller, worker or handler that moved it there under Conn.mu);
+//     only the
+//     owner reads, writes, hands back or closes the descriptor, outside
+//     the lock. Anyone else asking to close it while it is busy sets a flag the
 //     owner honours when it is done. A descriptor is therefore never closed,
 //     and its number never reused, while I/O on it is in flight.
-//   - Parked connections cost a record: no goroutine, no buffer. Answers are
+//   - Edge-triggered, registered once. A socket enters the epoll set once
+//     (readable, writable, hang-up, EPOLLET) when the engine first waits
+//     on it, and leaves it (EPOLL_CTL_DEL) only when it is closed or
+//     handed back to http.Server, before the descriptor changes hands: no
+//     system call re-arms it per request. An edge is reported once, so
+//     Conn.event writes every edge down under Conn.mu (readPending,
+//     writePending, hup) whatever the state, and whoever leaves csBusy
+//     acts on what was written down before giving the connection up:
+//     goIdle reads at once if the socket became readable meanwhile (the
+//     re-poll that came while the answer was written, without an epoll
+//     round trip), a partial write retries if room was reported meanwhile,
+//     and Park or a stream ends a connection that hung up meanwhile. A read
+//     that fills the buffer may have left more: readPending stays set.
+//     An owner serves at most maxServeDepth requests in a row this way;
+//     the next goes to a worker.
+//   - Parked connections cost a record (a 128-byte Conn; its buffers
+//     exist only while they hold bytes): no goroutine, no buffer. Answers are
 //     queued to GOMAXPROCS workers in batches (Handler.Batch), never written
-//     on the deliverer's goroutine.
+//     on the deliverer's goroutine. Everything else (reads, ServeFast,
+//     parks, drains, deadlines) runs on the poller goroutine as events come:
+//     none of it waits, and a hand-off per event would cost a wake-up.
 //   - Streams (Conn.StartStream) cost the same between writes. The engine
 //     ends a stream on hang-up, write failure, backlog overflow, a socket
 //     that takes nothing for WriteTimeout, or Shutdown, and tells the
@@ -40,11 +62,15 @@
 // that Reply, Park and AttachHijacked may be called only by the
 // connection's owner (the Handler.ServeFast call, or the holder of
 // Engine.NewConn), and give ownership up (Reply, Park). Deliver and Close
-// may be called from any goroutine and never block. Handler methods run on
-// the engine's workers and must not block.
+// may be called from any goroutine and never block. Handler methods must
+// not block: ServeFast runs on the engine's poller goroutine, Encode on its
+// workers, Batch on the goroutine that calls Deliver. A ServeFast that must
+// wait hands the connection to a goroutine of its own, which keeps
+// ownership until it calls Reply or Park.
 //
 // Lock order (see also docs/locksordering.txt): Conn.mu -> deadlineMu,
-// Conn.mu -> registry.mu; qmu -> registry.mu; lmu is taken alone. No lock
+// Conn.mu -> registry.mu; qmu, registry.mu and lmu are otherwise taken
+// alone. No lock
 // is held across a read or write of a socket; Handler.Encode and the
 // cancel function run with no engine lock held.
 package evhttp

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/btree"
 	"golang.org/x/sys/unix"
 
 	"github.com/pushuphq/pushup/internal/epoll"
@@ -46,7 +45,8 @@ type Config struct {
 }
 
 // Handler is what the engine serves fast-path requests with. Its methods
-// run on the engine's workers and must not block.
+// must not block: ServeFast runs on the engine's poller, Encode on its
+// workers, Batch on the goroutine that calls Conn.Deliver.
 type Handler[A any] interface {
 	// ServeFast serves a request whose head the engine fully validated.
 	// It owns c until it gives it up with c.Reply (an answer now) or
@@ -89,9 +89,10 @@ type Engine[A any] struct {
 	qstop bool
 
 	// deadlineMu guards deadlines, the connections that have a deadline
-	// (idle, header or write stall), ordered by it. Leaf lock.
+	// (idle, header or write stall). Leaf lock.
 	deadlineMu sync.Mutex
-	deadlines  *btree.BTreeG[*Conn[A]]
+	deadlines  wheel[A]
+	due        []*Conn[A] // the sweep's scratch, poller goroutine only
 
 	bufs sync.Pool // *[]byte read buffers, held only while parsing
 
@@ -127,17 +128,11 @@ type job[A any] struct {
 type jobKind uint8
 
 const (
-	jobEvent    jobKind = iota // an epoll report
-	jobAnswer                  // write a delivered answer
-	jobAnswers                 // write one shared answer to several connections
-	jobDeadline                // a deadline passed
-	jobAccept                  // the listener has connections waiting
+	jobEvent   jobKind = iota // read a request an owner left for later (goIdle)
+	jobAnswer                 // write a delivered answer
+	jobAnswers                // write one shared answer to several connections
+	jobAccept                 // the listener has connections waiting
 )
-
-// deadlineTick is how often connection deadlines are swept. Idle and
-// header timeouts are seconds long and a write stall is dropped within a
-// tick of its timeout, so a tenth of a second is fine-grained enough.
-const deadlineTick = 100 * time.Millisecond
 
 // Supported reports whether the engine runs on this platform (epoll).
 const Supported = epoll.Supported
@@ -152,12 +147,7 @@ func New[A any](cfg Config, h Handler[A]) (*Engine[A], error) {
 	p := &Engine[A]{cfg: cfg, h: h, log: log, lfd: -1, fast: []byte("GET " + cfg.FastPath),
 		fast2: []byte("GET " + cfg.StreamPath)}
 	p.qcond = sync.NewCond(&p.qmu)
-	p.deadlines = btree.NewG(32, func(a, b *Conn[A]) bool {
-		if a.deadline != b.deadline {
-			return a.deadline < b.deadline
-		}
-		return a.key < b.key
-	})
+	p.deadlines.swept = tickOf(time.Now().UnixNano()) - 1
 	p.bufs.New = func() any { b := make([]byte, 4096); return &b }
 	poll, err := epoll.New(p.events, p.sweepDeadlines, deadlineTick)
 	if err != nil {
@@ -175,21 +165,22 @@ func New[A any](cfg Config, h Handler[A]) (*Engine[A], error) {
 // connection.
 func (p *Engine[A]) Closing() bool { return p.closing.Load() }
 
-// events runs on the poller goroutine: it only looks the connections up
-// and queues the work.
+// events runs on the poller goroutine and serves the events there: a
+// read, a request served (ServeFast, which must not block), a park, a
+// drain's write, a close. None of it waits, so handing each event to a
+// worker would only add a wake-up (futex) and a queue per event; the
+// workers write the answers of fan-outs, which come in bursts. Accepting
+// goes to a worker: an accept error waits for http.Server to take it.
 func (p *Engine[A]) events(evs []epoll.Event) {
-	p.qmu.Lock()
 	for _, e := range evs {
 		if e.Key == listenerKey {
-			p.queue.push(job[A]{kind: jobAccept})
+			p.enqueue(job[A]{kind: jobAccept})
 			continue
 		}
 		if c := p.reg.get(e.Key); c != nil {
-			p.queue.push(job[A]{c: c, kind: jobEvent, events: e.Events})
+			c.event(e.Events, false)
 		}
 	}
-	p.qmu.Unlock()
-	p.qcond.Broadcast()
 }
 
 // enqueue queues one job; it never blocks on I/O.
@@ -251,15 +242,13 @@ func (p *Engine[A]) run(j job[A]) {
 	switch j.kind {
 	case jobEvent:
 		j.c.event(j.events, false)
-	case jobDeadline:
-		j.c.event(0, true)
 	case jobAccept:
 		p.accept()
 	case jobAnswer:
-		j.c.answer(j.res)
+		j.c.answer(j.res, true)
 	case jobAnswers:
 		for _, c := range j.conns {
-			c.answer(j.res)
+			c.answer(j.res, true)
 		}
 	}
 }
@@ -369,43 +358,18 @@ func (p *Engine[A]) adopt(fd int) {
 	c.goIdle(time.Now().Add(p.cfg.ReadHeaderTimeout).UnixNano())
 }
 
-func (p *Engine[A]) deadlineAdd(c *Conn[A]) {
-	p.deadlineMu.Lock()
-	p.deadlines.ReplaceOrInsert(c)
-	p.deadlineMu.Unlock()
-}
-
-func (p *Engine[A]) deadlineRemove(c *Conn[A]) {
-	p.deadlineMu.Lock()
-	p.deadlines.Delete(c)
-	p.deadlineMu.Unlock()
-}
-
-// sweepDeadlines hands the connections whose deadline passed to the
-// workers: one range sweep of the deadline tree per tick, on the poller
-// goroutine. The worker re-checks under the connection's lock, since the
-// deadline may move meanwhile.
+// sweepDeadlines acts on the connections whose deadline passed (the
+// wheel's slots of the ticks that ended), on the poller goroutine: each
+// is re-checked under its lock, since the deadline may have moved since
+// the sweep, then closed (or left to its owner).
 func (p *Engine[A]) sweepDeadlines() {
-	now := time.Now().UnixNano()
-	var due []*Conn[A]
 	p.deadlineMu.Lock()
-	p.deadlines.Ascend(func(c *Conn[A]) bool {
-		if c.deadline > now {
-			return false
-		}
-		due = append(due, c)
-		return true
-	})
+	p.due = p.deadlines.sweep(time.Now().UnixNano(), p.due[:0])
 	p.deadlineMu.Unlock()
-	if len(due) == 0 {
-		return
+	for i, c := range p.due {
+		c.event(0, true)
+		p.due[i] = nil
 	}
-	p.qmu.Lock()
-	for _, c := range due {
-		p.queue.push(job[A]{c: c, kind: jobDeadline})
-	}
-	p.qmu.Unlock()
-	p.qcond.Broadcast()
 }
 
 // Shutdown closes idle connections, waits (until ctx ends) for every

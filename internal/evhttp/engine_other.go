@@ -21,7 +21,7 @@ var ErrUnsupported = errors.New("evhttp: the engine needs Linux (epoll)")
 // Config configures an Engine; see the Linux implementation.
 type Config struct {
 	ReadHeaderTimeout, WriteTimeout, IdleTimeout time.Duration
-	FastPath                                     string
+	FastPath, StreamPath                         string
 	StreamBacklog                                int
 	Limit                                        *Limit
 	Logger                                       *slog.Logger
@@ -68,6 +68,23 @@ func (c *Conn[A]) Park(Canceler)                                    {}
 func (c *Conn[A]) Reply([]byte, bool)                               {}
 func (c *Conn[A]) Close()                                           {}
 func (c *Conn[A]) RemoteAddr() string                               { return "" }
+
+// StreamEnd says why the engine ended a stream; see the Linux
+// implementation.
+type StreamEnd uint8
+
+// Why a stream ended.
+const (
+	StreamGone StreamEnd = iota
+	StreamSlow
+	StreamShutdown
+)
+
+// StreamEnder is a Canceler told why its stream ended.
+type StreamEnder interface {
+	Canceler
+	StreamEnded(why StreamEnd)
+}
 
 // Stream is unavailable on this platform.
 type Stream[A any] struct{}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -109,4 +110,12 @@ func newTestEngine[A any](t *testing.T, h Handler[A]) *Engine[A] {
 		require.NoError(t, e.Shutdown(ctx))
 	})
 	return e
+}
+
+// TestConnRecordFitsItsSizeClass: a parked or idle connection costs its
+// Conn record (plus the Deliver closure and a registry slot); 128 bytes is
+// a size class of the allocator, so one field more costs 16 bytes per
+// waiting subscriber (144), and a buffer kept in it 40 more.
+func TestConnRecordFitsItsSizeClass(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(Conn[int]{}), uintptr(128))
 }

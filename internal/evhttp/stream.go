@@ -38,7 +38,8 @@ func (c *Conn[A]) StartStream(head []byte, cancel Canceler) *Stream[A] {
 		c.endStreamLocked(true, StreamShutdown)
 		return st
 	}
-	c.out = append(c.out[:0], head...)
+	b := c.bufsLocked()
+	b.out = append(b.out[:0], head...)
 	c.mu.Unlock()
 	c.streamFlush()
 	return st
@@ -54,13 +55,14 @@ func (s *Stream[A]) Write(b []byte) bool {
 		c.mu.Unlock()
 		return false
 	}
-	if len(c.out)+len(b) > c.p.streamBacklog() {
+	bf := c.bufsLocked()
+	if len(bf.out)+len(b) > c.p.streamBacklog() {
 		c.p.slowDropped.Add(1)
 		c.endStreamLocked(false, StreamSlow)
 		return false
 	}
-	idle := c.state == csStream && len(c.out) == 0
-	c.out = append(c.out, b...)
+	idle := c.state == csStream && len(bf.out) == 0
+	bf.out = append(bf.out, b...)
 	if !idle {
 		// An owner is writing, or the socket is full and EPOLLOUT will
 		// flush: either way the bytes go out in order.
@@ -83,7 +85,7 @@ func (s *Stream[A]) Close() {
 		return
 	}
 	c.streamEnd = true
-	if c.state == csStream && len(c.out) == 0 {
+	if c.state == csStream && len(c.outLocked()) == 0 {
 		c.closeLocked()
 		return
 	}
@@ -103,13 +105,15 @@ func (p *Engine[A]) streamBacklog() int {
 func (c *Conn[A]) streamFlush() {
 	for {
 		c.mu.Lock()
-		b := c.out
-		c.out = nil
+		b := c.outLocked()
+		if c.bufs != nil {
+			c.bufs.out = nil
+		}
 		if len(b) == 0 || c.closeReq {
 			break // with c.mu held
 		}
 		c.mu.Unlock()
-		n, err := writeFD(c.fd, b) // the owner's fd
+		n, err := writeFD(int(c.fd), b) // the owner's fd
 		if err != nil {
 			c.p.writeFailed.Add(1)
 			c.mu.Lock()
@@ -118,13 +122,26 @@ func (c *Conn[A]) streamFlush() {
 		}
 		if n < len(b) {
 			c.mu.Lock()
-			c.out = append(b[n:len(b):len(b)], c.out...) // ahead of what came meanwhile
+			bf := c.bufsLocked()
+			bf.out = append(b[n:len(b):len(b)], bf.out...) // ahead of what came meanwhile
 			if n > 0 || c.deadline == 0 {
 				c.setDeadlineLocked(time.Now().Add(c.p.cfg.WriteTimeout).UnixNano())
 			}
-			if c.closeReq || c.armLocked(epoll.Writable) != nil {
+			if c.closeReq || c.registerLocked() != nil {
 				c.endStreamLocked(true, c.closeReason())
 				return
+			}
+			if c.hup { // it went while we wrote: its edge will not come again
+				c.p.vanished.Add(1)
+				c.endStreamLocked(true, StreamGone)
+				return
+			}
+			if c.writePending {
+				// Room was reported since the write began: its edge
+				// will not come again, so try now.
+				c.writePending = false
+				c.mu.Unlock()
+				continue
 			}
 			c.state = csStream
 			c.mu.Unlock()
@@ -141,7 +158,14 @@ func (c *Conn[A]) streamFlush() {
 		return
 	}
 	c.setDeadlineLocked(0)
-	if err := c.armLocked(0); err != nil { // hang-up only
+	if err := c.registerLocked(); err != nil {
+		c.endStreamLocked(true, StreamGone)
+		return
+	}
+	if c.hup {
+		// The client went while the stream was being written: its edge
+		// came and went.
+		c.p.vanished.Add(1)
 		c.endStreamLocked(true, StreamGone)
 		return
 	}
@@ -159,7 +183,7 @@ func (c *Conn[A]) streamEvent(events uint32, timedOut bool) {
 	case events&epoll.Hangup != 0:
 		c.p.vanished.Add(1)
 		c.endStreamLocked(true, StreamGone)
-	case events&epoll.Writable != 0 && len(c.out) > 0:
+	case c.writePending && len(c.outLocked()) > 0:
 		c.state = csBusy
 		c.mu.Unlock()
 		c.streamFlush()

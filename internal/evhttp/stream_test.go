@@ -43,23 +43,8 @@ func (streamHandler) Batch(int) any                         { return nil }
 
 func startStreamEngine(t *testing.T, cfg func(*Config)) (*Engine[int], streamHandler, string) {
 	h := streamHandler{streams: make(chan *Stream[int], 4), ended: &counter{}}
-	c := testConfig()
-	if cfg != nil {
-		cfg(&c)
-	}
-	e, err := New[int](c, h)
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	rl, err := e.Listen(ln)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		rl.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, e.Shutdown(ctx))
-	})
-	return e, h, ln.Addr().String()
+	e, addr := startEngine[int](t, h, cfg)
+	return e, h, addr
 }
 
 // TestStreamWritesOverTimeAndCloses: a stream's head, then events written
