@@ -287,7 +287,6 @@ func startPerf(args []string, pids []int) (*perfProcess, error) {
 		ctlW.Close()
 		return nil, err
 	}
-	defer ctlW.Close()
 	defer ackR.Close()
 	p := &perfProcess{done: make(chan struct{})}
 	// ExtraFiles are fds 3 (control) and 4 (acknowledgements) in perf.
@@ -300,10 +299,14 @@ func startPerf(args []string, pids []int) (*perfProcess, error) {
 	ctlR.Close()
 	ackW.Close()
 	if err != nil {
+		ctlW.Close()
 		return nil, fmt.Errorf("%w: %v", ErrPerf, err)
 	}
-	// This goroutine belongs to the perf process: it ends when it exits.
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	// This goroutine belongs to the perf process: it ends when it exits,
+	// and only then closes the control pipe's write end: perf record (6.x)
+	// reading EOF there gives up at once ("Thread and evlist pollfd index
+	// mismatch"), leaving an empty profile.
+	go func() { p.err = p.cmd.Wait(); ctlW.Close(); close(p.done) }()
 	acked := make(chan error, 1)
 	// This goroutine ends when perf acknowledges or exits (closing ackR's
 	// other end).
