@@ -58,3 +58,57 @@ func TestRecycledParkSparesTheRecord(t *testing.T) {
 		t.Fatalf("recycling spares %.0f bytes per park, want at least 128", plain-recycled)
 	}
 }
+
+// BenchmarkFanoutRepark is the broker's part of a fan-out: 1,000 waits on
+// one channel, a publication answers them all, and each parks again from
+// its new cursor (with the query's ReadMemo, as the event loop's re-polls
+// do). Per op: one delivery and its re-park. "recycled" is
+// SubscribeRecycled, as the event loop parks.
+func BenchmarkFanoutRepark(b *testing.B) {
+	const n = 1000
+	for _, recycle := range []bool{false, true} {
+		name := "plain"
+		if recycle {
+			name = "recycled"
+		}
+		b.Run(name, func(b *testing.B) {
+			br, err := New(DefaultConfig())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer br.Close()
+			var cur Cursor
+			deliver := func(r Result) { cur = r.Cursor }
+			memo := new(ReadMemo)
+			park := func() {
+				req := SubscribeRequest{Channels: []string{"a"}, Cursor: cur, Timeout: time.Minute, Memo: memo}
+				for range n {
+					var parked bool
+					if recycle {
+						_, tk, _ := br.SubscribeRecycled(req, deliver)
+						parked = tk != nil
+					} else {
+						_, s, _ := br.Subscribe(req, deliver)
+						parked = s != nil
+					}
+					if !parked {
+						b.Fatal("not parked")
+					}
+				}
+			}
+			cur = Cursor{Pos: br.origins.snapshot()}
+			memo = new(ReadMemo)
+			park()
+			pub := Publication{Channels: []string{"a"}, Data: []byte(`"x"`)}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += n {
+				if _, err := br.Publish(pub); err != nil {
+					b.Fatal(err)
+				}
+				memo = new(ReadMemo) // a new query: the new cursor
+				park()
+			}
+		})
+	}
+}
