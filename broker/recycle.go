@@ -24,14 +24,15 @@ import (
 // cursor and deliver.
 var subscriptions = sync.Pool{New: func() any { return new(Subscription) }}
 
-// newSubscription returns a record for a wait on refs, recycled when
-// recycle is set (then with the wait's Ticket). Fields are set under s.mu:
+// newSubscription returns a record for a wait on refs and, when recycle
+// is set (SubscribeRecycled), the wait's Ticket; the record is then
+// recycled if the wait is on one channel. Fields are set under s.mu:
 // a stale holder (see subscriptions) may lock a recycled record any time.
 func (b *Broker) newSubscription(req *SubscribeRequest, refs []*chanRef, cur Cursor, until channel.Timestamp,
 	deadline time.Time, deliver func(Result), recycle bool) (*Subscription, *Ticket) {
-	recycle = recycle && len(refs) == 1
+	pooled := recycle && len(refs) == 1
 	var s *Subscription
-	if recycle {
+	if pooled {
 		s = subscriptions.Get().(*Subscription)
 	} else {
 		s = new(Subscription)
@@ -46,11 +47,14 @@ func (b *Broker) newSubscription(req *SubscribeRequest, refs []*chanRef, cur Cur
 	s.deliver = deliver
 	s.onEnd = req.OnEnd
 	s.state = stRegistering
-	s.recyclable = recycle
+	s.recyclable = pooled
 	s.open = len(refs)
 	s.snap = nil
 	s.final = nil
 	s.mu.Unlock()
+	if !recycle {
+		return s, nil
+	}
 	return s, &Ticket{s: s, id: id}
 }
 
