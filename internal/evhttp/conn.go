@@ -756,51 +756,11 @@ func (c *Conn[A]) Close() {
 	c.closeLocked()
 }
 
-// writeFD writes as much of b as the socket takes now, without waiting.
-func writeFD(fd int, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := unix.Write(fd, b[n:])
-		if m > 0 {
-			n += m
-		}
-		switch {
-		case err == unix.EINTR:
-		case err == unix.EAGAIN:
-			return n, nil
-		case err != nil:
-			return n, err
-		case m == 0:
-			return n, nil
-		}
-	}
-	return n, nil
-}
-
 // errEOF: the client closed the connection.
 var errEOF = errors.New("evhttp: client closed the connection")
 
 // ErrNotTCP: only TCP connections can be parked.
 var ErrNotTCP = errors.New("evhttp: hijacked connection is not TCP")
-
-// readFD reads what the socket has now, without waiting. It returns 0, nil
-// when there was nothing after all.
-func readFD(fd int, b []byte) (int, error) {
-	for {
-		n, err := unix.Read(fd, b)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return 0, nil
-		case err != nil:
-			return 0, err
-		case n == 0:
-			return 0, errEOF
-		}
-		return n, nil
-	}
-}
 
 // peerAddr formats the peer's address for Request.RemoteAddr and logs.
 func peerAddr(fd int) string {
