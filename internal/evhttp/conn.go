@@ -201,7 +201,11 @@ func (c *Conn[A]) Deliver(a A) {
 		c.pending = &r
 		c.mu.Unlock()
 	case csParked:
+		// The worker that writes the answer owns c from here: clear
+		// what answer would otherwise take c.mu again for (the
+		// Canceler is spent, and the worker serves from depth 0).
 		c.state = csBusy
+		c.cancel, c.depth = nil, 0
 		c.mu.Unlock()
 		c.p.parkedNow.Add(-1)
 		c.p.enqueueAnswer(c, a)
@@ -454,16 +458,16 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 }
 
 // answer writes a delivered answer. The caller owns c; fresh says it
-// took c over from nobody (a worker with a delivered answer) rather than
-// answering on a stack that is already serving c (Park), which keeps
-// counting towards maxServeDepth.
+// took c over from Deliver (a worker with a delivered answer: Deliver
+// cleared cancel and depth as it made c busy, so no lock round trip is
+// needed here) rather than answering on a stack that is already serving
+// c (Park), which keeps counting towards maxServeDepth.
 func (c *Conn[A]) answer(a A, fresh bool) {
-	c.mu.Lock()
-	c.cancel = nil
-	if fresh {
-		c.depth = 0
+	if !fresh {
+		c.mu.Lock()
+		c.cancel = nil
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 	b, keep := c.p.h.Encode(c, a)
 	c.send(b, keep)
 }
