@@ -75,8 +75,7 @@
 // ownership until it calls Reply or Park.
 //
 // Lock order (see also docs/locksordering.txt): Conn.mu -> deadlineMu,
-// Conn.mu -> registry.mu (add and remove; the poller's lookups take no
-// lock); qmu, registry.mu and lmu are otherwise taken
+// Conn.mu -> registry.mu; qmu, registry.mu and lmu are otherwise taken
 // alone. No lock
 // is held across a read or write of a socket; Handler.Encode and the
 // cancel function run with no engine lock held.

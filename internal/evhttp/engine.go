@@ -473,6 +473,75 @@ func (p *Engine[A]) Stats() Stats {
 	}
 }
 
+// registry maps epoll keys to connections. Keys are slot index + 1 in the
+// low 32 bits and a generation in the high 32, so a late event for a
+// closed connection never reaches the one that took its slot.
+type registry[A any] struct {
+	mu    sync.Mutex
+	slots []*Conn[A]
+	gens  []uint32
+	free  []uint32
+	n     int
+}
+
+func (r *registry[A]) add(c *Conn[A]) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var i uint32
+	if l := len(r.free); l > 0 {
+		i = r.free[l-1]
+		r.free = r.free[:l-1]
+	} else {
+		i = uint32(len(r.slots))
+		r.slots = append(r.slots, nil)
+		r.gens = append(r.gens, 0)
+	}
+	r.gens[i]++
+	r.slots[i] = c
+	r.n++
+	return uint64(r.gens[i])<<32 | uint64(i+1)
+}
+
+func (r *registry[A]) get(key uint64) *Conn[A] {
+	i, gen := uint32(key)-1, uint32(key>>32)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if int(i) >= len(r.slots) || r.gens[i] != gen {
+		return nil
+	}
+	return r.slots[i]
+}
+
+func (r *registry[A]) remove(key uint64) {
+	i, gen := uint32(key)-1, uint32(key>>32)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if int(i) >= len(r.slots) || r.gens[i] != gen || r.slots[i] == nil {
+		return
+	}
+	r.slots[i] = nil
+	r.free = append(r.free, i)
+	r.n--
+}
+
+func (r *registry[A]) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
+
+func (r *registry[A]) all() []*Conn[A] {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*Conn[A], 0, r.n)
+	for _, c := range r.slots {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // Listen puts the engine in front of ln and returns the listener
 // http.Server should serve from: it yields the connections the engine
 // hands back (see reentryListener). A listener other than TCP is
