@@ -70,9 +70,9 @@
 // Engine.NewConn), and give ownership up (Reply, Park). Deliver and Close
 // may be called from any goroutine and never block. Handler methods must
 // not block: ServeFast runs on the engine's poller goroutine, Encode on its
-// workers, Batch on the goroutine that calls Deliver. A ServeFast that must
-// wait hands the connection to a goroutine of its own, which keeps
-// ownership until it calls Reply or Park.
+// workers and poller, Batch on the goroutine that calls Deliver. A
+// ServeFast that must wait hands the connection to a goroutine of its
+// own, which keeps ownership until it calls Reply or Park.
 //
 // Lock order (see also docs/locksordering.txt): Conn.mu -> deadlineMu,
 // Conn.mu -> registry.mu; qmu, registry.mu and lmu are otherwise taken

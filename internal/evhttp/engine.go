@@ -46,7 +46,7 @@ type Config struct {
 
 // Handler is what the engine serves fast-path requests with. Its methods
 // must not block: ServeFast runs on the engine's poller, Encode on its
-// workers, Batch on the goroutine that calls Conn.Deliver.
+// workers and poller, Batch on the goroutine that calls Conn.Deliver.
 type Handler[A any] interface {
 	// ServeFast serves a request whose head the engine fully validated.
 	// It owns c until it gives it up with c.Reply (an answer now) or
