@@ -191,12 +191,15 @@ func (m *eventModel) servePoll(c *eventConn, h evhttp.Head, acao string, start t
 	var res broker.Result
 	if err == nil {
 		c.SetRequest(acao, h.KeepAlive, start)
-		var sub *broker.Subscription
-		res, sub, err = s.b.Subscribe(req, c.DeliverFunc())
-		parked = err == nil && sub != nil
+		// The engine may cancel late, after the answer came (a hang-up
+		// racing it): through a ticket, which cannot reach the wait's
+		// record once the broker recycled it for another.
+		var t *broker.Ticket
+		res, t, err = s.b.SubscribeRecycled(req, c.DeliverFunc())
+		parked = err == nil && t != nil
 		releaseUnparked(req, parked)
 		if parked {
-			c.Park(sub)
+			c.Park(t)
 			return nil, 0, false, true
 		}
 	}

@@ -590,6 +590,9 @@ func (b *Broker) deliver(s *Subscription, res Result) {
 		s.onEnd()
 	}
 	s.deliver(res)
+	if s.recyclable {
+		s.recycle()
+	}
 }
 
 // Stats is a snapshot of the broker's gauges and counters.

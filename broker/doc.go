@@ -27,6 +27,8 @@
 // answered by whichever publisher, closer or sweeper gets to it first, via
 // the deliver function the subscriber supplied. deliver must not block.
 // The broker never calls deliver while holding a lock and does no I/O.
+// A wait parked by SubscribeRecycled is cancelled only through its Ticket:
+// its record may serve another wait once deliver returns.
 //
 // One goroutine (the sweeper, started by New and stopped by Close) expires
 // waiters, evicts expired messages and closes idle channels, following one

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/pushuphq/pushup/channel"
@@ -28,9 +29,19 @@ type fanout struct {
 	one   []*channel.Message // never modified: answers share it
 	snap  channel.Vector     // committed positions right after the message
 	share Share
-	subs  []*Subscription
-	from  []*chanRef // the channel each subscription was taken from
+	subs  *[]claimed // from claimedLists, given back once answered
 }
+
+// claimed is a subscription a publication answers and the channel it
+// was taken from.
+type claimed struct {
+	s    *Subscription
+	from *chanRef
+}
+
+// claimedLists recycles fan-outs' lists of claimed subscriptions: a
+// fan-out to thousands would allocate 16 bytes per subscriber otherwise.
+var claimedLists = sync.Pool{New: func() any { return new([]claimed) }}
 
 // result builds s's answer. Answers whose cursor is the snapshot itself,
 // the common case, are identical and marked with the shared Share.
@@ -221,10 +232,15 @@ func (b *Broker) commitLocked(o *originState, ev Event, now time.Time) {
 // answerFanouts hands claimed subscriptions their answers, outside locks.
 func (b *Broker) answerFanouts(fans []*fanout) {
 	for _, f := range fans {
-		for i, s := range f.subs {
-			s.unpark(f.from[i])
-			b.deliver(s, f.result(s))
+		list := *f.subs
+		for _, c := range list {
+			c.s.unpark(c.from)
+			b.deliver(c.s, f.result(c.s))
 		}
+		clear(list)
+		*f.subs = list[:0]
+		claimedLists.Put(f.subs)
+		f.subs = nil
 	}
 }
 
@@ -241,21 +257,21 @@ func (b *Broker) claim(m *channel.Message, refs []*chanRef) *fanout {
 		}
 		ref.TakeWaiters(func(w channel.Waiter) bool {
 			s := w.(*Subscription)
-			remove, claimed := s.claim(m)
-			if claimed {
+			remove, won := s.claim(m)
+			if won {
 				if f == nil {
-					// Sized for the common fan-out: every waiter of
-					// this channel.
-					n := ref.WaitersLocked()
 					f = &fanout{
 						one:  []*channel.Message{m},
 						snap: b.origins.snapshot(),
-						subs: make([]*Subscription, 0, n),
-						from: make([]*chanRef, 0, n),
+						subs: claimedLists.Get().(*[]claimed),
+					}
+					// Sized for the common fan-out: every waiter of
+					// this channel.
+					if n := ref.WaitersLocked(); cap(*f.subs) < n {
+						*f.subs = make([]claimed, 0, n)
 					}
 				}
-				f.subs = append(f.subs, s)
-				f.from = append(f.from, ref)
+				*f.subs = append(*f.subs, claimed{s, ref})
 			}
 			return remove
 		})

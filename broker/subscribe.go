@@ -55,14 +55,31 @@ const maxResolveAttempts = 16
 // after what was returned: passing it back never repeats and never skips a
 // message.
 func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, *Subscription, error) {
+	res, s, _, err := b.subscribe(req, deliver, false)
+	return res, s, err
+}
+
+// SubscribeRecycled is Subscribe for a caller that never touches the
+// Subscription: a parked request is cancelled through the returned
+// Ticket, and its record is recycled for another request as soon as
+// deliver returns. A fan-out's re-polls then park without allocating a
+// record each (see subscriptions).
+func (b *Broker) SubscribeRecycled(req SubscribeRequest, deliver func(Result)) (Result, *Ticket, error) {
+	res, _, t, err := b.subscribe(req, deliver, true)
+	return res, t, err
+}
+
+// subscribe is Subscribe, with the ticket of a parked request when
+// recycle is set.
+func (b *Broker) subscribe(req SubscribeRequest, deliver func(Result), recycle bool) (Result, *Subscription, *Ticket, error) {
 	if err := checkNames(req.Channels, b.cfg.MaxChannelsPerRequest); err != nil {
-		return Result{}, nil, err
+		return Result{}, nil, nil, err
 	}
 	var until channel.Timestamp
 	if req.Until > 0 {
 		until = channel.EndOfMillis(req.Until)
 		if !req.FromNow && req.Cursor.Pos == nil && req.Cursor.Default > until {
-			return Result{}, nil, fmt.Errorf("%w: until %d is before since %d", ErrInvalidRange, req.Until, req.Cursor.Default.Millis())
+			return Result{}, nil, nil, fmt.Errorf("%w: until %d is before since %d", ErrInvalidRange, req.Until, req.Cursor.Default.Millis())
 		}
 	}
 	if deliver == nil {
@@ -85,7 +102,7 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 			}
 			if st.found || req.Timeout <= 0 {
 				b.answerNow(st.res)
-				return st.res, nil, nil
+				return st.res, nil, nil, nil
 			}
 			refs, res = st.refs, st.res
 			res.Share = nil
@@ -95,11 +112,11 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 			var err error
 			refs, missing, err = b.existing(req.Channels)
 			if err != nil {
-				return Result{}, nil, err
+				return Result{}, nil, nil, err
 			}
 			if missing && !b.cfg.ImplicitChannels {
 				_, err := b.resolve(req.Channels, false, false)
-				return Result{}, nil, err
+				return Result{}, nil, nil, err
 			}
 			var in *readInfo
 			if req.Memo != nil && !missing {
@@ -114,7 +131,7 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 			}
 			if found(res) || req.Timeout <= 0 || (until != 0 && until.Millis() < now.UnixMilli()) {
 				b.answerNow(res)
-				return res, nil, nil
+				return res, nil, nil, nil
 			}
 			res.Share = nil
 		}
@@ -123,7 +140,7 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 			// client elsewhere now, with the same hint.
 			res.Reason, res.RetryAfter = ReasonShutdown, b.retryHint()
 			b.answerNow(res)
-			return res, nil, nil
+			return res, nil, nil, nil
 		}
 		if missing {
 			// To wait on a channel it must exist; one made here is
@@ -132,7 +149,7 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 			// meanwhile is missed.
 			var err error
 			if refs, err = b.resolveAs(req.Channels, true, true, true); err != nil {
-				return Result{}, nil, err
+				return Result{}, nil, nil, err
 			}
 		}
 		deadline := now.Add(b.jittered(req.Timeout))
@@ -140,27 +157,18 @@ func (b *Broker) Subscribe(req SubscribeRequest, deliver func(Result)) (Result, 
 			// Nothing can match after until: stop waiting then.
 			deadline = earliest(deadline, time.UnixMilli(until.Millis()+1))
 		}
-		s := &Subscription{
-			b:       b,
-			key:     channel.WaitKey{Deadline: deadline.UnixNano(), ID: b.nextID.Add(1)},
-			refs:    refs,
-			cursor:  cur,
-			until:   until,
-			deliver: deliver,
-			onEnd:   req.OnEnd,
-			open:    len(refs),
-		}
+		s, t := b.newSubscription(&req, refs, cur, until, deadline, deliver, recycle)
 		res, parked, retry := b.park(s, now)
 		if retry {
 			continue
 		}
 		if parked {
-			return Result{}, s, nil
+			return Result{}, s, t, nil
 		}
 		b.answerNow(res)
-		return res, nil, nil
+		return res, nil, nil, nil
 	}
-	return Result{}, nil, fmt.Errorf("%w: channels kept closing while subscribing", ErrChannelNotFound)
+	return Result{}, nil, nil, fmt.Errorf("%w: channels kept closing while subscribing", ErrChannelNotFound)
 }
 
 // jittered shortens a timeout by a random part of up to TimeoutJitter.
@@ -233,9 +241,12 @@ func (b *Broker) park(s *Subscription, now time.Time) (res Result, parked, retry
 			snap = s.cursor.Pos
 		}
 		s.snap = snap
+		// Once s waits it may be answered, and recycled, at any time:
+		// read what the schedule needs first.
+		refs, deadline := s.refs, s.Deadline()
 		s.mu.Unlock()
-		for _, ref := range s.refs {
-			b.sched.ensure(ref, s.Deadline())
+		for _, ref := range refs {
+			b.sched.ensure(ref, deadline)
 		}
 		return Result{}, true, false
 	}

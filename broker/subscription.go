@@ -103,6 +103,7 @@ const (
 	stMissed
 	stWaiting
 	stDone
+	stFree // recycled: in the pool, or reused under a new id
 )
 
 // Subscription is a request parked until a message arrives, its deadline
@@ -118,11 +119,12 @@ type Subscription struct {
 	deliver func(Result)
 	onEnd   func() // see SubscribeRequest.OnEnd
 
-	mu    sync.Mutex // guards the fields below; taken inside channel locks
-	state subState
-	open  int            // channels not closed yet
-	snap  channel.Vector // committed positions when it started waiting
-	final *Result        // answer given while still registering
+	mu         sync.Mutex // guards the fields below; taken inside channel locks
+	state      subState
+	recyclable bool           // see SubscribeRecycled
+	open       int            // channels not closed yet
+	snap       channel.Vector // committed positions when it started waiting
+	final      *Result        // answer given while still registering
 }
 
 // WaitKey orders the subscription in channel waiter trees.
@@ -134,9 +136,12 @@ func (s *Subscription) Deadline() time.Time { return time.Unix(0, s.key.Deadline
 // Cancel withdraws a waiting subscription, for a client that went away. It
 // returns true if the subscription was still waiting: deliver will not be
 // called. False means an answer was already given or is on its way.
-func (s *Subscription) Cancel() bool {
+func (s *Subscription) Cancel() bool { return s.cancel(0) }
+
+// cancel is Cancel, of the wait with key id only when id is not zero.
+func (s *Subscription) cancel(id uint64) bool {
 	s.mu.Lock()
-	if s.state != stWaiting {
+	if s.state != stWaiting || (id != 0 && s.key.ID != id) {
 		s.mu.Unlock()
 		return false
 	}

@@ -104,9 +104,9 @@ func New(name string, cfg Config, ttl time.Duration, now time.Time, counters *Co
 		cfg:      cfg,
 		counters: counters,
 		msgs:     btree.NewG(btreeDegree, (*Message).Before),
-		waiters: btree.NewG(btreeDegree, func(a, b Waiter) bool {
+		waiters: btree.NewWithFreeListG(btreeDegree, func(a, b Waiter) bool {
 			return a.WaitKey().Less(b.WaitKey())
-		}),
+		}, waiterNodes),
 	}
 	c.ttl.Store(int64(ttl))
 	c.lastActive.Store(now.UnixNano())
@@ -428,35 +428,57 @@ func (c *Channel) TakeWaiters(take func(Waiter) bool) int {
 	if c.waiters.Len() == 0 {
 		return 0
 	}
-	// Fan-outs usually take everyone: size for that.
-	taken := make([]Waiter, 0, c.waiters.Len())
-	var kept []Waiter
+	sp := scratch.Get().(*[]Waiter)
+	// taken fills the scratch from the front, kept from the back: one
+	// buffer, sized by the largest fan-out seen, for both.
+	buf := *sp
+	if n := c.waiters.Len(); cap(buf) < n {
+		buf = make([]Waiter, n)
+	}
+	buf = buf[:cap(buf)]
+	nt, nk := 0, 0
 	c.waiters.Ascend(func(w Waiter) bool {
 		if take(w) {
-			taken = append(taken, w)
+			buf[nt] = w
+			nt++
 		} else {
-			kept = append(kept, w)
+			nk++
+			buf[len(buf)-nk] = w
 		}
 		return true
 	})
-	if len(taken) == 0 {
-		return 0
-	}
-	// A fan-out usually takes every waiter: dropping the whole tree is
-	// O(1), deleting keys one by one would be O(n log n).
-	if len(kept) <= len(taken) {
-		c.waiters.Clear(false)
-		for _, w := range kept {
-			c.waiters.ReplaceOrInsert(w)
+	if nt > 0 {
+		// A fan-out usually takes every waiter: dropping the whole
+		// tree (its nodes go to waiterNodes for the re-polls) beats
+		// deleting keys one by one, O(n log n).
+		if nk <= nt {
+			c.waiters.Clear(true)
+			for _, w := range buf[len(buf)-nk:] {
+				c.waiters.ReplaceOrInsert(w)
+			}
+		} else {
+			for _, w := range buf[:nt] {
+				c.waiters.Delete(w)
+			}
 		}
-	} else {
-		for _, w := range taken {
-			c.waiters.Delete(w)
-		}
+		c.counters.Waiters.Add(int64(-nt))
 	}
-	c.counters.Waiters.Add(int64(-len(taken)))
-	return len(taken)
+	clear(buf[:nt])
+	clear(buf[len(buf)-nk:])
+	*sp = buf
+	scratch.Put(sp)
+	return nt
 }
+
+// scratch holds TakeWaiters' lists between calls, so a fan-out to
+// thousands of waiters allocates none (16 bytes per waiter otherwise).
+var scratch = sync.Pool{New: func() any { return new([]Waiter) }}
+
+// waiterNodes recycles the nodes of every channel's waiter tree: a
+// fan-out drops a whole tree and its re-polls build it again at once.
+// Shared, so a channel costs no free list of its own; bounded, so what it
+// holds (nodes of up to 2*btreeDegree-1 items) stays near 1.5 MiB.
+var waiterNodes = btree.NewFreeListG[Waiter](1024)
 
 // Maintenance is what Maintain did and found.
 type Maintenance struct {
