@@ -201,7 +201,11 @@ func (c *Conn[A]) Deliver(a A) {
 		c.pending = &r
 		c.mu.Unlock()
 	case csParked:
+		// The worker that writes the answer owns c from here: clear
+		// what answer would otherwise take c.mu again for (the
+		// Canceler is spent, and the worker serves from depth 0).
 		c.state = csBusy
+		c.cancel, c.depth = nil, 0
 		c.mu.Unlock()
 		c.p.parkedNow.Add(-1)
 		c.p.enqueueAnswer(c, a)
@@ -454,16 +458,16 @@ func (c *Conn[A]) event(events uint32, timedOut bool) {
 }
 
 // answer writes a delivered answer. The caller owns c; fresh says it
-// took c over from nobody (a worker with a delivered answer) rather than
-// answering on a stack that is already serving c (Park), which keeps
-// counting towards maxServeDepth.
+// took c over from Deliver (a worker with a delivered answer: Deliver
+// cleared cancel and depth as it made c busy, so no lock round trip is
+// needed here) rather than answering on a stack that is already serving
+// c (Park), which keeps counting towards maxServeDepth.
 func (c *Conn[A]) answer(a A, fresh bool) {
-	c.mu.Lock()
-	c.cancel = nil
-	if fresh {
-		c.depth = 0
+	if !fresh {
+		c.mu.Lock()
+		c.cancel = nil
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 	b, keep := c.p.h.Encode(c, a)
 	c.send(b, keep)
 }
@@ -756,51 +760,11 @@ func (c *Conn[A]) Close() {
 	c.closeLocked()
 }
 
-// writeFD writes as much of b as the socket takes now, without waiting.
-func writeFD(fd int, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := unix.Write(fd, b[n:])
-		if m > 0 {
-			n += m
-		}
-		switch {
-		case err == unix.EINTR:
-		case err == unix.EAGAIN:
-			return n, nil
-		case err != nil:
-			return n, err
-		case m == 0:
-			return n, nil
-		}
-	}
-	return n, nil
-}
-
 // errEOF: the client closed the connection.
 var errEOF = errors.New("evhttp: client closed the connection")
 
 // ErrNotTCP: only TCP connections can be parked.
 var ErrNotTCP = errors.New("evhttp: hijacked connection is not TCP")
-
-// readFD reads what the socket has now, without waiting. It returns 0, nil
-// when there was nothing after all.
-func readFD(fd int, b []byte) (int, error) {
-	for {
-		n, err := unix.Read(fd, b)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err == unix.EAGAIN:
-			return 0, nil
-		case err != nil:
-			return 0, err
-		case n == 0:
-			return 0, errEOF
-		}
-		return n, nil
-	}
-}
 
 // peerAddr formats the peer's address for Request.RemoteAddr and logs.
 func peerAddr(fd int) string {

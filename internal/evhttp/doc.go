@@ -51,6 +51,12 @@
 //     on the deliverer's goroutine. Everything else (reads, ServeFast,
 //     parks, drains, deadlines) runs on the poller goroutine as events come:
 //     none of it waits, and a hand-off per event would cost a wake-up.
+//     The poller first writes its share of the answers queued when it
+//     wakes, so a fan-out's answers go out before the re-polls they caused
+//     are served.
+//   - Socket reads and writes are raw system calls (fdio.go): the sockets
+//     are non-blocking, so no call waits and none needs the runtime's
+//     system-call bookkeeping; only epoll_wait does.
 //   - Streams (Conn.StartStream) cost the same between writes. The engine
 //     ends a stream on hang-up, write failure, backlog overflow, a socket
 //     that takes nothing for WriteTimeout, or Shutdown, and tells the
@@ -64,9 +70,9 @@
 // Engine.NewConn), and give ownership up (Reply, Park). Deliver and Close
 // may be called from any goroutine and never block. Handler methods must
 // not block: ServeFast runs on the engine's poller goroutine, Encode on its
-// workers, Batch on the goroutine that calls Deliver. A ServeFast that must
-// wait hands the connection to a goroutine of its own, which keeps
-// ownership until it calls Reply or Park.
+// workers and poller, Batch on the goroutine that calls Deliver. A
+// ServeFast that must wait hands the connection to a goroutine of its
+// own, which keeps ownership until it calls Reply or Park.
 //
 // Lock order (see also docs/locksordering.txt): Conn.mu -> deadlineMu,
 // Conn.mu -> registry.mu; qmu, registry.mu and lmu are otherwise taken

@@ -46,7 +46,7 @@ type Config struct {
 
 // Handler is what the engine serves fast-path requests with. Its methods
 // must not block: ServeFast runs on the engine's poller, Encode on its
-// workers, Batch on the goroutine that calls Conn.Deliver.
+// workers and poller, Batch on the goroutine that calls Conn.Deliver.
 type Handler[A any] interface {
 	// ServeFast serves a request whose head the engine fully validated.
 	// It owns c until it gives it up with c.Reply (an answer now) or
@@ -87,6 +87,8 @@ type Engine[A any] struct {
 	qcond *sync.Cond
 	queue ring[A]
 	qstop bool
+	// helping is answerFirst's batch, poller goroutine only.
+	helping []job[A]
 
 	// deadlineMu guards deadlines, the connections that have a deadline
 	// (idle, header or write stall). Leaf lock.
@@ -172,6 +174,7 @@ func (p *Engine[A]) Closing() bool { return p.closing.Load() }
 // workers write the answers of fan-outs, which come in bursts. Accepting
 // goes to a worker: an accept error waits for http.Server to take it.
 func (p *Engine[A]) events(evs []epoll.Event) {
+	p.answerFirst()
 	for _, e := range evs {
 		if e.Key == listenerKey {
 			p.enqueue(job[A]{kind: jobAccept})
@@ -181,6 +184,31 @@ func (p *Engine[A]) events(evs []epoll.Event) {
 			c.event(e.Events, false)
 		}
 	}
+}
+
+// answerFirst writes answers already queued before the poller serves its
+// events, sharing them with the workers. During a fan-out the events are
+// mostly the re-polls of subscribers just answered: serving one (a read,
+// ServeFast, a park) costs more than writing an answer, and on a poller
+// that competed with the workers for the cores it delayed the last
+// answers of the fan-out (the trip time's tail) to serve re-polls that
+// can wait. Bounded by the jobs queued when it starts: answers that keep
+// coming do not starve the events.
+func (p *Engine[A]) answerFirst() {
+	p.qmu.Lock()
+	budget := p.queue.len()
+	for budget > 0 && p.queue.len() > 0 {
+		n := min(budget, p.queue.len(), max(1, p.queue.len()/(runtime.GOMAXPROCS(0)+1)))
+		p.helping = p.queue.pop(p.helping[:0], n)
+		p.qmu.Unlock()
+		budget -= n
+		for i := range p.helping {
+			p.run(p.helping[i])
+			p.helping[i] = job[A]{}
+		}
+		p.qmu.Lock()
+	}
+	p.qmu.Unlock()
 }
 
 // enqueue queues one job; it never blocks on I/O.
