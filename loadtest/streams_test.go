@@ -68,6 +68,7 @@ func TestE2ECompareStreams(t *testing.T) {
 	rep, err := Compare(ctx, cfg)
 	require.NoError(t, err)
 	require.Len(t, rep.Results, len(cfg.Targets))
+	assert.Empty(t, rep.Verdicts, "issue 12's long-poll targets are not a stream's")
 	for _, r := range rep.Results {
 		require.Empty(t, r.Error, r.Target)
 		assert.Equal(t, int64(120), r.Received, r.Target)
