@@ -19,6 +19,20 @@ func startBenchServer(b *testing.B, model Model) *testServer {
 	return startServer(b, options{model: model})
 }
 
+// cachedPollConn starts a server of model with one message cached on
+// channel a and returns a kept-alive connection to it (closed with the
+// benchmark) and the request that reads that message at once.
+func cachedPollConn(b *testing.B, model Model) (net.Conn, []byte) {
+	ts := startBenchServer(b, model)
+	ts.publish(`{"channels":["a"],"data":"x"}`)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	return conn, []byte("GET /v1/subscribe?channels=a&since=0&timeout=0 HTTP/1.1\r\nHost: bench\r\n\r\n")
+}
+
 // BenchmarkSubscribePoll is one poll that is answered at once (a cached
 // message) on a kept-alive connection: in the event model the engine's
 // fast path, the hottest path there is. Allocations are the whole
@@ -27,15 +41,8 @@ func startBenchServer(b *testing.B, model Model) *testServer {
 func BenchmarkSubscribePoll(b *testing.B) {
 	for _, model := range models {
 		b.Run(string(model), func(b *testing.B) {
-			ts := startBenchServer(b, model)
-			ts.publish(`{"channels":["a"],"data":"x"}`)
-			conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer conn.Close()
+			conn, req := cachedPollConn(b, model)
 			br := bufio.NewReader(conn)
-			req := []byte("GET /v1/subscribe?channels=a&since=0&timeout=0 HTTP/1.1\r\nHost: bench\r\n\r\n")
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
@@ -63,14 +70,7 @@ func BenchmarkSubscribePoll(b *testing.B) {
 func BenchmarkSubscribePollRaw(b *testing.B) {
 	for _, model := range models {
 		b.Run(string(model), func(b *testing.B) {
-			ts := startBenchServer(b, model)
-			ts.publish(`{"channels":["a"],"data":"x"}`)
-			conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer conn.Close()
-			req := []byte("GET /v1/subscribe?channels=a&since=0&timeout=0 HTTP/1.1\r\nHost: bench\r\n\r\n")
+			conn, req := cachedPollConn(b, model)
 			buf := make([]byte, 4096)
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -279,11 +279,7 @@ type Canceler interface{ Cancel() bool }
 func (c *Conn[A]) Park(cancel Canceler) {
 	c.mu.Lock()
 	c.cancel = cancel
-	if c.pending != nil {
-		a := *c.pending
-		c.pending = nil
-		c.mu.Unlock()
-		c.answer(a, false) // still the owner
+	if c.answerPendingLocked() {
 		return
 	}
 	if c.closeReq {
@@ -315,6 +311,20 @@ func (c *Conn[A]) Park(cancel Canceler) {
 	c.p.parkedNow.Add(1)
 }
 
+// answerPendingLocked writes an answer Deliver kept in pending while c
+// was busy, and reports whether there was one. The caller owns c and
+// holds c.mu, which is released if there was one.
+func (c *Conn[A]) answerPendingLocked() bool {
+	if c.pending == nil {
+		return false
+	}
+	a := *c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	c.answer(a, false) // still the owner
+	return true
+}
+
 // cancelAndClose withdraws the parked request and closes c, owned by the
 // caller; if the answer is already on its way, Deliver takes over and
 // writes it (then the write fails or the connection carries on).
@@ -326,11 +336,7 @@ func (c *Conn[A]) cancelAndClose() {
 		return
 	}
 	c.mu.Lock()
-	if c.pending != nil {
-		a := *c.pending
-		c.pending = nil
-		c.mu.Unlock()
-		c.answer(a, false) // still the owner
+	if c.answerPendingLocked() {
 		return
 	}
 	c.setDeadlineLocked(0)

@@ -69,23 +69,6 @@ func (c *Conn[A]) Reply([]byte, bool)                               {}
 func (c *Conn[A]) Close()                                           {}
 func (c *Conn[A]) RemoteAddr() string                               { return "" }
 
-// StreamEnd says why the engine ended a stream; see the Linux
-// implementation.
-type StreamEnd uint8
-
-// Why a stream ended.
-const (
-	StreamGone StreamEnd = iota
-	StreamSlow
-	StreamShutdown
-)
-
-// StreamEnder is a Canceler told why its stream ended.
-type StreamEnder interface {
-	Canceler
-	StreamEnded(why StreamEnd)
-}
-
 // Stream is unavailable on this platform.
 type Stream[A any] struct{}
 
